@@ -1,0 +1,382 @@
+"""Aligning a MIDI file to a recording of it.
+
+Task
+----
+``align(midi, audio)`` finds, for every moment of the MIDI, the moment of the recording where it is
+played, and returns an :class:`Alignment`: the warping path, time maps both ways, a confidence,
+and the MIDI warped into the recording's timeline.
+
+Pipeline: features of both sides (:mod:`engine.features`; cached by file content) → cosine cost
+→ multiscale DTW with additive penalty and gully (:mod:`engine.dtw`) → note-onset refinement
+(:mod:`engine.refine`) → time maps in seconds.
+
+Measured on one synthetic pair (Bach chorale, tempo curve ±10 %, other soundfont, mp3): chroma-only
+DTW + onset refinement 8 ms mean onset error; onsets inside the DTW cost made it worse (30-50 ms),
+and features straight from the piano roll were worse than synthesizing (35-50 ms). See
+docs/BENCHMARKS.md for the full benchmark.
+
+Conventions
+-----------
+- All times are seconds. "MIDI time" is the time of the original MIDI as pretty_midi computes it
+  from its tempo map; "audio time" is the time in the recording.
+- Confidence (Raffel & Ellis 2016; the Lakh MIDI dataset's score): ``1 - mean cost on the path /
+  mean cost of the distance submatrix the path spans``, clipped to [0, 1]. Unrelated pairs score
+  near 0, a good alignment near 1. The submatrix mean is estimated from random cells, so no full
+  matrix is ever built.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine import cache, dtw, features, media
+from engine.errors import AlignmentError, MidiError
+
+
+class Cancelled(Exception):
+    """Raised by :func:`align` when its ``cancel`` callback returns True."""
+
+
+@dataclass
+class AlignParams:
+    """Parameters of the alignment; every field is part of the cache key of what it affects."""
+
+    sr: int = 22050
+    hop_length: int = 256                 # 11.6 ms frames at 22 050 Hz
+    midi_features: str = "synth"          # "synth" (FluidSynth, most accurate) or "pianoroll" (no synthesis, fast)
+    soundfont: str | None = None          # for midi_features="synth"
+    chroma_weight: float = 1.0
+    onset_weight: float = 0.0             # onsets in the DTW cost; 0 = chroma-only DTW (onsets still refine)
+    penalty_scale: float = 1.0            # non-diagonal step penalty = scale × median cost
+    gully: float = 0.1                    # fraction that may be left out at either end
+    radius_frames: int = 24               # band half-width at each finer level of the multiscale DTW
+    max_coarse_frames: int = 1500
+    refine_onsets: bool = True            # snap note onsets to the recording's onsets after DTW
+
+    def feature_params(self) -> dict:
+        keys = ("sr", "hop_length", "chroma_weight", "onset_weight")
+        return {k: getattr(self, k) for k in keys}
+
+
+@dataclass
+class Alignment:
+    """The result of aligning a MIDI to a recording (see docs/ARCHITECTURE.md)."""
+
+    path_midi_s: np.ndarray
+    path_audio_s: np.ndarray
+    confidence: float
+    midi_duration_s: float
+    audio_duration_s: float
+    midi: object                                   # pretty_midi.PrettyMIDI, the original
+    midi_path: str | None = None
+    audio_path: str | None = None
+    params: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+    cache_hits: dict = field(default_factory=dict)
+    cost_preview: np.ndarray | None = None         # (n_midi, n_audio) downsampled cost matrix
+    cost_preview_midi_s: np.ndarray | None = None
+    cost_preview_audio_s: np.ndarray | None = None
+    spectrogram: tuple | None = None               # (S_db, bin_midi_pitches, times_s) if asked for
+    anchor_midi_s: np.ndarray | None = None        # note-onset anchors from the refinement
+    anchor_audio_s: np.ndarray | None = None
+
+    def __post_init__(self):
+        x, y = _monotone_knots(self.path_midi_s, self.path_audio_s)
+        if self.anchor_midi_s is not None and len(self.anchor_midi_s) >= 2:
+            # Inside the anchors' span the note-level anchors rule; outside it, the DTW path.
+            lo, hi = self.anchor_midi_s[0], self.anchor_midi_s[-1]
+            outside = (x < lo) | (x > hi)
+            order = np.argsort(np.concatenate([x[outside], self.anchor_midi_s]), kind="stable")
+            x = np.concatenate([x[outside], self.anchor_midi_s])[order]
+            y = np.concatenate([y[outside], self.anchor_audio_s])[order]
+            x, y = _monotone_knots(x, y)
+        self._m2a = (x, y)
+        self._a2m = _monotone_knots(y, x)
+
+    # -- time maps ----------------------------------------------------------------------------
+    def midi_to_audio(self, t_midi_s):
+        """Audio time of MIDI time(s) ``t_midi_s`` (linear extrapolation past the path's ends)."""
+        return _interp_extrap(t_midi_s, *self._m2a)
+
+    def audio_to_midi(self, t_audio_s):
+        """MIDI time of audio time(s) ``t_audio_s``."""
+        return _interp_extrap(t_audio_s, *self._a2m)
+
+    def local_tempo_ratio(self, smooth_s: float = 1.0):
+        """Local slope d(MIDI time)/d(audio time) along the path, smoothed over ``smooth_s``.
+
+        Returns
+        -------
+        audio_times_s, ratio : np.ndarray
+            > 1 means the recording plays faster than the MIDI's own tempo.
+        """
+        step = max(smooth_s / 4, 0.05)
+        t = np.arange(self.path_audio_s[0], self.path_audio_s[-1] + step, step)
+        m = self.audio_to_midi(t)
+        half = max(1, int(round(smooth_s / step / 2)))
+        ratio = np.empty_like(t)
+        for k in range(len(t)):
+            a, b = max(0, k - half), min(len(t) - 1, k + half)
+            ratio[k] = (m[b] - m[a]) / max(t[b] - t[a], 1e-9)
+        return t, ratio
+
+    # -- warped MIDI --------------------------------------------------------------------------
+    def warped_midi(self):
+        """A copy of the MIDI with every note, control change and pitch bend in audio time."""
+        warped = copy.deepcopy(self.midi)
+        for inst in warped.instruments:
+            if inst.notes:
+                starts = self.midi_to_audio(np.array([n.start for n in inst.notes]))
+                ends = self.midi_to_audio(np.array([n.end for n in inst.notes]))
+                for n, s, e in zip(inst.notes, starts, ends):
+                    n.start, n.end = max(0.0, float(s)), max(float(e), max(0.0, float(s)) + 1e-3)
+            for ev in inst.control_changes + inst.pitch_bends:
+                ev.time = max(0.0, float(self.midi_to_audio(ev.time)))
+        return warped
+
+    def tempo_map_knots(self, max_error_s: float = 0.01):
+        """The warp simplified to a few linear pieces (within ``max_error_s`` of the full map)."""
+        x, y = self._m2a
+        keep = _simplify_polyline(x, y, max_error_s)
+        return x[keep], y[keep]
+
+    def write_warped_midi(self, path, max_error_s: float = 0.01) -> int:
+        """Write the MIDI in audio time: the original ticks, a new simplified tempo map.
+
+        Every event keeps its tick (bars and beats stay musical); only the tempo events change,
+        so that tick time lands on audio time. Returns the number of tempo events written.
+        """
+        from engine.midi_tempo import write_with_warp
+
+        if self.midi_path is None:
+            raise MidiError(None, "the warped MIDI can only be written when the alignment was made from a file")
+        knots = self.tempo_map_knots(max_error_s)
+        return write_with_warp(self.midi_path, path, knots, self.midi_to_audio)
+
+    # -- export -------------------------------------------------------------------------------
+    def to_json(self) -> dict:
+        return {
+            "midi": self.midi_path,
+            "audio": self.audio_path,
+            "confidence": round(float(self.confidence), 6),
+            "midi_duration_s": round(self.midi_duration_s, 4),
+            "audio_duration_s": round(self.audio_duration_s, 4),
+            "path": [[round(float(m), 4), round(float(a), 4)] for m, a in zip(self.path_midi_s, self.path_audio_s)],
+            "params": self.params,
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
+    def path_csv(self) -> str:
+        """The path as CSV text: ``midi_s,audio_s`` per row."""
+        rows = ["midi_s,audio_s"] + [f"{m:.4f},{a:.4f}" for m, a in zip(self.path_midi_s, self.path_audio_s)]
+        return "\n".join(rows) + "\n"
+
+
+def _monotone_knots(x, y):
+    """Knots (x strictly increasing, y non-decreasing) through a warping path: mean y per x."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    ux, inv = np.unique(x, return_inverse=True)
+    uy = np.bincount(inv, weights=y) / np.bincount(inv)
+    uy = np.maximum.accumulate(uy)
+    if len(ux) == 1:
+        ux, uy = np.array([ux[0], ux[0] + 1.0]), np.array([uy[0], uy[0] + 1.0])
+    return ux, uy
+
+
+def _interp_extrap(t, xp, fp):
+    scalar = np.ndim(t) == 0
+    t = np.asarray(t, dtype=np.float64)
+    slope = (fp[-1] - fp[0]) / max(xp[-1] - xp[0], 1e-9)
+    out = np.interp(t, xp, fp)
+    out = np.where(t < xp[0], fp[0] + (t - xp[0]) * slope, out)
+    out = np.where(t > xp[-1], fp[-1] + (t - xp[-1]) * slope, out)
+    return float(out) if scalar else out
+
+
+def _simplify_polyline(x, y, tol):
+    """Indices of the points Douglas–Peucker keeps (vertical error ≤ tol), iteratively."""
+    keep = np.zeros(len(x), dtype=bool)
+    keep[0] = keep[-1] = True
+    stack = [(0, len(x) - 1)]
+    while stack:
+        a, b = stack.pop()
+        if b - a < 2:
+            continue
+        seg = y[a] + (y[b] - y[a]) * (x[a + 1:b] - x[a]) / max(x[b] - x[a], 1e-12)
+        err = np.abs(y[a + 1:b] - seg)
+        k = int(np.argmax(err))
+        if err[k] > tol:
+            mid = a + 1 + k
+            keep[mid] = True
+            stack += [(a, mid), (mid, b)]
+    return np.nonzero(keep)[0]
+
+
+# ---- features with caching -------------------------------------------------------------------
+
+def _audio_feature_arrays(audio_path, params: AlignParams, want_display: bool):
+    h = cache.file_hash(audio_path)
+    y = None
+
+    def decode():
+        nonlocal y
+        if y is None:
+            y = media.load_audio(audio_path, sr=params.sr)
+        return y
+
+    def compute():
+        yy = decode()
+        F, O = features.audio_features(yy, params.sr, params.hop_length, chroma_weight=params.chroma_weight,
+                                       onset_weight=params.onset_weight, return_onset_strength=True)
+        return {"features": F, "onset_strength": O, "duration_s": np.array(len(yy) / params.sr)}
+
+    arrays, hit = cache.cached("audio_features/v2", h, params.feature_params(), compute)
+    display = None
+    if want_display:
+        disp, _ = cache.cached("display_spectrogram/v1", h, {"sr": params.sr}, lambda: dict(zip(
+            ("S_db", "pitches", "times"), features.spectrogram_for_display(decode(), params.sr))))
+        display = (disp["S_db"], disp["pitches"], disp["times"])
+    return arrays["features"], arrays["onset_strength"], float(arrays["duration_s"]), display, hit
+
+
+def _midi_feature_arrays(midi, midi_path, params: AlignParams):
+    if params.midi_features not in ("pianoroll", "synth"):
+        raise ValueError(f"unknown midi_features {params.midi_features!r}")
+    fp = dict(params.feature_params(), mode=params.midi_features)
+    if params.midi_features == "synth":
+        fp["soundfont"] = str(media.find_soundfont(params.soundfont))
+
+    def compute():
+        if params.midi_features == "synth":
+            y = media.synthesize(midi, sr=params.sr, soundfont=params.soundfont)
+            F = features.audio_features(y, params.sr, params.hop_length, chroma_weight=params.chroma_weight,
+                                        onset_weight=params.onset_weight)
+        else:
+            F = features.midi_features(midi, params.sr, params.hop_length, chroma_weight=params.chroma_weight,
+                                       onset_weight=params.onset_weight)
+        return {"features": F}
+
+    if midi_path is None:
+        return compute()["features"], False
+    arrays, hit = cache.cached("midi_features/v1", cache.file_hash(midi_path), fp, compute)
+    return arrays["features"], hit
+
+
+def cost_preview(A, B, weight_sum, max_frames=600):
+    """A downsampled cost matrix for display, and the frame index each row/column starts at."""
+    fa = max(1, int(np.ceil(len(A) / max_frames)))
+    fb = max(1, int(np.ceil(len(B) / max_frames)))
+    a = dtw.pool_features(A, fa, features.BLOCK_SIZES) if fa > 1 else A
+    b = dtw.pool_features(B, fb, features.BLOCK_SIZES) if fb > 1 else B
+    return (weight_sum - a @ b.T).astype(np.float32), np.arange(len(a)) * fa, np.arange(len(b)) * fb
+
+
+# ---- the aligner ------------------------------------------------------------------------------
+
+def align(midi, audio, params: AlignParams | None = None, progress=None, cancel=None, display: bool = False) -> Alignment:
+    """Align a MIDI file to a recording.
+
+    Parameters
+    ----------
+    midi : str or Path or pretty_midi.PrettyMIDI
+        The MIDI (a path enables caching and :meth:`Alignment.write_warped_midi`).
+    audio : str or Path
+        The recording (wav, flac, ogg, mp3).
+    params : AlignParams, optional
+    progress : callable(fraction, message), optional
+        Called at each stage (from the calling thread).
+    cancel : callable() -> bool, optional
+        Polled between stages; when it returns True, :class:`Cancelled` is raised.
+    display : bool
+        Also compute the display spectrogram (``Alignment.spectrogram``).
+
+    Returns
+    -------
+    Alignment
+
+    Raises
+    ------
+    MidiError, AudioError, SoundfontError
+        For bad input, naming the file.
+    Cancelled
+    """
+    params = params or AlignParams()
+    report = progress or (lambda fraction, message: None)
+    t0 = time.perf_counter()
+    timings, hits = {}, {}
+
+    def checkpoint(fraction, message):
+        if cancel is not None and cancel():
+            raise Cancelled()
+        report(fraction, message)
+
+    checkpoint(0.0, "reading MIDI")
+    midi_path = None
+    if isinstance(midi, (str, Path)):
+        midi_path = str(midi)
+        midi = media.load_midi(midi_path)
+    audio_path = str(audio)
+    checkpoint(0.05, "analysing the recording")
+    t = time.perf_counter()
+    B, onset_strength, audio_dur, spectrogram, hits["audio"] = _audio_feature_arrays(audio_path, params, display)
+    timings["audio_features_s"] = time.perf_counter() - t
+    checkpoint(0.45, "analysing the MIDI" + (" (synthesizing)" if params.midi_features == "synth" else ""))
+    t = time.perf_counter()
+    A, hits["midi"] = _midi_feature_arrays(midi, midi_path, params)
+    timings["midi_features_s"] = time.perf_counter() - t
+    if len(A) < 2 or len(B) < 2:
+        raise AlignmentError(audio_path if len(B) < 2 else midi_path, "too short to align")
+
+    checkpoint(0.6, "aligning")
+    t = time.perf_counter()
+    weight_sum = params.chroma_weight + params.onset_weight
+    rng = np.random.default_rng(0)
+    sample = dtw.sampled_costs(A, B, rng.integers(0, len(A), 20000), rng.integers(0, len(B), 20000), weight_sum)
+    median_cost = float(np.median(sample))
+    try:
+        pi, pj, _, band_cells = dtw.dtw_multiscale(
+            A, B, features.BLOCK_SIZES, penalty=params.penalty_scale * median_cost, skip_cost=median_cost,
+            gully=params.gully, radius=params.radius_frames, max_coarse_frames=params.max_coarse_frames,
+            cancel=cancel)
+    except InterruptedError:
+        raise Cancelled() from None
+    timings["dtw_s"] = time.perf_counter() - t
+
+    frame_s = params.hop_length / params.sr
+    anchors = (None, None)
+    if params.refine_onsets:
+        from engine import refine
+
+        dtw_map = _monotone_knots(pi * frame_s, pj * frame_s)
+        g_times, g_weights = refine.onset_groups(midi)
+        predicted = _interp_extrap(g_times, *dtw_map)
+        inside = (predicted >= 0) & (predicted <= audio_dur) & (g_times >= dtw_map[0][0]) & (g_times <= dtw_map[0][-1])
+        if inside.sum() >= 2:
+            refined, _ = refine.refine_onsets(g_times[inside], g_weights[inside], predicted[inside], onset_strength,
+                                              1.0 / frame_s)
+            anchors = (g_times[inside], refined)
+    timings["refine_s"] = time.perf_counter() - t - timings["dtw_s"]
+
+    checkpoint(0.9, "scoring")
+    on_path = dtw.path_costs(A, B, pi, pj, weight_sum)
+    rows = rng.integers(pi[0], pi[-1] + 1, 20000)
+    cols = rng.integers(pj[0], pj[-1] + 1, 20000)
+    sub_mean = float(np.mean(dtw.sampled_costs(A, B, rows, cols, weight_sum)))
+    confidence = float(np.clip(1.0 - on_path.mean() / max(sub_mean, 1e-9), 0.0, 1.0))
+    preview, prev_rows, prev_cols = cost_preview(A, B, weight_sum)
+    timings["total_s"] = time.perf_counter() - t0
+    report(1.0, "done")
+    return Alignment(
+        path_midi_s=pi * frame_s, path_audio_s=pj * frame_s, confidence=confidence,
+        midi_duration_s=float(midi.get_end_time()), audio_duration_s=audio_dur, midi=midi,
+        midi_path=midi_path, audio_path=audio_path,
+        params=dict(asdict(params), median_cost=median_cost, band_cells=band_cells, frames=[len(A), len(B)]),
+        timings=timings, cache_hits=hits, cost_preview=preview,
+        cost_preview_midi_s=prev_rows * frame_s, cost_preview_audio_s=prev_cols * frame_s,
+        spectrogram=spectrogram, anchor_midi_s=anchors[0], anchor_audio_s=anchors[1],
+    )

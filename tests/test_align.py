@@ -1,0 +1,130 @@
+"""engine.align end to end on generated pairs rendered with another soundfont."""
+from __future__ import annotations
+
+import mido
+import numpy as np
+import pretty_midi
+import pytest
+
+from engine import media
+from engine.align import AlignParams, Cancelled, align
+from engine.errors import AudioError, MidiError
+from tests.midi_fixtures import TIMGM, render_warped, write_rich_midi
+
+
+def true_warp(t):
+    t = np.asarray(t, dtype=float)
+    return 1.12 * t + 0.25 * np.sin(t / 2.5) + 0.4
+
+
+PARAMS = AlignParams(soundfont=TIMGM)
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pair")
+    midi_path = write_rich_midi(d / "piece.mid", seed=3)
+    midi = media.load_midi(midi_path)
+    audio_path = render_warped(midi, true_warp, d / "recording.wav")
+    return midi_path, audio_path, midi
+
+
+def onset_errors(result, midi, warp=true_warp, offset=0.0):
+    onsets = np.array([n.start for inst in midi.instruments for n in inst.notes if not inst.is_drum])
+    return np.abs(result.midi_to_audio(onsets) - (warp(onsets) - offset))
+
+
+def test_alignment_lands_notes_on_the_recording(pair):
+    midi_path, audio_path, midi = pair
+    result = align(midi_path, audio_path, PARAMS)
+    err = onset_errors(result, midi)
+    assert np.mean(np.minimum(err, 0.5)) < 0.03, np.percentile(err, [50, 90, 99])
+    assert np.mean(err < 0.05) > 0.9
+    assert 0.3 < result.confidence <= 1.0
+    # the maps are each other's inverse along the piece
+    t = np.linspace(1, midi.get_end_time() - 1, 50)
+    assert np.max(np.abs(result.audio_to_midi(result.midi_to_audio(t)) - t)) < 0.05
+    # the local tempo ratio reflects the warp's slope (MIDI time per audio time ≈ 1 / 1.12 ± 10 %)
+    _, ratio = result.local_tempo_ratio()
+    assert 0.75 < np.median(ratio) < 1.0
+
+
+def test_mismatched_pair_scores_lower(pair, tmp_path):
+    midi_path, audio_path, _ = pair
+    other = write_rich_midi(tmp_path / "other.mid", seed=11)
+    good = align(midi_path, audio_path, PARAMS).confidence
+    bad = align(other, audio_path, PARAMS).confidence
+    assert good - bad > 0.25
+
+
+def test_cropped_recording_aligns_inside_the_gully(pair, tmp_path):
+    midi_path, _, midi = pair
+    crop = 0.08 * true_warp(midi.get_end_time())
+    cropped = render_warped(midi, true_warp, tmp_path / "cropped.wav", crop_start_s=crop)
+    result = align(midi_path, cropped, PARAMS)
+    onsets = np.array([n.start for inst in midi.instruments for n in inst.notes if not inst.is_drum])
+    inside = true_warp(onsets) - crop > 0.5
+    err = np.abs(result.midi_to_audio(onsets[inside]) - (true_warp(onsets[inside]) - crop))
+    assert np.median(err) < 0.03 and np.mean(np.minimum(err, 0.5)) < 0.06
+
+
+def test_second_alignment_uses_the_cache(pair):
+    midi_path, audio_path, _ = pair
+    align(midi_path, audio_path, PARAMS)
+    again = align(midi_path, audio_path, PARAMS)
+    assert again.cache_hits == {"audio": True, "midi": True}
+
+
+def test_warped_midi_keeps_every_event_with_a_small_tempo_map(pair, tmp_path):
+    midi_path, audio_path, midi = pair
+    result = align(midi_path, audio_path, PARAMS)
+    out = tmp_path / "aligned.mid"
+    n_tempo = result.write_warped_midi(out)
+    assert 1 <= n_tempo <= 60
+    written = pretty_midi.PrettyMIDI(str(out))
+    original_notes = sorted((n.pitch, n.start) for i in midi.instruments for n in i.notes)
+    written_notes = sorted((n.pitch, n.start) for i in written.instruments for n in i.notes)
+    assert len(written_notes) == len(original_notes)
+    expected = {p: [] for p, _ in original_notes}
+    for p, s in original_notes:
+        expected[p].append(float(result.midi_to_audio(s)))
+    got = {p: [] for p, _ in written_notes}
+    for p, s in written_notes:
+        got[p].append(s)
+    worst = max(np.max(np.abs(np.sort(got[p]) - np.sort(expected[p]))) for p in expected)
+    assert worst < 0.02  # within the tempo map's simplification tolerance
+    src_msgs = [m.type for t in mido.MidiFile(midi_path).tracks for m in t if m.type in ("control_change", "pitchwheel", "program_change")]
+    out_msgs = [m.type for t in mido.MidiFile(out).tracks for m in t if m.type in ("control_change", "pitchwheel", "program_change")]
+    assert sorted(src_msgs) == sorted(out_msgs)
+    # and the in-memory warped copy agrees with the map
+    warped = result.warped_midi()
+    first = min(n.start for i in warped.instruments for n in i.notes)
+    assert first == pytest.approx(float(result.midi_to_audio(min(s for _, s in original_notes))), abs=1e-6)
+
+
+def test_progress_and_cancel(pair):
+    midi_path, audio_path, _ = pair
+    seen = []
+    align(midi_path, audio_path, PARAMS, progress=lambda f, msg: seen.append(f))
+    assert seen[0] == 0.0 and seen[-1] == 1.0 and seen == sorted(seen)
+    calls = []
+    with pytest.raises(Cancelled):
+        align(midi_path, audio_path, PARAMS, cancel=lambda: calls.append(1) or len(calls) > 2)
+
+
+def test_pianoroll_mode_also_aligns(pair):
+    midi_path, audio_path, midi = pair
+    result = align(midi_path, audio_path, AlignParams(midi_features="pianoroll"))
+    assert np.median(onset_errors(result, midi)) < 0.05
+
+
+def test_bad_inputs_raise_named_errors(pair, tmp_path):
+    midi_path, audio_path, _ = pair
+    bad_audio = tmp_path / "bad.mp3"
+    bad_audio.write_bytes(b"\x00" * 1000)
+    with pytest.raises(AudioError, match="bad.mp3"):
+        align(midi_path, bad_audio, PARAMS)
+    bad_midi = tmp_path / "bad.mid"
+    bad_midi.write_text("hello")
+    with pytest.raises(MidiError, match="bad.mid"):
+        align(bad_midi, audio_path, PARAMS)
