@@ -71,7 +71,9 @@ stamp=".venv/.installed-$(cat pyproject.toml | sha1sum | cut -c1-12)-${extras//,
 if [ ! -f "$stamp" ]; then
   echo "earworm: installing the package into .venv (extras: $extras)"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-  .venv/bin/python -m pip install -q -e ".[${extras}]"
+  # pip's own notices (e.g. about the machine's configured package indexes) are noise here.
+  .venv/bin/python -m pip install -q -e ".[${extras}]" 2>&1 | grep -vE "^WARNING: Location|BuildBackendWarning|^\s*(!!|\*+|corresp|with strategy|Please|By 20|See https|name as your|\*\*\*)" || true
+  .venv/bin/python -c "import engine, gui" 2>/dev/null || { echo "earworm: installing the package failed (see above)" >&2; exit 1; }
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
