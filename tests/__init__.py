@@ -1,0 +1,1 @@
+"""Tests of Earworm Studio (pytest); tests/benchmarks/ holds the benchmarks (`make bench`)."""
