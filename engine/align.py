@@ -46,11 +46,10 @@ class AlignParams:
     """Parameters of the alignment; every field is part of the cache key of what it affects."""
 
     sr: int = 22050
-    hop_length: int = 256                 # 11.6 ms frames at 22 050 Hz
+    hop_length: int = 1024                # DTW (chroma) frames: 46 ms at 22 050 Hz
+    onset_hop_length: int = 256           # refinement (onset) frames: 11.6 ms
     midi_features: str = "synth"          # "synth" (FluidSynth, most accurate) or "pianoroll" (no synthesis, fast)
     soundfont: str | None = None          # for midi_features="synth"
-    chroma_weight: float = 1.0
-    onset_weight: float = 0.0             # onsets in the DTW cost; 0 = chroma-only DTW (onsets still refine)
     penalty_scale: float = 1.0            # non-diagonal step penalty = scale × median cost
     gully: float = 0.1                    # fraction that may be left out at either end
     radius_frames: int = 24               # band half-width at each finer level of the multiscale DTW
@@ -58,7 +57,7 @@ class AlignParams:
     refine_onsets: bool = True            # snap note onsets to the recording's onsets after DTW
 
     def feature_params(self) -> dict:
-        keys = ("sr", "hop_length", "chroma_weight", "onset_weight")
+        keys = ("sr", "hop_length", "onset_hop_length")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -219,52 +218,41 @@ def _simplify_polyline(x, y, tol):
 
 # ---- features with caching -------------------------------------------------------------------
 
-def _audio_feature_arrays(audio_path, params: AlignParams, want_display: bool):
-    h = cache.file_hash(audio_path)
-    y = None
+DISPLAY_HOP_LENGTH = 512
 
-    def decode():
-        nonlocal y
-        if y is None:
-            y = media.load_audio(audio_path, sr=params.sr)
-        return y
 
+def _recording_arrays(audio_path, params: AlignParams, want_display: bool):
+    """Chroma, onset strength (and the display spectrogram) of a recording, cached by content."""
     def compute():
-        yy = decode()
-        F, O = features.audio_features(yy, params.sr, params.hop_length, chroma_weight=params.chroma_weight,
-                                       onset_weight=params.onset_weight, return_onset_strength=True)
-        return {"features": F, "onset_strength": O, "duration_s": np.array(len(yy) / params.sr)}
+        y = media.load_audio(audio_path, sr=params.sr)
+        arrays = features.analyse_recording(y, params.sr, params.hop_length, params.onset_hop_length,
+                                            display_hop_length=DISPLAY_HOP_LENGTH if want_display else None)
+        arrays["duration_s"] = np.array(len(y) / params.sr)
+        return arrays
 
-    arrays, hit = cache.cached("audio_features/v2", h, params.feature_params(), compute)
-    display = None
-    if want_display:
-        disp, _ = cache.cached("display_spectrogram/v1", h, {"sr": params.sr}, lambda: dict(zip(
-            ("S_db", "pitches", "times"), features.spectrogram_for_display(decode(), params.sr))))
-        display = (disp["S_db"], disp["pitches"], disp["times"])
-    return arrays["features"], arrays["onset_strength"], float(arrays["duration_s"]), display, hit
+    key_params = dict(params.feature_params(), display=want_display)
+    arrays, hit = cache.cached("recording/v3", cache.file_hash(audio_path), key_params, compute)
+    return arrays, hit
 
 
-def _midi_feature_arrays(midi, midi_path, params: AlignParams):
+def _midi_chroma(midi, midi_path, params: AlignParams):
+    """Chroma of the MIDI (synthesized or from the piano roll), cached by content."""
     if params.midi_features not in ("pianoroll", "synth"):
         raise ValueError(f"unknown midi_features {params.midi_features!r}")
-    fp = dict(params.feature_params(), mode=params.midi_features)
+    key_params = dict(sr=params.sr, hop_length=params.hop_length, mode=params.midi_features)
     if params.midi_features == "synth":
-        fp["soundfont"] = str(media.find_soundfont(params.soundfont))
+        key_params["soundfont"] = str(media.find_soundfont(params.soundfont))
 
     def compute():
         if params.midi_features == "synth":
             y = media.synthesize(midi, sr=params.sr, soundfont=params.soundfont)
-            F = features.audio_features(y, params.sr, params.hop_length, chroma_weight=params.chroma_weight,
-                                        onset_weight=params.onset_weight)
-        else:
-            F = features.midi_features(midi, params.sr, params.hop_length, chroma_weight=params.chroma_weight,
-                                       onset_weight=params.onset_weight)
-        return {"features": F}
+            return {"chroma": features.audio_chroma(y, params.sr, params.hop_length)}
+        return {"chroma": features.midi_chroma(midi, params.sr, params.hop_length)}
 
     if midi_path is None:
-        return compute()["features"], False
-    arrays, hit = cache.cached("midi_features/v1", cache.file_hash(midi_path), fp, compute)
-    return arrays["features"], hit
+        return compute()["chroma"], False
+    arrays, hit = cache.cached("midi_chroma/v3", cache.file_hash(midi_path), key_params, compute)
+    return arrays["chroma"], hit
 
 
 def cost_preview(A, B, weight_sum, max_frames=600):
@@ -323,18 +311,21 @@ def align(midi, audio, params: AlignParams | None = None, progress=None, cancel=
     audio_path = str(audio)
     checkpoint(0.05, "analysing the recording")
     t = time.perf_counter()
-    B, onset_strength, audio_dur, spectrogram, hits["audio"] = _audio_feature_arrays(audio_path, params, display)
+    recording, hits["audio"] = _recording_arrays(audio_path, params, display)
+    B, onset_strength, audio_dur = recording["chroma"], recording["onset_strength"], float(recording["duration_s"])
+    spectrogram = ((recording["display_db"], recording["display_pitches"], recording["display_times_s"])
+                   if display else None)
     timings["audio_features_s"] = time.perf_counter() - t
     checkpoint(0.45, "analysing the MIDI" + (" (synthesizing)" if params.midi_features == "synth" else ""))
     t = time.perf_counter()
-    A, hits["midi"] = _midi_feature_arrays(midi, midi_path, params)
+    A, hits["midi"] = _midi_chroma(midi, midi_path, params)
     timings["midi_features_s"] = time.perf_counter() - t
     if len(A) < 2 or len(B) < 2:
         raise AlignmentError(audio_path if len(B) < 2 else midi_path, "too short to align")
 
     checkpoint(0.6, "aligning")
     t = time.perf_counter()
-    weight_sum = params.chroma_weight + params.onset_weight
+    weight_sum = 1.0  # cosine distance of unit chroma vectors
     rng = np.random.default_rng(0)
     sample = dtw.sampled_costs(A, B, rng.integers(0, len(A), 20000), rng.integers(0, len(B), 20000), weight_sum)
     median_cost = float(np.median(sample))
@@ -358,7 +349,7 @@ def align(midi, audio, params: AlignParams | None = None, progress=None, cancel=
         inside = (predicted >= 0) & (predicted <= audio_dur) & (g_times >= dtw_map[0][0]) & (g_times <= dtw_map[0][-1])
         if inside.sum() >= 2:
             refined, _ = refine.refine_onsets(g_times[inside], g_weights[inside], predicted[inside], onset_strength,
-                                              1.0 / frame_s)
+                                              params.sr / params.onset_hop_length)
             anchors = (g_times[inside], refined)
     timings["refine_s"] = time.perf_counter() - t - timings["dtw_s"]
 

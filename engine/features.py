@@ -4,30 +4,31 @@ Task
 ----
 Turn a recording and a MIDI file into sequences of frames that can be compared frame by frame:
 
-- **chroma** (12 pitch classes, log-compressed, L2-normalised): harmony, robust to timbre;
-- **onsets** (12 pitch classes, decaying, L2-normalised, with a "no onset" dimension): where notes
-  begin, which pins the path down to a frame (the idea of Sync Toolbox's DLNCO features).
+- **chroma** (12 pitch classes, log-compressed, L2-normalised) of both sides: harmony, robust to
+  timbre. This is what DTW compares.
+- **onset strength per pitch class** of the recording: where notes begin. The note-level
+  refinement (:mod:`engine.refine`) snaps MIDI onsets to it, which is where precision comes from.
 
-For MIDI there are two ways to the same features: straight from the piano roll (no synthesis: fast,
-``midi_features="pianoroll"``) or by synthesizing it with FluidSynth and analysing the audio like
-the recording (``"synth"``, the classic recipe of pretty_midi's align_midi).
+For MIDI there are two ways to its chroma: synthesize it with FluidSynth and analyse the audio like
+the recording (``midi_features="synth"``, the classic recipe of pretty_midi's align_midi), or
+compute it straight from the piano roll (``"pianoroll"``: no synthesis, fast, less accurate).
 
 Conventions
 -----------
 - ``sr`` in Hz, ``hop_length`` in samples; frame ``k`` is centred at ``k * hop_length / sr``
   seconds for audio and MIDI alike.
-- A feature matrix has shape (n_frames, 25): columns 0-11 chroma × sqrt(chroma_weight), columns
-  12-24 onsets × sqrt(onset_weight) (the last onset column is the "no onset" dimension), so that
-  ``weight_sum - A @ B.T`` is the weighted sum of the two cosine distances.
-- The STFT runs in blocks of frames, so memory stays flat for long recordings.
+- A chroma matrix has shape (n_frames, 12), rows of unit length, so ``1 - A @ B.T`` is the cosine
+  distance.
+- The STFT runs in blocks of frames, so memory stays flat for long recordings. One STFT (4096-point
+  at 22 050 Hz, 1/3-semitone bins) serves both the display spectrogram and the chroma.
 """
 from __future__ import annotations
 
 import numpy as np
 
 N_CHROMA = 12
-N_ONSET = 13  # 12 pitch classes + a "no onset" dimension
-BLOCK_SIZES = (N_CHROMA, N_ONSET)
+N_ONSET = 13  # onset feature width of the online follower (engine.follow_features): 12 classes + "none"
+BLOCK_SIZES = (N_CHROMA,)
 DISPLAY_MIDI_LO, DISPLAY_MIDI_HI = 21, 108  # the piano's keys, A0..C8
 
 
@@ -102,26 +103,6 @@ def _finish_chroma(C, gamma=100.0):
     return _normalise_rows(C)
 
 
-def _finish_onsets(O, fps, decay_s=0.06):
-    """Smooth onset impulses with a short decaying tail (DLNCO-like), add "no onset", normalise.
-
-    ``O`` is (n_frames, 12): onset strength per pitch class; a 13th column, a small constant,
-    so that frames without onsets match each other.
-    """
-    O = np.minimum(O / max(float(O.max()), 1e-9), 1.0)
-    k = max(1, int(round(4 * decay_s * fps)))
-    kernel = np.exp(-np.arange(k) / (decay_s * fps)).astype(np.float32)
-    smoothed = np.empty_like(O)
-    for c in range(O.shape[1]):
-        smoothed[:, c] = np.convolve(O[:, c], kernel)[: O.shape[0]]
-    out = np.concatenate([smoothed, np.full((O.shape[0], 1), 0.1, dtype=np.float32)], axis=1)
-    return _normalise_rows(out)
-
-
-def _assemble(chroma, onsets, chroma_weight, onset_weight):
-    return np.concatenate([chroma * np.sqrt(chroma_weight), onsets * np.sqrt(onset_weight)], axis=1).astype(np.float32)
-
-
 def onset_strength_by_pitch_class(y, sr, hop_length, n_fft=1024, local_s=1.0):
     """Onset strength per pitch class: rises of log energy per semitone, locally normalised.
 
@@ -145,13 +126,6 @@ def onset_strength_by_pitch_class(y, sr, hop_length, n_fft=1024, local_s=1.0):
     return (O / np.maximum(peak, 1e-3 * max(float(O.max()), 1e-9))).astype(np.float32)
 
 
-def _peaks(O, threshold=0.15):
-    """Keep only local maxima in time above ``threshold``: sparse onset impulses like the MIDI's."""
-    prev = np.vstack([O[:1], O[:-1]])
-    nxt = np.vstack([O[1:], O[-1:]])
-    return np.where((O >= prev) & (O > nxt) & (O > threshold), O, 0.0).astype(np.float32)
-
-
 def _moving(X, width, reducer):
     """Centred moving ``reducer`` (np.mean or np.max) over ``width`` frames, per column."""
     from scipy.ndimage import maximum_filter1d, uniform_filter1d
@@ -161,66 +135,82 @@ def _moving(X, width, reducer):
     return uniform_filter1d(X, size=width, axis=0, mode="nearest")
 
 
-def audio_features(y, sr, hop_length, n_fft_chroma=4096, n_fft_onset=1024, chroma_weight=1.0, onset_weight=1.0,
-                   return_onset_strength=False):
-    """Chroma + onset features of a recording.
+def audio_chroma(y, sr, hop_length, n_fft=4096):
+    """Chroma of a recording at ``hop_length`` (see the module conventions).
+
+    Folded from the same 1/3-semitone bins as the display spectrogram, so that the chroma is the
+    same whether or not :func:`analyse_recording` also made the display.
+    """
+    E = pitch_energy(y, sr, hop_length, n_fft, DISPLAY_MIDI_LO, DISPLAY_MIDI_HI, 3)
+    return _finish_chroma(_fold_chroma(E, DISPLAY_MIDI_LO, 3))
+
+
+def analyse_recording(y, sr, hop_length, onset_hop_length, n_fft=4096, n_fft_onset=1024, display_hop_length=None):
+    """Everything alignment (and the window) needs of a recording, sharing STFT work.
+
+    Parameters
+    ----------
+    y : np.ndarray
+    sr : int
+    hop_length : int
+        Hop of the chroma (the DTW frames).
+    onset_hop_length : int
+        Hop of the onset strength (the refinement's frames; finer).
+    display_hop_length : int, optional
+        Also return the display spectrogram at this hop. When ``hop_length`` is a multiple of it,
+        the chroma is folded from the same STFT instead of a second one.
 
     Returns
     -------
-    F : np.ndarray, float32, shape (n_frames, 25)
-        See the module conventions.
-    O : np.ndarray, float32, shape (n_frames, 12)
-        Only if ``return_onset_strength``: :func:`onset_strength_by_pitch_class`.
+    dict with ``chroma`` (n, 12), ``onset_strength`` (n_onset, 12) and, if asked for,
+    ``display_db`` (n_bins, n_display), ``display_pitches`` (n_bins,), ``display_times_s``.
     """
-    E = pitch_energy(y, sr, hop_length, n_fft_chroma, 24, 107)
-    chroma = _finish_chroma(_fold_chroma(E, 24))
-    O = onset_strength_by_pitch_class(y, sr, hop_length, n_fft_onset)
-    onsets = _finish_onsets(_peaks(O), sr / hop_length)
-    n = min(len(chroma), len(onsets))
-    F = _assemble(chroma[:n], onsets[:n], chroma_weight, onset_weight)
-    return (F, O[:n]) if return_onset_strength else F
+    out = {"onset_strength": onset_strength_by_pitch_class(y, sr, onset_hop_length, n_fft_onset)}
+    if display_hop_length and hop_length % display_hop_length == 0:
+        bps = 3
+        E = pitch_energy(y, sr, display_hop_length, n_fft, DISPLAY_MIDI_LO, DISPLAY_MIDI_HI, bps)
+        out.update(zip(("display_db", "display_pitches", "display_times_s"),
+                       _display_from_energy(E, sr, display_hop_length, bps)))
+        out["chroma"] = _finish_chroma(_fold_chroma(E[:: hop_length // display_hop_length], DISPLAY_MIDI_LO, bps))
+        return out
+    out["chroma"] = audio_chroma(y, sr, hop_length, n_fft)
+    if display_hop_length:
+        out.update(zip(("display_db", "display_pitches", "display_times_s"),
+                       spectrogram_for_display(y, sr, display_hop_length, n_fft)))
+    return out
 
 
-def midi_features(midi, sr, hop_length, n_frames=None, chroma_weight=1.0, onset_weight=1.0, release_s=0.15,
-                  n_fft_chroma=4096):
-    """Chroma + onset features straight from a MIDI's notes (no synthesis).
+def midi_chroma(midi, sr, hop_length, n_frames=None, release_s=0.15, n_fft=4096):
+    """Chroma straight from a MIDI's notes (no synthesis).
 
     Each pitched note adds its velocity to its pitch class from onset to offset (+ ``release_s``),
     with a gentle decay, plus weaker energy on the classes of its 3rd and 5th harmonics (what a
-    chroma of real audio also sees); its onset adds an impulse. Drum notes add onsets to every
-    group at a lower weight and no chroma.
+    chroma of real audio also sees). Drums add nothing. The result is smeared by the same Hann
+    window the recording's chroma is seen through, so both rise at the same frame.
 
     Returns
     -------
-    F : np.ndarray, float32, shape (n_frames, 25)
+    C : np.ndarray, float32, shape (n_frames, 12)
     """
     fps = sr / hop_length
     if n_frames is None:
         n_frames = int(np.ceil((midi.get_end_time() + release_s) * fps)) + 1
     chroma = np.zeros((n_frames, 12), dtype=np.float32)
-    onset_pc = np.zeros((n_frames, 12), dtype=np.float32)
     harmonics = ((0, 1.0), (7, 0.25), (4, 0.1))  # fundamental (+octaves), 3rd, 5th harmonic
     for inst in midi.instruments:
+        if inst.is_drum:
+            continue
         for note in inst.notes:
             f0 = int(round(note.start * fps))
             if f0 >= n_frames:
                 continue
-            v = note.velocity / 127.0
-            if inst.is_drum:
-                onset_pc[f0, :] += 0.3 * v
-                continue
-            onset_pc[f0, note.pitch % 12] += v
             f1 = min(n_frames, max(f0 + 1, int(round((note.end + release_s) * fps))))
-            envelope = v * np.maximum(np.exp(-np.arange(f1 - f0) / (1.5 * fps)), 0.3)
+            envelope = note.velocity / 127.0 * np.maximum(np.exp(-np.arange(f1 - f0) / (1.5 * fps)), 0.3)
             for shift, gain in harmonics:
                 chroma[f0:f1, (note.pitch + shift) % 12] += gain * envelope
-    # The recording's chroma is seen through a Hann window of n_fft_chroma samples centred on each
-    # frame, so it rises ~half a window before an onset; smear the MIDI's the same way.
-    win = np.hanning(max(3, int(n_fft_chroma / hop_length)) + 2)[1:-1]
+    win = np.hanning(max(1, int(n_fft / hop_length)) + 2)[1:-1]
     chroma = np.apply_along_axis(lambda c: np.convolve(c, win / win.sum(), mode="same"), 0, chroma)
-    chroma = _finish_chroma(chroma)
-    onsets = _finish_onsets(onset_pc, fps)
-    return _assemble(chroma, onsets, chroma_weight, onset_weight)
+    return _finish_chroma(chroma)
 
 
 def spectrogram_for_display(y, sr, hop_length=512, n_fft=4096, bins_per_semitone=3, top_db=80.0):
@@ -248,6 +238,10 @@ def spectrogram_for_display(y, sr, hop_length=512, n_fft=4096, bins_per_semitone
     times_s : np.ndarray, shape (n_frames,)
     """
     E = pitch_energy(y, sr, hop_length, n_fft, DISPLAY_MIDI_LO, DISPLAY_MIDI_HI, bins_per_semitone)
+    return _display_from_energy(E, sr, hop_length, bins_per_semitone, top_db)
+
+
+def _display_from_energy(E, sr, hop_length, bins_per_semitone, top_db=80.0):
     power = np.maximum(E, 1e-10) ** 2
     S_db = 10 * np.log10(power / power.max())
     S_db = np.maximum(S_db, -top_db).astype(np.float32).T

@@ -77,35 +77,38 @@ def refine_onsets(group_times_s, pitch_class_weights, predicted_audio_s, O, fps,
     """
     n_frames = O.shape[0]
     radius = int(np.ceil(search_s * fps))
-    refined = np.asarray(predicted_audio_s, dtype=np.float64).copy()
+    predicted = np.asarray(predicted_audio_s, dtype=np.float64)
+    refined = predicted.copy()
     strength = np.full(len(refined), 0.05)
     snapped = np.zeros(len(refined), dtype=bool)
-    broadband = O.mean(axis=1)
-    for g, (p, w) in enumerate(zip(predicted_audio_s, pitch_class_weights)):
-        centre = p * fps + 0.5
-        k0, k1 = int(np.floor(centre)) - radius, int(np.ceil(centre)) + radius + 1
-        if k1 <= 1 or k0 >= n_frames - 1:
-            continue
-        k0, k1 = max(k0, 1), min(k1, n_frames - 1)
-        total = w.sum()
-        if total <= 0:
-            continue
-        ks = np.arange(k0, k1)
-        score = 0.8 * (O[k0:k1] @ w) / total + 0.2 * broadband[k0:k1]
-        weighted = score * np.exp(-0.5 * ((ks - centre) / (prior_s * fps)) ** 2)
-        best = int(np.argmax(weighted))
-        if score[best] < min_strength:
-            continue
-        # Parabolic interpolation of the peak for sub-frame precision.
-        offset = 0.0
-        if 0 < best < len(weighted) - 1:
-            a, b, c = weighted[best - 1], weighted[best], weighted[best + 1]
-            denom = a - 2 * b + c
-            if denom < 0:
-                offset = float(np.clip(0.5 * (a - c) / denom, -0.5, 0.5))
-        refined[g] = (ks[best] + offset - 0.5) / fps
-        strength[g] = score[best]
-        snapped[g] = True
+    totals = pitch_class_weights.sum(axis=1)
+    if len(refined) == 0:
+        return refined, snapped
+    # All groups at once: a (n_groups, window) grid of frames around each prediction.
+    centre = predicted * fps + 0.5
+    ks = np.round(centre).astype(np.int64)[:, None] + np.arange(-radius, radius + 1)[None, :]
+    valid = (ks >= 1) & (ks < n_frames - 1)
+    ks_clipped = np.clip(ks, 0, n_frames - 1)
+    weights = pitch_class_weights / np.maximum(totals, 1e-9)[:, None]
+    score = 0.8 * np.einsum("gwc,gc->gw", O[ks_clipped], weights) + 0.2 * O.mean(axis=1)[ks_clipped]
+    score = np.where(valid, score, 0.0)
+    prior = np.exp(-0.5 * ((ks - centre[:, None]) / (prior_s * fps)) ** 2)
+    weighted = score * prior
+    best = np.argmax(weighted, axis=1)
+    rows = np.arange(len(best))
+    best_score = score[rows, best]
+    ok = (best_score >= min_strength) & (totals > 0) & valid.any(axis=1)
+    # Parabolic interpolation of each peak for sub-frame precision.
+    inner = (best > 0) & (best < weighted.shape[1] - 1)
+    a = weighted[rows, np.maximum(best - 1, 0)]
+    b = weighted[rows, best]
+    c = weighted[rows, np.minimum(best + 1, weighted.shape[1] - 1)]
+    denom = a - 2 * b + c
+    with np.errstate(divide="ignore", invalid="ignore"):
+        offset = np.where(inner & (denom < 0), np.clip(0.5 * (a - c) / denom, -0.5, 0.5), 0.0)
+    refined[ok] = (ks[rows, best][ok] + offset[ok] - 0.5) / fps
+    strength[ok] = best_score[ok]
+    snapped[ok] = True
     if len(refined) > 1:
         from sklearn.isotonic import IsotonicRegression
 
