@@ -117,11 +117,9 @@ class Alignment:
         t = np.arange(self.path_audio_s[0], self.path_audio_s[-1] + step, step)
         m = self.audio_to_midi(t)
         half = max(1, int(round(smooth_s / step / 2)))
-        ratio = np.empty_like(t)
-        for k in range(len(t)):
-            a, b = max(0, k - half), min(len(t) - 1, k + half)
-            ratio[k] = (m[b] - m[a]) / max(t[b] - t[a], 1e-9)
-        return t, ratio
+        k = np.arange(len(t))
+        a, b = np.maximum(k - half, 0), np.minimum(k + half, len(t) - 1)
+        return t, (m[b] - m[a]) / np.maximum(t[b] - t[a], 1e-9)
 
     # -- warped MIDI --------------------------------------------------------------------------
     def warped_midi(self):
@@ -309,6 +307,7 @@ def align(midi, audio, params: AlignParams | None = None, progress=None, cancel=
         midi_path = str(midi)
         midi = media.load_midi(midi_path)
     audio_path = str(audio)
+    media.audio_duration(audio_path)  # validate (named error) before the cache hashes the file
     checkpoint(0.05, "analysing the recording")
     t = time.perf_counter()
     recording, hits["audio"] = _recording_arrays(audio_path, params, display)
@@ -325,6 +324,36 @@ def align(midi, audio, params: AlignParams | None = None, progress=None, cancel=
 
     checkpoint(0.6, "aligning")
     t = time.perf_counter()
+    solve = lambda: _solve(A, B, onset_strength, midi, audio_dur, params, cancel, checkpoint)
+    if midi_path is not None:
+        # The whole result is cached too, keyed by both files' content and every parameter.
+        key_params = dict(asdict(params), midi=cache.file_hash(midi_path), version=SOLVER_VERSION)
+        solved, hits["alignment"] = cache.cached("alignment/v1", cache.file_hash(audio_path), key_params, solve)
+    else:
+        solved, hits["alignment"] = solve(), False
+    timings["align_s"] = time.perf_counter() - t
+    frame_s = params.hop_length / params.sr
+    anchors = (solved["anchor_midi_s"], solved["anchor_audio_s"]) if len(solved["anchor_midi_s"]) >= 2 else (None, None)
+    timings["total_s"] = time.perf_counter() - t0
+    report(1.0, "done")
+    pi, pj = solved["path_i"], solved["path_j"]
+    return Alignment(
+        path_midi_s=pi * frame_s, path_audio_s=pj * frame_s, confidence=float(solved["confidence"]),
+        midi_duration_s=float(midi.get_end_time()), audio_duration_s=audio_dur, midi=midi,
+        midi_path=midi_path, audio_path=audio_path,
+        params=dict(asdict(params), median_cost=float(solved["median_cost"]), band_cells=int(solved["band_cells"]),
+                    frames=[len(A), len(B)]),
+        timings=timings, cache_hits=hits, cost_preview=solved["preview"],
+        cost_preview_midi_s=solved["preview_rows"] * frame_s, cost_preview_audio_s=solved["preview_cols"] * frame_s,
+        spectrogram=spectrogram, anchor_midi_s=anchors[0], anchor_audio_s=anchors[1],
+    )
+
+
+SOLVER_VERSION = 1  # bump when _solve's results change, so cached alignments are recomputed
+
+
+def _solve(A, B, onset_strength, midi, audio_dur, params: AlignParams, cancel, checkpoint) -> dict:
+    """DTW, onset refinement and confidence for feature sequences A (MIDI) and B (recording)."""
     weight_sum = 1.0  # cosine distance of unit chroma vectors
     rng = np.random.default_rng(0)
     sample = dtw.sampled_costs(A, B, rng.integers(0, len(A), 20000), rng.integers(0, len(B), 20000), weight_sum)
@@ -336,10 +365,10 @@ def align(midi, audio, params: AlignParams | None = None, progress=None, cancel=
             cancel=cancel)
     except InterruptedError:
         raise Cancelled() from None
-    timings["dtw_s"] = time.perf_counter() - t
 
+    checkpoint(0.8, "placing notes")
     frame_s = params.hop_length / params.sr
-    anchors = (None, None)
+    anchors = (np.zeros(0), np.zeros(0))
     if params.refine_onsets:
         from engine import refine
 
@@ -351,23 +380,16 @@ def align(midi, audio, params: AlignParams | None = None, progress=None, cancel=
             refined, _ = refine.refine_onsets(g_times[inside], g_weights[inside], predicted[inside], onset_strength,
                                               params.sr / params.onset_hop_length)
             anchors = (g_times[inside], refined)
-    timings["refine_s"] = time.perf_counter() - t - timings["dtw_s"]
 
     checkpoint(0.9, "scoring")
     on_path = dtw.path_costs(A, B, pi, pj, weight_sum)
     rows = rng.integers(pi[0], pi[-1] + 1, 20000)
     cols = rng.integers(pj[0], pj[-1] + 1, 20000)
     sub_mean = float(np.mean(dtw.sampled_costs(A, B, rows, cols, weight_sum)))
-    confidence = float(np.clip(1.0 - on_path.mean() / max(sub_mean, 1e-9), 0.0, 1.0))
     preview, prev_rows, prev_cols = cost_preview(A, B, weight_sum)
-    timings["total_s"] = time.perf_counter() - t0
-    report(1.0, "done")
-    return Alignment(
-        path_midi_s=pi * frame_s, path_audio_s=pj * frame_s, confidence=confidence,
-        midi_duration_s=float(midi.get_end_time()), audio_duration_s=audio_dur, midi=midi,
-        midi_path=midi_path, audio_path=audio_path,
-        params=dict(asdict(params), median_cost=median_cost, band_cells=band_cells, frames=[len(A), len(B)]),
-        timings=timings, cache_hits=hits, cost_preview=preview,
-        cost_preview_midi_s=prev_rows * frame_s, cost_preview_audio_s=prev_cols * frame_s,
-        spectrogram=spectrogram, anchor_midi_s=anchors[0], anchor_audio_s=anchors[1],
-    )
+    return {
+        "path_i": pi, "path_j": pj, "anchor_midi_s": anchors[0], "anchor_audio_s": anchors[1],
+        "confidence": np.array(np.clip(1.0 - on_path.mean() / max(sub_mean, 1e-9), 0.0, 1.0)),
+        "median_cost": np.array(median_cost), "band_cells": np.array(band_cells),
+        "preview": preview, "preview_rows": prev_rows, "preview_cols": prev_cols,
+    }

@@ -40,7 +40,7 @@ def _cost(A, B, i, j, w):
     return w - s
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # nogil: callers on worker threads keep the GUI thread running
 def _dtw_band(A, B, lo, hi, w, penalty, skip_cost, gully_n, gully_m):
     """Accumulated cost and back-pointers inside the band; returns the best end cell."""
     n, m = A.shape[0], B.shape[0]
@@ -93,7 +93,7 @@ def _dtw_band(A, B, lo, hi, w, penalty, skip_cost, gully_n, gully_m):
     return D, P, offsets, end_i, end_j, best_end
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _backtrack(P, offsets, lo, end_i, end_j):
     path_i = np.empty(end_i + end_j + 2, dtype=np.int64)
     path_j = np.empty(end_i + end_j + 2, dtype=np.int64)
@@ -115,7 +115,7 @@ def _backtrack(P, offsets, lo, end_i, end_j):
     return path_i[:k][::-1].copy(), path_j[:k][::-1].copy()
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, nogil=True)
 def path_costs(A, B, path_i, path_j, w):
     """Cost ``C[i, j]`` of each cell on a path."""
     out = np.empty(path_i.shape[0], dtype=np.float64)
@@ -124,7 +124,7 @@ def path_costs(A, B, path_i, path_j, w):
     return out
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, nogil=True)
 def sampled_costs(A, B, rows, cols, w):
     """Cost of the cells (rows[k], cols[k]): a cheap estimate of the cost matrix's statistics."""
     out = np.empty(rows.shape[0], dtype=np.float64)

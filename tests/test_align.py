@@ -70,9 +70,11 @@ def test_cropped_recording_aligns_inside_the_gully(pair, tmp_path):
 
 def test_second_alignment_uses_the_cache(pair):
     midi_path, audio_path, _ = pair
-    align(midi_path, audio_path, PARAMS)
+    first = align(midi_path, audio_path, PARAMS)
     again = align(midi_path, audio_path, PARAMS)
-    assert again.cache_hits == {"audio": True, "midi": True}
+    assert again.cache_hits == {"audio": True, "midi": True, "alignment": True}
+    assert again.confidence == first.confidence
+    assert np.array_equal(again.anchor_audio_s, first.anchor_audio_s)
 
 
 def test_warped_midi_keeps_every_event_with_a_small_tempo_map(pair, tmp_path):
@@ -124,6 +126,8 @@ def test_bad_inputs_raise_named_errors(pair, tmp_path):
     bad_audio.write_bytes(b"\x00" * 1000)
     with pytest.raises(AudioError, match="bad.mp3"):
         align(midi_path, bad_audio, PARAMS)
+    with pytest.raises(AudioError, match="not found"):
+        align(midi_path, tmp_path / "missing.wav", PARAMS)
     bad_midi = tmp_path / "bad.mid"
     bad_midi.write_text("hello")
     with pytest.raises(MidiError, match="bad.mid"):
