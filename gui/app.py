@@ -1,0 +1,165 @@
+"""The window's entry point: ``earworm gui [MIDI] [AUDIO] [--screenshot PNG]`` and bare ``earworm``.
+
+Task
+----
+Create the Qt application (dark Fusion style), open the main window on the given files — or on
+the bundled demo pair (resources/demo/) when none are given — and run the event loop.
+
+With ``screenshot``: render offscreen (``QT_QPA_PLATFORM=offscreen`` unless the caller set a
+platform), wait until the alignment is drawn, save the window as a PNG and exit 0. Bad input in that
+mode prints ``error: <file>: <reason>`` to stderr and exits 1 (no dialog, no traceback); the
+user's recent-files list is left alone.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEMO_DIR = REPO_ROOT / "resources" / "demo"
+SCREENSHOT_SIZE = (1600, 1000)
+SCREENSHOT_TIMEOUT_S = float(os.environ.get("EARWORM_SCREENSHOT_TIMEOUT_S", "600"))
+
+
+def demo_pair() -> tuple[str, str] | None:
+    """The bundled demo (MIDI, recording), or None if resources/demo/ is missing."""
+    from gui.pipeline import classify_paths
+
+    if not DEMO_DIR.is_dir():
+        return None
+    preferred = [DEMO_DIR / "demo.mid", DEMO_DIR / "demo.mp3"]
+    if all(p.is_file() for p in preferred):
+        return str(preferred[0]), str(preferred[1])
+    midi, audio, _ = classify_paths(sorted(str(p) for p in DEMO_DIR.iterdir() if p.is_file()))
+    return (midi, audio) if midi and audio else None
+
+
+def apply_style(app) -> None:
+    """Fusion with a dark palette, plus gui/style.qss when present."""
+    from PySide6.QtGui import QColor, QPalette
+
+    app.setStyle("Fusion")
+    palette = QPalette()
+    colours = {
+        QPalette.ColorRole.Window: "#25262b", QPalette.ColorRole.WindowText: "#e4e5ea",
+        QPalette.ColorRole.Base: "#1b1c20", QPalette.ColorRole.AlternateBase: "#2b2c32",
+        QPalette.ColorRole.Text: "#e4e5ea", QPalette.ColorRole.Button: "#2f3037",
+        QPalette.ColorRole.ButtonText: "#e4e5ea", QPalette.ColorRole.Highlight: "#3d7bd9",
+        QPalette.ColorRole.HighlightedText: "#ffffff", QPalette.ColorRole.ToolTipBase: "#2f3037",
+        QPalette.ColorRole.ToolTipText: "#e4e5ea", QPalette.ColorRole.PlaceholderText: "#8a8c96",
+    }
+    for role, colour in colours.items():
+        palette.setColor(role, QColor(colour))
+    palette.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text, QColor("#6b6d76"))
+    palette.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText, QColor("#6b6d76"))
+    palette.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.WindowText, QColor("#6b6d76"))
+    app.setPalette(palette)
+    qss = Path(__file__).with_name("style.qss")
+    if qss.is_file():
+        app.setStyleSheet(qss.read_text())
+
+
+def make_application(argv=None):
+    """The QApplication (created once per process)."""
+    os.environ.setdefault("QT_API", "pyside6")
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(list(argv) if argv else [sys.argv[0] if sys.argv else "earworm"])
+        app.setApplicationName("Earworm Studio")
+        app.setOrganizationName("Earworm")
+        apply_style(app)
+    return app
+
+
+def _error(path, reason: str) -> int:
+    print(f"error: {path}: {reason}" if path else f"error: {reason}", file=sys.stderr)
+    return 1
+
+
+def run_app(midi=None, audio=None, screenshot=None, project=None) -> int:
+    """Open the window; see the module docstring. Returns the process exit code."""
+    if screenshot:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from gui.pipeline import classify_paths
+
+    given = [str(p) for p in (midi, audio) if p]
+    midi_path, audio_path, unknown = classify_paths(given)
+    if not given:
+        demo = demo_pair()
+        if demo is not None:
+            midi_path, audio_path = demo
+        elif screenshot:
+            return _error(DEMO_DIR, "the bundled demo pair is missing; give a MIDI and an audio file")
+    if screenshot:
+        if unknown:
+            return _error(unknown[0], "not a MIDI or audio file (unknown file type)")
+        if not midi_path or not audio_path:
+            return _error(given[0] if given else None, "--screenshot needs both a MIDI and an audio file")
+        return _run_screenshot(midi_path, audio_path, screenshot)
+
+    app = make_application()
+    from gui.main_window import MainWindow
+
+    window = MainWindow()
+    window.project_path = project
+    geometry = window.settings.value("geometry")
+    if geometry is not None:
+        window.restoreGeometry(geometry)
+    window.show()
+    # -- issue 5: the project panels (library, match labels, paces) over --project or the default project
+    from gui.panels.project_panels import install_project_panels
+
+    install_project_panels(window, project)
+    # -- end issue 5
+    if given or midi_path:
+        window.open_files([p for p in (midi_path, audio_path, *unknown) if p])
+    return int(app.exec())
+
+
+def _run_screenshot(midi_path: str, audio_path: str, png_path: str) -> int:
+    from PySide6.QtCore import QSettings, QTimer
+
+    app = make_application()
+    from gui.main_window import MainWindow
+
+    with tempfile.TemporaryDirectory(prefix="earworm-screenshot-") as tmp:
+        settings = QSettings(str(Path(tmp) / "gui.ini"), QSettings.Format.IniFormat)
+        window = MainWindow(settings=settings, dialogs=False)
+        window.resize(*SCREENSHOT_SIZE)
+        window.show()
+        outcome = {"rc": 1}
+
+        def save(_pair) -> None:
+            app.processEvents()
+            out = Path(png_path)
+            if not out.parent.is_dir():
+                outcome["rc"] = _error(png_path, "folder does not exist")
+            elif not window.grab().save(str(out), "PNG"):
+                outcome["rc"] = _error(png_path, "could not write the image")
+            else:
+                outcome["rc"] = 0
+            app.exit(outcome["rc"])
+
+        def fail(exc) -> None:
+            path, reason = getattr(exc, "path", None), getattr(exc, "reason", str(exc))
+            outcome["rc"] = _error(path, reason)
+            app.exit(1)
+
+        def timeout() -> None:
+            outcome["rc"] = _error(None, f"timed out after {SCREENSHOT_TIMEOUT_S:.0f} s waiting for the alignment")
+            window.runner.cancel_all()
+            app.exit(1)
+
+        window.pair_drawn.connect(lambda pair: QTimer.singleShot(100, lambda: save(pair)))
+        window.load_failed.connect(fail)
+        QTimer.singleShot(int(SCREENSHOT_TIMEOUT_S * 1000), timeout)
+        QTimer.singleShot(0, lambda: window.open_pair(midi_path, audio_path))
+        app.exec()
+        window.runner.cancel_all()
+        window.runner.wait(10.0)
+        window.close()
+        return outcome["rc"]

@@ -1,0 +1,91 @@
+"""Docking the project panels (library, match labels, paces) into the main window, wired together.
+
+Task
+----
+:func:`install_project_panels` opens a project (the given file or the default one in the user
+data dir), builds the three panels over one shared :class:`LabelSession`, docks them with
+``window.add_panel`` and connects them: a MIDI activated in the library is shown in the match
+panel, a recording in the pace panel; "open pair" opens it in the main views; a timer polls the
+project for changes made by another window or process.
+
+Conventions
+-----------
+If the project cannot be opened (locked, newer version, not a project), the window still opens:
+the error is shown as a dialog and no panels are added. The returned :class:`ProjectPanels` keeps
+the objects alive and closes the project when the window is destroyed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import Qt, QTimer
+
+from engine.errors import EarwormError
+from engine.store import Project
+from gui.panels.label_models import LabelSession, LibraryModel, MatchLabelModel, PaceModel
+from gui.panels.labels import MatchLabelPanel, PaceLabelPanel
+from gui.panels.library import LibraryPanel
+from gui.panels.panel_common import show_error
+
+POLL_INTERVAL_MS = 2000
+
+
+@dataclass
+class ProjectPanels:
+    project: Project
+    session: LabelSession
+    library: LibraryPanel
+    match: MatchLabelPanel
+    paces: PaceLabelPanel
+    poll_timer: QTimer
+
+
+def install_project_panels(window, project_path=None) -> ProjectPanels | None:
+    """Open the project and dock its panels into ``window`` (a :class:`gui.main_window.MainWindow`)."""
+    try:
+        project = Project(project_path)
+    except EarwormError as exc:
+        show_error(window, exc, "Could not open the project")
+        return None
+    session = LabelSession(project)
+    library = LibraryPanel(LibraryModel(session), runner=window.runner)
+    match = MatchLabelPanel(MatchLabelModel(session), runner=window.runner)
+    paces = PaceLabelPanel(PaceModel(session))
+    right = Qt.DockWidgetArea.RightDockWidgetArea
+    window.add_panel(library, "Library", right)  # tabbed on one side: the views keep their width
+    window.add_panel(match, "Match labels", right)
+    window.add_panel(paces, "Paces", right)
+    window.tabifyDockWidget(window.panels["Library"], window.panels["Match labels"])
+    window.tabifyDockWidget(window.panels["Match labels"], window.panels["Paces"])
+    window.panels["Library"].raise_()
+
+    def show_midi(midi_id: int) -> None:
+        window.panels["Match labels"].show()
+        window.panels["Match labels"].raise_()
+        match.select_midi(midi_id)
+        match.candidate_table.setFocus()
+
+    def show_audio(audio_id: int) -> None:
+        window.panels["Paces"].show()
+        window.panels["Paces"].raise_()
+        paces.select_file(audio_id)
+        paces.pace_list.setFocus()
+
+    library.midi_activated.connect(show_midi)
+    library.audio_activated.connect(show_audio)
+    match.pair_opened.connect(window.open_pair)
+    paces.file_opened.connect(lambda path: window.open_files([path]))
+
+    def poll() -> None:
+        try:
+            session.poll()
+        except EarwormError:
+            pass  # a busy project is polled again at the next tick
+
+    timer = QTimer(window, interval=POLL_INTERVAL_MS)
+    timer.timeout.connect(poll)
+    timer.start()
+    window.destroyed.connect(lambda *_: project.close())
+    panels = ProjectPanels(project, session, library, match, paces, timer)
+    window.project_panels = panels
+    return panels

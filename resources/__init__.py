@@ -1,0 +1,1 @@
+"""Bundled resources (the demo pair) and the scripts that make them."""
