@@ -1,0 +1,285 @@
+"""Train the pace-compatibility CNN, export it to ONNX, evaluate it on held-out songs.
+
+``python -m models.pace.train`` (after ``python -m models.pace.data``) writes
+
+- ``models/pace.onnx`` — the classifier, with ``metadata_props`` feature_version = pace-v1;
+- ``models/pace.weights.npz`` — the PyTorch state as arrays (tests rebuild the torch model);
+- ``models/pace.fixture.npz`` — fixed inputs and the PyTorch outputs on them (a torch-free test
+  checks onnxruntime reproduces them);
+- ``models/pace/metrics.json`` — held-out metrics (:mod:`models.pace.evaluate`) and timings;
+- ``models/MODEL_CARD_pace.md`` — rendered from the metrics by :mod:`models.pace.card`.
+
+Recipe: every epoch draws, per training song, its tempogram candidates plus its implied paces
+(jittered ±3 %), confusable neighbours (×2/3, ×3/4, ×4/3, ×3/2 of a pace, ≥ 8 % from any pace)
+and two random tempi (≥ 8 % from any pace), each as one clip at a random start (so a random
+beat phase), with the song's periodicity vector (30 % of the time the vector of a random 25 s
+segment instead, as the live strip computes it). Loss: binary cross-entropy on [compatible, is-the-beat] (the second weighted 0.5),
+AdamW, one-cycle learning rate. Validation (10 % of the training songs) picks the epoch.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from engine import pace as engine_pace
+from engine import tempo
+from models.pace import data as pace_data
+from models.pace.evaluate import CONFUSABLE_RATIOS, metrical_candidate_set, paces_in_range, summarize
+
+MODELS_DIR = Path(__file__).resolve().parents[1]
+CONFIG = {"widths": (16, 24, 32), "periodicity_width": 48, "feature_version": engine_pace.FEATURE_VERSION,
+          "dropout": 0.1, "head_dropout": 0.3, "epochs": 20, "batch_size": 128, "lr": 3e-3, "weight_decay": 1e-3, "beat_loss_weight": 0.5, "seed": 0, "threads": 2,
+          "inputs": ("energy", "flux", "periodicity"), "local_profile_fraction": 0.3, "val_fraction": 0.1}
+
+
+def select_inputs(clips: np.ndarray, periodicity: np.ndarray, inputs) -> tuple[np.ndarray, np.ndarray]:
+    """Ablations zero the inputs a variant does without (same shapes, so the same network and
+    export): ``energy`` = band-energy channels (the seed recipe's mel view), ``flux`` = band-flux
+    channels, ``periodicity`` = the autocorrelation vector."""
+    if "energy" not in inputs or "flux" not in inputs:
+        clips = clips.copy()
+        if "energy" not in inputs:
+            clips[:, : engine_pace.N_BANDS] = 0
+        if "flux" not in inputs:
+            clips[:, engine_pace.N_BANDS:] = 0
+    if "periodicity" not in inputs:
+        periodicity = np.zeros_like(periodicity)
+    return clips, periodicity
+
+
+class Songs:
+    """The data set in memory: per song, frame features, duration, paces and candidates."""
+
+    def __init__(self, records, data_dir=None):
+        self.records = records
+        self.frames, self.durations, self.candidates, self.profiles, self.features = [], [], [], [], []
+        self.saliences = []
+        for r in records:
+            f = pace_data.load_features(r["song_id"], data_dir)
+            self.features.append(f)
+            self.frames.append(engine_pace.pace_frame_features(f.log_mel_db))
+            self.profiles.append(engine_pace.autocorrelation_profile(f))
+            self.durations.append(f.duration_s)
+            bpm, salience = tempo.candidates_from_onsets(f.onset_envelope, f.frame_rate)
+            self.candidates.append(bpm)
+            self.saliences.append(salience)
+
+    def __len__(self):
+        return len(self.records)
+
+
+def sample_tempi(rec, candidates, rng) -> np.ndarray:
+    """One epoch's training tempi for a song (see the module docstring)."""
+    paces = np.asarray(rec["paces"])
+    inside = paces_in_range(paces)
+    positives = np.clip(inside * np.exp(rng.uniform(-0.03, 0.03, inside.size)), tempo.MIN_BPM, tempo.MAX_BPM)
+    near = np.concatenate([inside * r for r in CONFUSABLE_RATIOS])
+    near = near[(near >= tempo.MIN_BPM) & (near <= tempo.MAX_BPM) & ~tempo.compatible_mask(near, paces, 0.08)]
+    near = rng.choice(near, size=min(3, near.size), replace=False) if near.size else near
+    rand = np.exp(rng.uniform(np.log(tempo.MIN_BPM), np.log(tempo.MAX_BPM), 12))
+    rand = rand[~tempo.compatible_mask(rand, paces, 0.08)][:2]
+    return np.concatenate([candidates, positives, near, rand])
+
+
+FRAME_RATE = tempo.SR / tempo.HOP_LENGTH
+
+
+def make_batch(songs: Songs, index: list[int], rng, inputs, local_profile_fraction: float = 0.0):
+    """Clips, periodicity vectors and labels [compatible, beat] for the given songs (one clip
+    per sampled tempo). A fraction of songs use the profile of a random segment instead of the
+    whole song's, as the live strip does."""
+    xs, ps, ys = [], [], []
+    for i in index:
+        rec = songs.records[i]
+        bpm = sample_tempi(rec, songs.candidates[i], rng)
+        clip_s = engine_pace.N_BEATS * 60.0 / bpm
+        room = songs.durations[i] - clip_s
+        starts = np.where(room > 0, rng.uniform(0, 1, bpm.size) * np.maximum(room, 0), room * rng.uniform(0, 1, bpm.size))
+        xs.append(engine_pace.beat_clips(songs.frames[i], FRAME_RATE, bpm, starts))
+        profile = songs.profiles[i]
+        n_frames = songs.frames[i].shape[1]
+        window = int(tempo.SEGMENT_S * FRAME_RATE)
+        if rng.random() < local_profile_fraction and n_frames > window:
+            start = int(rng.integers(0, n_frames - window))
+            profile = engine_pace.autocorrelation_profile(songs.features[i], start, start + window)
+        ps.append(engine_pace.periodicity_features(profile, FRAME_RATE, bpm))
+        ys.append(np.stack([tempo.compatible_mask(bpm, rec["paces"]),
+                            np.abs(bpm / rec["beat_bpm"] - 1) <= 0.04], axis=1))
+    clips, periodicity = select_inputs(np.concatenate(xs), np.concatenate(ps), inputs)
+    return clips, periodicity, np.concatenate(ys).astype(np.float32)
+
+
+def predict(model_fn, songs: Songs, inputs, n_clips: int = engine_pace.N_CLIPS) -> list[dict]:
+    """Per-song probabilities on the tempogram candidates and the metrical set, with the engine's
+    fixed clip placement (``model_fn``: (clips, periodicity) → logits, torch or onnxruntime)."""
+    out = []
+    for i, rec in enumerate(songs.records):
+        cand = songs.candidates[i]
+        metrical = metrical_candidate_set(rec["paces"])
+        bpm = np.concatenate([cand, metrical])
+        starts = np.concatenate([engine_pace.clip_starts(songs.durations[i], b, n_clips) for b in bpm])
+        clips = engine_pace.beat_clips(songs.frames[i], FRAME_RATE, np.repeat(bpm, n_clips), starts)
+        periodicity = np.repeat(engine_pace.periodicity_features(songs.profiles[i], FRAME_RATE, bpm), n_clips, axis=0)
+        logits = model_fn(*select_inputs(clips, periodicity, inputs)).reshape(bpm.size, n_clips, -1).mean(axis=1)
+        prob = 1 / (1 + np.exp(-logits))
+        # The engine's final ranking (engine.pace.classify_paces): salience × P(beat) × P(compatible).
+        ranked = cand[np.argsort(-(songs.saliences[i] * prob[: cand.size, 1] * prob[: cand.size, 0]), kind="stable")]
+        out.append({"song_id": rec["song_id"], "paces": rec["paces"], "beat_bpm": rec["beat_bpm"], "ranked": ranked,
+                    "candidates": cand, "candidate_prob": prob[: cand.size, 0], "candidate_beat_prob": prob[: cand.size, 1],
+                    "metrical": metrical, "metrical_prob": prob[cand.size:, 0]})
+    return out
+
+
+def train(config=CONFIG, records=None, log=print):
+    """Train one model; returns (model, history, validation songs)."""
+    import torch
+
+    torch.manual_seed(config["seed"])
+    torch.set_num_threads(config["threads"])
+    rng = np.random.default_rng(config["seed"])
+    records = records if records is not None else [r for r in pace_data.load_index()["records"] if r["split"] == "train"]
+    is_val = [(pace_data._seed_of(r["song_id"] + ":val") % 1000) / 1000 < config["val_fraction"] for r in records]
+    train_songs = Songs([r for r, v in zip(records, is_val) if not v])
+    val_songs = Songs([r for r, v in zip(records, is_val) if v])
+    log(f"train songs {len(train_songs)}, validation songs {len(val_songs)}")
+    model = build_model(config)
+    opt = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
+    songs_per_batch = max(1, config["batch_size"] // 14)
+    steps_per_epoch = int(np.ceil(len(train_songs) / songs_per_batch))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config["lr"], total_steps=config["epochs"] * steps_per_epoch)
+    bce = torch.nn.BCEWithLogitsLoss(reduction="none")
+    history, best = [], (-1.0, None)
+
+    def torch_fn(clips, periodicity):
+        with torch.no_grad():
+            return model(torch.from_numpy(clips), torch.from_numpy(periodicity)).numpy()
+
+    for epoch in range(config["epochs"]):
+        model.train()
+        t0, losses = time.time(), []
+        order = rng.permutation(len(train_songs))
+        for b in range(steps_per_epoch):
+            x, p, y = make_batch(train_songs, list(order[b * songs_per_batch:(b + 1) * songs_per_batch]), rng,
+                                 config["inputs"], config["local_profile_fraction"])
+            logits = model(torch.from_numpy(x), torch.from_numpy(p))
+            target = torch.from_numpy(y)
+            loss_each = bce(logits, target)
+            loss = loss_each[:, 0].mean() + config["beat_loss_weight"] * loss_each[:, 1].mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+        model.eval()
+        val = summarize(predict(torch_fn, val_songs, config["inputs"]))
+        score = 0.5 * (val["accuracy_candidates"] + val["accuracy_metrical"])
+        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "seconds": time.time() - t0, **val})
+        log(f"epoch {epoch + 1:2d} loss {np.mean(losses):.4f} val acc cand {val['accuracy_candidates']:.3f} "
+            f"metrical {val['accuracy_metrical']:.3f} ({time.time() - t0:.0f} s)")
+        if score >= best[0]:
+            best = (score, {k: v.clone() for k, v in model.state_dict().items()})
+    model.load_state_dict(best[1])
+    model.eval()
+    return model, history, val_songs
+
+
+def build_model(config=CONFIG):
+    from models.pace.net import PaceNet
+
+    return PaceNet(in_channels=engine_pace.PACE_CHANNELS, widths=tuple(config["widths"]), dropout=config["dropout"],
+                   head_dropout=config["head_dropout"], periodicity_size=engine_pace.PERIODICITY_CHANNELS * len(engine_pace.PERIODICITY_RATIOS),
+                   periodicity_width=config["periodicity_width"])
+
+
+def export(model, path: Path, fixture_clips: np.ndarray, fixture_periodicity: np.ndarray) -> None:
+    """Write the ONNX model (+ metadata), the weights npz and the fixture npz next to it."""
+    import onnx
+    import torch
+
+    from models.pace.net import state_to_arrays
+
+    dummy = (torch.zeros(2, engine_pace.PACE_CHANNELS, engine_pace.N_BEATS, engine_pace.STEPS_PER_BEAT),
+             torch.zeros(2, engine_pace.PERIODICITY_CHANNELS, len(engine_pace.PERIODICITY_RATIOS)))
+    torch.onnx.export(model, dummy, str(path), input_names=["clips", "periodicity"], output_names=["logits"],
+                      dynamic_axes={"clips": {0: "n"}, "periodicity": {0: "n"}, "logits": {0: "n"}},
+                      opset_version=17, dynamo=False)
+    proto = onnx.load(str(path))
+    for key, value in {"feature_version": engine_pace.FEATURE_VERSION, "n_beats": engine_pace.N_BEATS, "steps_per_beat": engine_pace.STEPS_PER_BEAT,
+                       "outputs": "logit(compatible), logit(is the notated beat)"}.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+    proto.doc_string = "Earworm Studio pace-compatibility CNN; see models/MODEL_CARD_pace.md"
+    onnx.save(proto, str(path))
+    np.savez_compressed(path.with_suffix(".weights.npz"), **state_to_arrays(model))
+    with torch.no_grad():
+        expected = model(torch.from_numpy(fixture_clips), torch.from_numpy(fixture_periodicity)).numpy()
+    np.savez_compressed(path.with_suffix(".fixture.npz"), clips=fixture_clips, periodicity=fixture_periodicity,
+                        logits=expected, widths=np.array(CONFIG["widths"]),
+                        periodicity_width=np.array(CONFIG["periodicity_width"]))
+
+
+def onnx_fn(path: Path):
+    """(clips, periodicity) → logits through engine.models (onnxruntime)."""
+    from engine import models
+
+    models.clear_cache()
+    return lambda clips, periodicity: models.run("pace", {"clips": clips, "periodicity": periodicity}, path=path)[0]
+
+
+def evaluate_onnx(path: Path, records, inputs) -> tuple[dict, list[dict]]:
+    """Held-out metrics with the exported model run through engine.models (onnxruntime)."""
+    results = predict(onnx_fn(path), Songs(records), inputs)
+    return summarize(results), results
+
+
+def main(config=CONFIG, out_path: Path = MODELS_DIR / "pace.onnx") -> dict:
+    t_start, cpu_start = time.time(), time.process_time()
+    index_path = pace_data.DATA_DIR / "index.json"
+    if not index_path.exists():
+        print("building the data set (models.pace.data) …")
+        pace_data.build(workers=int(os.environ.get("EARWORM_WORKERS", "2")))
+    index = pace_data.load_index()
+    records = index["records"]
+    model, history, _ = train(config, [r for r in records if r["split"] == "train"])
+    t_train, cpu_train = time.time() - t_start, time.process_time() - cpu_start
+    test_records = [r for r in records if r["split"] == "test"]
+    # Fixed inputs for the equivalence test: clips of the first test song at its implied paces.
+    songs = Songs(test_records[:1])
+    bpm = np.concatenate([paces_in_range(test_records[0]["paces"])[:3], [test_records[0]["beat_bpm"] * 1.5]])
+    fixture = engine_pace.beat_clips(songs.frames[0], FRAME_RATE, bpm, np.full(bpm.size, 5.0))
+    fixture_periodicity = engine_pace.periodicity_features(songs.profiles[0], FRAME_RATE, bpm)
+    export(model, out_path, fixture, fixture_periodicity)
+    info = {"config": {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}, "history": history,
+            "data": {"n_songs": len(records), "n_train": len(records) - len(test_records), "n_test": len(test_records),
+                     "build_seconds": index.get("seconds"), "counts": index.get("counts")},
+            "train_seconds": t_train, "train_cpu_seconds": cpu_train}
+    return evaluate(info, out_path)
+
+
+def evaluate(info: dict, out_path: Path = MODELS_DIR / "pace.onnx") -> dict:
+    """Held-out evaluation of the exported model into ``info``; writes metrics.json and the card."""
+    test_records = [r for r in pace_data.load_index()["records"] if r["split"] == "test"]
+    metrics, results = evaluate_onnx(out_path, test_records, info["config"]["inputs"])
+    by_source = {}
+    for src in sorted({r["source"] for r in test_records}):
+        by_source[src] = summarize([res for res, r in zip(results, test_records) if r["source"] == src])
+    info.update({"test": metrics, "test_by_source": by_source, "onnx_bytes": out_path.stat().st_size})
+    (MODELS_DIR / "pace" / "metrics.json").write_text(json.dumps(info, indent=1))
+    from models.pace.card import write_card
+
+    write_card(info)
+    print(json.dumps(metrics, indent=1))
+    return info
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] == ["--evaluate-only"]:  # re-evaluate the exported model (no training)
+        evaluate(json.loads((MODELS_DIR / "pace" / "metrics.json").read_text()))
+    else:
+        main()

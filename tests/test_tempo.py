@@ -1,0 +1,322 @@
+"""Tempo candidates, the pace classifier's input and ONNX model, the model registry, `earworm tempo`."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from engine import models, pace, tempo
+from engine.errors import ModelError
+
+SR = tempo.SR
+
+
+def click_track(bpm: float, duration_s: float, accent_every: int = 0, sr: int = SR) -> np.ndarray:
+    """Short decaying noise bursts every beat (louder every ``accent_every`` beats)."""
+    rng = np.random.default_rng(0)
+    y = np.zeros(int(duration_s * sr), np.float32)
+    burst = (rng.normal(size=int(0.02 * sr)) * np.exp(-np.linspace(0, 8, int(0.02 * sr)))).astype(np.float32)
+    for k, t in enumerate(np.arange(0.05, duration_s - 0.05, 60.0 / bpm)):
+        i = int(t * sr)
+        gain = 1.0 if accent_every and k % accent_every == 0 else 0.5
+        y[i:i + burst.size] += gain * burst[: y.size - i]
+    return y
+
+
+def near(values, target, tol=0.04):
+    return any(abs(v / target - 1) <= tol for v in values)
+
+
+@pytest.fixture(scope="module")
+def click_features():
+    return tempo.analyze(click_track(100.0, 40.0))
+
+
+# --- candidates ----------------------------------------------------------------------------------
+
+def test_click_track_candidates_contain_tempo_half_and_double(click_features):
+    candidates = tempo.tempo_candidates(click_features)
+    bpms = [c.bpm for c in candidates]
+    assert near(bpms, 100.0) and near(bpms, 50.0) and near(bpms, 200.0), bpms
+    assert abs(candidates[0].bpm - 100.0) <= 2.0  # the beat itself is the most salient
+    saliences = [c.salience for c in candidates]
+    assert saliences == sorted(saliences, reverse=True)
+    assert sum(saliences) == pytest.approx(1.0)
+    assert all(tempo.MIN_BPM <= b <= tempo.MAX_BPM for b in bpms)
+
+
+@pytest.mark.parametrize("bpm", [84.0, 150.0])
+def test_candidates_follow_other_tempi(bpm):
+    bpms = [c.bpm for c in tempo.tempo_candidates(tempo.analyze(click_track(bpm, 30.0)))]
+    assert near(bpms, bpm) and near(bpms, bpm / 2) and near(bpms, bpm * 2), bpms
+
+
+def test_segments_ignore_first_and_last_when_long_enough():
+    fr = SR / tempo.HOP_LENGTH
+    long = tempo.segment_bounds(int(240 * fr), fr)
+    assert len(long) == 8 and long[0][0] > 20 * fr and long[-1][1] < 220 * fr
+    assert len(tempo.segment_bounds(int(40 * fr), fr)) == 2  # short songs keep every segment
+
+
+def test_strided_tempogram_equals_librosa(click_features):
+    import librosa
+
+    onset = click_features.onset_envelope
+    reference = librosa.feature.tempogram(onset_envelope=onset, sr=SR, hop_length=tempo.HOP_LENGTH)
+    np.testing.assert_allclose(tempo.autocorrelation_tempogram(onset, stride=8), reference[:, ::8], atol=1e-6)
+
+
+def test_tempogram_around_peaks_at_the_beat(click_features):
+    times, bpm, tg = tempo.tempogram_around(click_features, time_s=20.0, window_s=10.0)
+    assert tg.shape == (bpm.size, times.size) and times.size > 10
+    assert times.min() >= 14.9 and times.max() <= 25.1
+    strongest = bpm[np.argmax(tg.mean(axis=1))]
+    assert min(abs(strongest / b - 1) for b in (100.0, 50.0)) < 0.04  # autocorrelation: beat or its multiple
+    local = tempo.local_candidates(click_features, time_s=20.0)
+    assert near([c.bpm for c in local], 100.0)
+
+
+def test_silence_gives_no_candidates():
+    assert tempo.tempo_candidates(tempo.analyze(np.zeros(SR * 10, np.float32))) == []
+
+
+# --- labels and the classifier's input -----------------------------------------------------------
+
+def test_metrical_paces_follow_the_meter():
+    np.testing.assert_allclose(tempo.metrical_paces(120, 4, 2), [30, 60, 120, 240, 480, 960])
+    np.testing.assert_allclose(tempo.metrical_paces(120, 3, 2), [40, 120, 240, 480, 960])
+    np.testing.assert_allclose(tempo.metrical_paces(80, 2, 3), [40, 80, 240, 480, 960])  # 6/8: no 160
+    mask = tempo.compatible_mask([60, 62.9, 63.1, 90, 180], tempo.metrical_paces(120, 4, 2))
+    assert mask.tolist() == [True, True, False, False, False]
+
+
+def test_beat_clips_put_beats_in_columns():
+    bpm = 120.0
+    features = tempo.analyze(click_track(bpm, 30.0))
+    frames = pace.pace_frame_features(features.log_mel_db)
+    assert frames.shape == (pace.PACE_CHANNELS, features.onset_envelope.size)
+    clips = pace.beat_clips(frames, features.frame_rate, [bpm, bpm * 1.5], [5.0, 5.0])
+    assert clips.shape == (2, pace.PACE_CHANNELS, pace.N_BEATS, pace.STEPS_PER_BEAT)
+    assert np.all(np.isfinite(clips))
+    flux = clips[:, pace.N_BANDS:].mean(axis=1)             # (2, beats, steps)
+    peak_columns = flux.argmax(axis=2)
+    assert len(set(peak_columns[0])) <= 2                     # at the tempo: the onset stays in its column
+    assert len(set(peak_columns[1])) >= 2 and np.ptp(peak_columns[1]) >= pace.STEPS_PER_BEAT // 3  # ×3/2: it moves
+
+
+def test_clip_starts_are_fixed_and_inside_the_song():
+    a = pace.clip_starts(200.0, 90.0)
+    np.testing.assert_array_equal(a, pace.clip_starts(200.0, 90.0))
+    assert a.size == pace.N_CLIPS and a.min() >= tempo.SEGMENT_S
+    assert a.max() + pace.N_BEATS * 60 / 90 <= 200.0 - tempo.SEGMENT_S + 60 / 90
+
+
+# --- the ONNX model and the registry -------------------------------------------------------------
+
+def test_periodicity_features_mark_the_period_and_its_multiples(click_features):
+    profile = pace.autocorrelation_profile(click_features)
+    assert profile.shape == (pace.PERIODICITY_CHANNELS, pace.MAX_LAG + 1)
+    features = pace.periodicity_features(profile, click_features.frame_rate, [100.0, 150.0])
+    assert features.shape == (2, pace.PERIODICITY_CHANNELS, len(pace.PERIODICITY_RATIOS))
+    ratios = list(pace.PERIODICITY_RATIOS)
+    at_tempo, at_three_halves = features[:, 0]   # onset-envelope channel
+    assert at_tempo[ratios.index(1)] > 0.8 and at_tempo[ratios.index(2)] > 0.8 and at_tempo[ratios.index(0.5)] < 0.2
+    # ×3/2 of the beat: the music does not repeat at its period, but at 3/2 of it (a beat) and 3× (two)
+    assert at_three_halves[ratios.index(1)] < 0.2 and at_three_halves[ratios.index(2)] < 0.2
+    assert at_three_halves[ratios.index(1.5)] > 0.8 and at_three_halves[ratios.index(3)] > 0.8
+
+
+def test_registry_spec_matches_the_engine():
+    spec = models.get_spec("pace")
+    assert [t.name for t in spec.inputs] == ["clips", "periodicity"]
+    assert spec.inputs[0].shape == (None, pace.PACE_CHANNELS, pace.N_BEATS, pace.STEPS_PER_BEAT)
+    assert spec.inputs[1].shape == (None, pace.PERIODICITY_CHANNELS, len(pace.PERIODICITY_RATIOS))
+    assert spec.metadata["feature_version"] == pace.FEATURE_VERSION
+    assert models.model_path("pace").is_file()
+
+
+def test_onnx_reproduces_pytorch_outputs_stored_at_export():
+    """Torch-free: the fixture holds fixed inputs and the PyTorch model's outputs on them."""
+    with np.load(models.model_path("pace").with_suffix(".fixture.npz")) as z:
+        clips, periodicity, expected = z["clips"], z["periodicity"], z["logits"]
+    (logits,) = models.run("pace", {"clips": clips, "periodicity": periodicity})
+    assert logits.shape == expected.shape == (clips.shape[0], 2)
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_onnx_matches_pytorch_model():
+    torch = pytest.importorskip("torch", reason="torch is a training-time dependency (make models)")
+    from models.pace.net import PaceNet, load_arrays
+
+    path = models.model_path("pace")
+    with np.load(path.with_suffix(".fixture.npz")) as z:
+        fixed, fixed_p = z["clips"], z["periodicity"]
+        widths, p_width = tuple(int(w) for w in z["widths"]), int(z["periodicity_width"])
+    net = PaceNet(in_channels=pace.PACE_CHANNELS, widths=widths, periodicity_width=p_width,
+                  periodicity_size=fixed_p.shape[1] * fixed_p.shape[2])
+    with np.load(path.with_suffix(".weights.npz")) as w:
+        load_arrays(net, w)
+    net.eval()
+    rng = np.random.default_rng(1)
+    clips = np.concatenate([fixed, rng.normal(size=(6,) + fixed.shape[1:]).astype(np.float32)])
+    periodicity = np.concatenate([fixed_p, rng.uniform(-1, 1, size=(6,) + fixed_p.shape[1:]).astype(np.float32)])
+    with torch.no_grad():
+        expected = net(torch.from_numpy(clips), torch.from_numpy(periodicity)).numpy()
+    got = models.run("pace", {"clips": clips, "periodicity": periodicity})[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_missing_model_file_names_the_file(tmp_path):
+    missing = tmp_path / "pace.onnx"
+    with pytest.raises(ModelError, match="not found") as info:
+        models.session("pace", path=missing)
+    assert info.value.path == str(missing) and str(missing) in str(info.value)
+
+
+@pytest.mark.parametrize("content, reason", [(b"", "empty"), (b"this is not a model\n" * 10, "not a valid ONNX model")])
+def test_corrupt_model_file_is_refused(tmp_path, content, reason):
+    bad = tmp_path / "pace.onnx"
+    bad.write_bytes(content)
+    with pytest.raises(ModelError, match=reason) as info:
+        models.session("pace", path=bad)
+    assert info.value.path == str(bad)
+
+
+def test_truncated_model_file_is_refused(tmp_path):
+    bad = tmp_path / "pace.onnx"
+    bad.write_bytes(models.model_path("pace").read_bytes()[:2000])
+    with pytest.raises(ModelError):
+        models.session("pace", path=bad)
+
+
+def test_model_with_other_inputs_or_outputs_is_refused(tmp_path):
+    good = models.model_path("pace")
+    real = models.get_spec("pace")
+    clips, periodicity = real.inputs
+    specs = {
+        "shape": models.ModelSpec("pace-test-shape", "pace.onnx",
+                                  (models.TensorSpec("clips", "float32", (None, 3, 16, 24)), periodicity), real.outputs),
+        "inputs are": models.ModelSpec("pace-test-in", "pace.onnx", (clips,), real.outputs),
+        "type": models.ModelSpec("pace-test-type", "pace.onnx",
+                                 (clips, models.TensorSpec("periodicity", "int64", periodicity.shape)), real.outputs),
+        "outputs are": models.ModelSpec("pace-test-out", "pace.onnx", real.inputs,
+                                        (models.TensorSpec("embedding", "float32", (None, 2)),)),
+        "metadata": models.ModelSpec("pace-test-meta", "pace.onnx", real.inputs, real.outputs,
+                                     metadata={"feature_version": "pace-v0"}),
+    }
+    try:
+        for reason, spec in specs.items():
+            models.register(spec)
+            with pytest.raises(ModelError, match=reason) as info:
+                models.session(spec.name, path=good)
+            assert info.value.path == str(good)
+    finally:
+        for spec in specs.values():
+            models.REGISTRY.pop(spec.name, None)
+
+
+def test_models_dir_can_be_moved(tmp_path, monkeypatch):
+    real = models.model_path("pace")
+    monkeypatch.setenv("EARWORM_MODELS_DIR", str(tmp_path))
+    with pytest.raises(ModelError, match="not found"):
+        models.session("pace")
+    shutil.copy(real, tmp_path / "pace.onnx")
+    assert models.session("pace").get_inputs()[0].name == "clips"
+
+
+# --- pace classification and the CLI -------------------------------------------------------------
+
+def test_classify_paces_fills_probabilities_and_reranks(click_features):
+    before = {round(c.bpm, 6): c.salience for c in tempo.tempo_candidates(click_features)}
+    candidates = pace.classify_paces(click_features, tempo.tempo_candidates(click_features))
+    assert {round(c.bpm, 6) for c in candidates} == set(before)
+    for c in candidates:
+        assert 0.0 <= c.pace_probability <= 1.0 and 0.0 <= c.beat_probability <= 1.0
+        assert c.compatible == (c.pace_probability >= 0.5)
+        assert c.tempogram_salience == before[round(c.bpm, 6)]
+    weights = np.array([c.tempogram_salience * c.beat_probability * c.pace_probability for c in candidates])
+    np.testing.assert_allclose([c.salience for c in candidates], weights / weights.sum())
+    assert [c.salience for c in candidates] == sorted((c.salience for c in candidates), reverse=True)
+    live = pace.classify_paces(click_features, tempo.local_candidates(click_features, 20.0), n_clips=2, center_s=20.0)
+    assert all(c.compatible is not None for c in live)
+
+
+def drum_groove(bpm: float, beats_per_bar: int, duration_s: float = 30.0):
+    """Kick on the downbeat, snare on the other beats' backbeats, hi-hat eighths, a bass note per bar."""
+    import pretty_midi
+
+    pm = pretty_midi.PrettyMIDI(initial_tempo=bpm)
+    drums, bass = pretty_midi.Instrument(0, is_drum=True), pretty_midi.Instrument(33)
+    beat_s = 60.0 / bpm
+    n_beats = int(duration_s / beat_s)
+    for k in range(n_beats):
+        t = k * beat_s
+        pos = k % beats_per_bar
+        if pos == 0:
+            drums.notes.append(pretty_midi.Note(110, 36, t, t + 0.1))
+            bass.notes.append(pretty_midi.Note(100, 36 + 5 * ((k // beats_per_bar) % 2), t, t + beat_s * beats_per_bar * 0.9))
+        elif pos % 2 == 1 or beats_per_bar == 3:
+            drums.notes.append(pretty_midi.Note(95, 38, t, t + 0.1))
+        for h in (0, 0.5):
+            drums.notes.append(pretty_midi.Note(70 if h else 85, 42, t + h * beat_s, t + h * beat_s + 0.05))
+    pm.instruments = [drums, bass]
+    return pm
+
+
+@pytest.mark.parametrize("meter", [4, 3])
+def test_classifier_tells_metrical_levels_from_their_neighbours(meter):
+    """A clean drum groove: the beat, half and double are paces of a 4/4 song; in 3/4 the bar
+    (a third of the beat) is, and half the beat is not; ×3/2 and ×2/3 never are."""
+    from engine.media import synthesize
+
+    bpm = 120.0
+    y = synthesize(drum_groove(bpm, meter), sr=SR, soundfont="/usr/share/sounds/sf2/TimGM6mb.sf2")
+    features = tempo.analyze(y)
+    fits = [bpm, 2 * bpm] + ([bpm / 2] if meter == 4 else [bpm / 3])
+    misfits = [1.5 * bpm, bpm * 2 / 3] + ([bpm / 2] if meter == 3 else [])
+    prob = 1 / (1 + np.exp(-pace.pace_logits(features, fits + misfits)[:, 0]))
+    assert np.all(prob[: len(fits)] > 0.5), prob
+    assert np.all(prob[len(fits):] < 0.5), prob
+
+
+def test_cli_tempo_writes_the_documented_json(tmp_path, capsys):
+    from engine.cli import main
+
+    wav = tmp_path / "click.wav"
+    sf.write(wav, click_track(100.0, 30.0), SR)
+    out = tmp_path / "out.json"
+    assert main(["tempo", str(wav), "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert list(doc) == ["candidates"] and doc["candidates"]
+    for c in doc["candidates"]:
+        assert set(c) == {"bpm", "salience", "pace_probability", "compatible"}
+        assert isinstance(c["compatible"], bool) and 0 <= c["pace_probability"] <= 1
+    saliences = [c["salience"] for c in doc["candidates"]]
+    assert saliences == sorted(saliences, reverse=True)
+    assert near([c["bpm"] for c in doc["candidates"]], 100.0)
+    table = capsys.readouterr().out
+    assert "compatible" in table and f"{doc['candidates'][0]['bpm']:.1f}" in table
+
+
+def test_cli_tempo_bad_file_is_one_line_error(tmp_path, capsys):
+    from engine.cli import main
+
+    bad = tmp_path / "noise.wav"
+    bad.write_bytes(b"RIFF0000WAVEjunk")
+    assert main(["tempo", str(bad)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {bad}:") and "\n" not in err
+
+
+def test_cli_tempo_missing_model_is_one_line_error(tmp_path, monkeypatch, capsys):
+    from engine.cli import main
+
+    wav = tmp_path / "click.wav"
+    sf.write(wav, click_track(100.0, 12.0), SR)
+    monkeypatch.setenv("EARWORM_MODELS_DIR", str(tmp_path / "nowhere"))
+    assert main(["tempo", str(wav)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {tmp_path / 'nowhere' / 'pace.onnx'}:") and "not found" in err
