@@ -57,6 +57,18 @@ def install_project_panels(window, project_path=None) -> ProjectPanels | None:
     window.add_panel(paces, "Paces", right)
     window.tabifyDockWidget(window.panels["Library"], window.panels["Match labels"])
     window.tabifyDockWidget(window.panels["Match labels"], window.panels["Paces"])
+    # Library matching and its evaluation (issue 6): results go into the same project.
+    from gui.panels.evaluation import EvaluationPanel
+    from gui.panels.matching import MatchingPanel
+
+    matching = MatchingPanel(window.runner, project=project.path)
+    evaluation = EvaluationPanel(window.runner)
+    window.add_panel(matching, "Matching", right)
+    window.add_panel(evaluation, "Evaluation", right)
+    window.tabifyDockWidget(window.panels["Paces"], window.panels["Matching"])
+    window.tabifyDockWidget(window.panels["Matching"], window.panels["Evaluation"])
+    matching.open_pair.connect(window.open_pair)
+    matching.result_ready.connect(evaluation.set_result)
     window.panels["Library"].raise_()
 
     def show_midi(midi_id: int) -> None:

@@ -1,0 +1,478 @@
+"""Library matching: which MIDI file is which recording, for whole folders (``earworm match``).
+
+Task
+----
+Given a folder of MIDIs and a folder of recordings, score every (MIDI, recording) pair, give each
+pair a calibrated confidence (P(match)), and decide for each MIDI its recording *or none* (open
+set: some MIDIs have no recording, some recordings no MIDI). Brute-force alignment of every pair
+costs far too much, so a cascade (:mod:`engine.match_stages`) does it:
+
+1. features of every file once (chroma via :mod:`engine.align`'s content-addressed cache, so the
+   confirming alignments and the window reuse them), reduced to a summary vector and a pooled
+   chroma sequence; bad files are reported with the reason and skipped;
+2. prune: z-scored summary scores of all pairs, top ``k_prune`` recordings per MIDI;
+3. coarse DTW on pooled chroma for those (+ ``n_null`` random pairs per MIDI), z-scored by row
+   and column; 4. confirm: :func:`engine.align.align` on each MIDI's top ``k_confirm``.
+
+A MIDI's decision is its best confirmed recording when that pair's calibrated confidence is at
+least ``threshold`` (0.5: the calibration was fitted on a separate synthetic set, so the
+threshold never sees the labels of the set being matched); otherwise none.
+
+Conventions
+-----------
+- File names are paths relative to the given folders (POSIX separators), sorted.
+- ``scores[m, a]``: the calibrated confidence of the deepest stage the pair reached; within a
+  MIDI's row the cascade's order is kept (a confirmed pair scores above every unconfirmed one of
+  that MIDI, a coarse-DTW pair above every pruned one).
+- ``gap``: the MIDI's best confidence minus its runner-up's.
+- Batch work runs on local processes or a Dask cluster (:mod:`engine.distributed`). Results are
+  stored as they arrive in a run directory (``features/<hash>.npz``, ``confirmed.jsonl``) and, with
+  a project, as results of kind ``alignment_confidence`` / ``match_score``; a rerun resumes.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine import match_stages as stages
+from engine.errors import EarwormError
+
+RUN_VERSION = 1
+
+
+class MatchError(EarwormError):
+    """A matching job that cannot run (no files, a run directory made with other parameters…)."""
+
+
+@dataclass(frozen=True)
+class MatchParams:
+    """Parameters of the cascade; all of them are part of a run directory's identity."""
+
+    n_segments: int = 32          # summary: chroma averaged over this many parts of each file
+    smooth_segments: float = 1.0  # summary: Gaussian smoothing across parts (tolerates cuts and tempo)
+    k_prune: int = 24             # recordings kept per MIDI after the summary scores
+    n_null: int = 16              # random extra recordings per MIDI: the coarse DTW's row statistics
+    pool_frames: int = 5          # coarse DTW frames = this many 46 ms chroma frames (0.23 s)
+    gully: float = 0.35           # fraction either file may leave out at each end (coarse DTW and align)
+    penalty_scale: float = 1.0    # coarse DTW: non-diagonal step cost × the pair's mean cost
+    k_confirm: int = 2            # pairs per MIDI confirmed by the full alignment
+    threshold: float = 0.5        # calibrated confidence needed to claim a match
+    seed: int = 0                 # for the random null pairs
+
+    def align_params(self):
+        from engine.align import AlignParams
+
+        return AlignParams(midi_features="pianoroll", gully=self.gully, refine_onsets=False)
+
+    def tag(self) -> str:
+        """A short string naming these parameters (run directories, project results)."""
+        digest = hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+        return f"match/v{RUN_VERSION}/{digest}"
+
+
+@dataclass
+class MatchResult:
+    """Everything a match produced; see the module docstring for the conventions."""
+
+    midi_dir: Path
+    audio_dir: Path
+    midi_names: list
+    audio_names: list
+    scores: np.ndarray            # (n_midi, n_audio) calibrated confidence
+    stage: np.ndarray             # (n_midi, n_audio) deepest stage reached: 1 prune, 2 coarse, 3 confirm
+    predicted: np.ndarray         # per MIDI: audio index or -1
+    best: np.ndarray              # per MIDI: best confirmed audio index (-1 if none could be)
+    confidence: np.ndarray        # per MIDI: confidence of ``best``
+    gap: np.ndarray               # per MIDI: best minus runner-up confidence
+    bad_files: list = field(default_factory=list)   # (path, reason)
+    timings: dict = field(default_factory=dict)
+    counts: dict = field(default_factory=dict)
+    evidence: dict = field(default_factory=dict)    # per stage: pair indices and raw features
+    params: MatchParams = field(default_factory=MatchParams)
+
+    def rows(self) -> list[tuple[str, str, float, float]]:
+        """``(midi, audio or "", confidence, gap)`` per MIDI, as matches.csv holds them."""
+        return [(m, self.audio_names[p] if p >= 0 else "", float(c), float(g))
+                for m, p, c, g in zip(self.midi_names, self.predicted, self.confidence, self.gap)]
+
+    def write_matches_csv(self, path) -> None:
+        _write_csv(path, [("midi", "audio", "confidence", "gap")] +
+                   [(m, a, f"{c:.6f}", f"{g:.6f}") for m, a, c, g in self.rows()])
+
+    def write_matrix_csv(self, path) -> None:
+        """The seed study's layout: a header ``audio,<midi>…``, one row per recording."""
+        rows = [["audio"] + list(self.midi_names)]
+        rows += [[a] + [f"{v:.6g}" for v in self.scores[:, j]] for j, a in enumerate(self.audio_names)]
+        _write_csv(path, rows)
+
+    def stage_recall(self, gold: np.ndarray) -> dict:
+        """Fraction of gold pairs still in the running after each stage (and ranked first at the end)."""
+        rows, cols = np.nonzero(gold)
+        if not len(rows):
+            return {}
+        at = self.stage[rows, cols]
+        return {"prune": float(np.mean(at >= 2)), "coarse": float(np.mean(at >= 3)),
+                "confirm_rank1": float(np.mean(self.best[rows] == cols))}
+
+
+def _write_csv(path, rows) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    os.replace(tmp, path)
+
+
+# ---- worker tasks: paths and plain values in, arrays and plain values out -----------------------
+
+def features_task(kind: str, path: str, params: dict) -> dict:
+    """Summary vector and pooled chroma of one file, or ``{"error": reason}``."""
+    from engine import align, media
+
+    p = MatchParams(**params)
+    ap = p.align_params()
+    try:
+        if kind == "midi":
+            midi = media.load_midi(path)
+            chroma, _ = align._midi_chroma(midi, path, ap)
+        else:
+            arrays, _ = align._recording_arrays(path, ap, False)
+            chroma = arrays["chroma"]
+    except EarwormError as exc:
+        return {"error": exc.reason}
+    chroma = stages.trim_silence(np.asarray(chroma, np.float32))
+    frame_s = ap.hop_length / ap.sr
+    if len(chroma) < max(p.n_segments, 4 * p.pool_frames):
+        return {"error": f"too little music to match ({len(chroma) * frame_s:.1f} s)"}
+    return {"summary": stages.summary_vector(chroma, p.n_segments, p.smooth_segments),
+            "pooled": stages.pooled_chroma(chroma, p.pool_frames),
+            "duration_s": np.float64(len(chroma) * frame_s)}
+
+
+def confirm_task(midi_path: str, audio_paths: list, params: dict) -> list:
+    """Alignment confidence of one MIDI with each recording (``{"error": reason}`` entries for bad pairs)."""
+    from engine import media
+    from engine.align import align
+
+    ap = MatchParams(**params).align_params()
+    try:
+        midi = media.load_midi(midi_path)  # once for all its pairs: parsing costs more than its chroma
+    except EarwormError as exc:
+        return [{"error": exc.reason}] * len(audio_paths)
+    out = []
+    for audio_path in audio_paths:
+        try:
+            out.append(float(align(midi, audio_path, ap).confidence))
+        except EarwormError as exc:
+            out.append({"error": exc.reason})
+    return out
+
+
+# ---- resumable storage -------------------------------------------------------------------------
+
+class RunDir:
+    """What a run has computed so far, on disk (see the module docstring)."""
+
+    def __init__(self, path, identity: dict):
+        self.path = Path(path)
+        (self.path / "features").mkdir(parents=True, exist_ok=True)
+        meta = self.path / "run.json"
+        if meta.exists():
+            try:
+                stored = json.loads(meta.read_text())
+            except (OSError, ValueError):
+                stored = None
+            if stored != identity:
+                raise MatchError(self.path, "this run directory belongs to another match (other folders or "
+                                            "parameters); give another --run-dir")
+        else:
+            meta.write_text(json.dumps(identity, indent=1) + "\n")
+
+    def features(self, content_hash: str) -> dict | None:
+        try:
+            with np.load(self.path / "features" / f"{content_hash}.npz", allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def save_features(self, content_hash: str, arrays: dict) -> None:
+        target = self.path / "features" / f"{content_hash}.npz"
+        tmp = target.with_name(target.name + ".tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, target)
+
+    def confirmed(self) -> dict:
+        """(midi_hash, audio_hash) → confidence (or an error string) of the pairs already aligned."""
+        out = {}
+        try:
+            with open(self.path / "confirmed.jsonl") as f:
+                for line in f:
+                    try:
+                        row = json.loads(line)
+                        out[(row["midi"], row["audio"])] = row["value"]
+                    except (ValueError, KeyError):
+                        continue  # a line cut short by a kill: that pair is aligned again
+        except FileNotFoundError:
+            pass
+        return out
+
+    def add_confirmed(self, midi_hash: str, audio_hash: str, value) -> None:
+        with open(self.path / "confirmed.jsonl", "a") as f:
+            f.write(json.dumps({"midi": midi_hash, "audio": audio_hash, "value": value}) + "\n")
+
+
+def default_run_dir(midi_dir, audio_dir, params: MatchParams) -> Path | None:
+    """A run directory in the cache, named after the folders and parameters (None if no cache)."""
+    from engine.cache import cache_dir
+
+    root = cache_dir()
+    if root is None:
+        return None
+    key = hashlib.sha1(f"{os.path.abspath(midi_dir)}\n{os.path.abspath(audio_dir)}\n{params.tag()}".encode()).hexdigest()
+    return root / "match-runs" / key[:16]
+
+
+# ---- the job ---------------------------------------------------------------------------------------
+
+def run_match(midi_dir, audio_dir, params: MatchParams | None = None, *, run_dir=None, project=None,
+              scheduler=None, n_workers: int | None = None, calibration: dict | None = None,
+              progress=None, cancel=None, log=None) -> MatchResult:
+    """Match a folder of MIDIs against a folder of recordings.
+
+    Parameters
+    ----------
+    midi_dir, audio_dir : str or Path
+        Searched recursively for MIDI files / recordings.
+    params : MatchParams, optional
+    run_dir : str or Path, optional
+        Where to keep what is computed (resume). Default: a folder in the feature cache.
+    project : str or Path, optional
+        A project file: the folders are added to it, confirmed alignments and match scores are
+        stored in it as they come, and a rerun resumes from them.
+    scheduler : str or distributed.Client, optional
+        A Dask scheduler address (``tcp://host:port``) or client; default: local processes.
+    n_workers : int, optional
+        Local processes (default: all cores; 1 = in this process).
+    calibration : dict, optional
+        Override :data:`engine.match_stages.CALIBRATION` (used when fitting it).
+    progress : callable(fraction, message), optional
+    cancel : callable() -> bool, optional
+        Polled between results; True stops the job with :class:`engine.distributed.JobCancelled`.
+    log : callable(str), optional
+        Receives one line per bad file (``<path>: <reason>``).
+
+    Returns
+    -------
+    MatchResult
+    """
+    from engine.cache import file_hash
+    from engine.distributed import make_runner
+    from engine.store_scan import list_media_files, media_kind
+
+    params = params or MatchParams()
+    say = progress or (lambda fraction, message: None)
+    log = log or (lambda line: None)
+    t_start = time.perf_counter()
+    timings = {}
+    midi_dir, audio_dir = Path(midi_dir), Path(audio_dir)
+    files = {}
+    for kind, folder in (("midi", midi_dir), ("audio", audio_dir)):
+        try:
+            found = [p for p in list_media_files(folder) if media_kind(p) == kind]
+        except EarwormError as exc:
+            raise MatchError(folder, exc.reason) from None
+        files[kind] = sorted(Path(p).relative_to(os.path.abspath(folder)).as_posix() for p in found)
+    identity = {"version": RUN_VERSION, "params": asdict(params), "midi_dir": os.path.abspath(midi_dir),
+                "audio_dir": os.path.abspath(audio_dir)}
+    run_dir = run_dir if run_dir is not None else default_run_dir(midi_dir, audio_dir, params)
+    store = RunDir(run_dir, identity) if run_dir is not None else None
+    sink = _ProjectSink(project, midi_dir, audio_dir, params.tag(), say) if project is not None else None
+
+    runner = make_runner(scheduler, n_workers)
+    try:
+        # 1. features of every file (from the run directory when already computed)
+        say(0.01, f"hashing {len(files['midi'])} MIDIs and {len(files['audio'])} recordings")
+        folder_of = {"midi": midi_dir, "audio": audio_dir}
+        entries = [(kind, name, str(folder_of[kind] / name)) for kind in ("midi", "audio") for name in files[kind]]
+        hashes, feats, bad = {}, {}, []
+        todo = []
+        t = time.perf_counter()
+        for kind, name, path in entries:
+            try:
+                hashes[path] = file_hash(path)
+            except OSError as exc:
+                bad.append((path, f"cannot read ({exc.strerror})"))
+                continue
+            got = store.features(hashes[path]) if store else None
+            if got is not None:
+                feats[path] = got
+            else:
+                todo.append((kind, path, asdict(params)))
+        for done, (index, out) in enumerate(runner.run(features_task, todo, cancel), start=1):
+            path = todo[index][1]
+            if "error" in out:
+                bad.append((path, out["error"]))
+            else:
+                feats[path] = out
+                if store:
+                    store.save_features(hashes[path], out)
+            say(0.02 + 0.5 * done / len(todo), f"features {done}/{len(todo)}")
+        for path, reason in bad:
+            log(f"{path}: {reason}")
+        timings["features_s"] = time.perf_counter() - t
+        midi_names = [n for n in files["midi"] if str(midi_dir / n) in feats]
+        audio_names = [n for n in files["audio"] if str(audio_dir / n) in feats]
+        midi_paths = [str(midi_dir / n) for n in midi_names]
+        audio_paths = [str(audio_dir / n) for n in audio_names]
+        n_midi, n_audio = len(midi_names), len(audio_names)
+        if n_midi == 0 or n_audio == 0:
+            raise MatchError(midi_dir if n_midi == 0 else audio_dir,
+                             f"no readable {'MIDI files' if n_midi == 0 else 'recordings'} to match")
+
+        # 2. prune
+        say(0.53, "pruning")
+        t = time.perf_counter()
+        U = np.stack([feats[p]["summary"] for p in midi_paths]).astype(np.float32)
+        V = np.stack([feats[p]["summary"] for p in audio_paths]).astype(np.float32)
+        top, _, prune_sums = stages.prune(U, V, params.k_prune)
+        Z1 = stages.prune_scores(U, V, prune_sums)
+        timings["prune_s"] = time.perf_counter() - t
+
+        # 3. coarse DTW on the kept pairs and a few random ones per MIDI
+        say(0.56, "coarse alignment")
+        t = time.perf_counter()
+        kept = np.zeros((n_midi, n_audio), bool)
+        kept[np.repeat(np.arange(n_midi), top.shape[1]), top.ravel()] = True
+        # Pairs grouped by MIDI, each group its kept recordings (best first) then its null pairs.
+        groups = [np.concatenate([top[i], stages.null_candidates(n_audio, top[i], params.n_null, params.seed, i)])
+                  for i in range(n_midi)]
+        pm = np.repeat(np.arange(n_midi), [len(g) for g in groups])
+        pa = np.concatenate(groups).astype(np.int64)
+        group_start = np.concatenate([[0], np.cumsum([len(g) for g in groups])[:-1]])
+        s2 = stages.coarse_scores(stages.pack([feats[p]["pooled"] for p in midi_paths]),
+                                  stages.pack([feats[p]["pooled"] for p in audio_paths]),
+                                  pm, pa, params.gully, params.penalty_scale)
+        z2 = stages.sparse_zscores(pm, pa, s2, row_reference=~kept[pm, pa])
+        timings["coarse_s"] = time.perf_counter() - t
+
+        # 4. confirm each MIDI's best pairs by the full alignment
+        in_top = kept[pm, pa]
+        confirm_idx = []
+        for i in range(n_midi):
+            rows_i = group_start[i] + np.arange(top.shape[1])
+            confirm_idx += list(rows_i[np.argsort(-z2[rows_i], kind="stable")[:params.k_confirm]])
+        confirm_idx = np.array(confirm_idx, np.int64)
+        done_before = store.confirmed() if store else {}
+        if sink:
+            done_before.update(sink.confirmed(hashes))
+        c3 = np.full(len(confirm_idx), np.nan)
+        jobs = {}
+        for t_idx, k in enumerate(confirm_idx):
+            key = (hashes[midi_paths[pm[k]]], hashes[audio_paths[pa[k]]])
+            if key in done_before:
+                value = done_before[key]
+                c3[t_idx] = value if isinstance(value, (int, float)) else np.nan
+            else:
+                jobs.setdefault(int(pm[k]), []).append(t_idx)
+        tasks = [(midi_paths[i], [audio_paths[pa[confirm_idx[t_idx]]] for t_idx in idx], asdict(params))
+                 for i, idx in jobs.items()]
+        task_rows = list(jobs.values())
+        say(0.65, f"confirming {sum(map(len, task_rows))} pairs ({len(confirm_idx) - sum(map(len, task_rows))} done before)")
+        t = time.perf_counter()
+        for done, (index, values) in enumerate(runner.run(confirm_task, tasks, cancel), start=1):
+            for t_idx, value in zip(task_rows[index], values):
+                k = confirm_idx[t_idx]
+                key = (hashes[midi_paths[pm[k]]], hashes[audio_paths[pa[k]]])
+                if isinstance(value, dict):
+                    log(f"{midi_paths[pm[k]]} ↔ {audio_paths[pa[k]]}: {value['error']}")
+                    value = value["error"]
+                else:
+                    c3[t_idx] = value
+                if store:
+                    store.add_confirmed(*key, value)
+                if sink:
+                    sink.add_confirmed(midi_paths[pm[k]], audio_paths[pa[k]], value)
+            say(0.65 + 0.33 * done / max(len(tasks), 1), f"confirmed {done}/{len(tasks)} MIDIs")
+        timings["confirm_s"] = time.perf_counter() - t
+    finally:
+        runner.close()
+
+    # 5. calibrated confidences, cascade order kept within each row, decisions
+    decided = stages.decide(Z1, pm, pa, z2, in_top, confirm_idx, c3, params.threshold, calibration)
+    result = MatchResult(midi_dir, audio_dir, midi_names, audio_names, params=params, **decided)
+    result.bad_files = bad
+    result.counts = {"midi": n_midi, "audio": n_audio, "bad_files": len(bad), "prune_pairs": n_midi * n_audio,
+                     "coarse_pairs": len(pm), "confirm_pairs": len(confirm_idx),
+                     "confirm_pairs_computed": sum(map(len, task_rows)), "features_computed": len(todo)}
+    timings["total_s"] = time.perf_counter() - t_start
+    result.timings = timings
+    if sink:
+        sink.finish(result)
+    say(1.0, f"matched {n_midi} MIDIs: {int(np.sum(result.predicted >= 0))} with a recording")
+    return result
+
+
+class _ProjectSink:
+    """Stores a match in a project: its files, confirmed alignments as they come, final scores."""
+
+    def __init__(self, project_path, midi_dir, audio_dir, tag, say):
+        from engine.store import Project
+
+        self.project = Project(project_path)
+        self.tag = tag
+        for folder in (midi_dir, audio_dir):
+            say(0.005, f"adding {folder} to the project")
+            self.project.add_folder(folder)
+        self.ids = {f.path: f for f in self.project.files()}
+        self.pending = []
+        self.last_flush = time.monotonic()
+
+    def confirmed(self, hashes) -> dict:
+        from engine.store import ALIGNMENT_CONFIDENCE
+
+        by_id = {f.id: f for f in self.ids.values()}
+        out = {}
+        for r in self.project.results(ALIGNMENT_CONFIDENCE, params=self.tag):
+            if r.file_id in by_id and r.other_id in by_id:
+                value = r.value if r.value is not None else (r.data or {}).get("error", "error")
+                out[(by_id[r.file_id].content_hash, by_id[r.other_id].content_hash)] = value
+        return out
+
+    def add_confirmed(self, midi_path, audio_path, value) -> None:
+        m, a = self.ids.get(os.path.abspath(midi_path)), self.ids.get(os.path.abspath(audio_path))
+        if m is None or a is None:
+            return
+        self.pending.append((m.id, a.id, value if not isinstance(value, str) else None,
+                             {"error": value} if isinstance(value, str) else None))
+        if len(self.pending) >= 256 or time.monotonic() - self.last_flush > 2.0:
+            self.flush()
+
+    def flush(self) -> None:
+        from engine.store import ALIGNMENT_CONFIDENCE
+
+        if self.pending:
+            self.project.put_results(ALIGNMENT_CONFIDENCE, self.pending, params=self.tag)
+            self.pending = []
+        self.last_flush = time.monotonic()
+
+    def finish(self, result: MatchResult) -> None:
+        from engine.store import MATCH_SCORE
+
+        self.flush()
+        rows = []
+        for i, j in zip(*np.nonzero(result.stage >= 2)):
+            m = self.ids.get(os.path.abspath(result.midi_dir / result.midi_names[i]))
+            a = self.ids.get(os.path.abspath(result.audio_dir / result.audio_names[j]))
+            if m is not None and a is not None:
+                rows.append((m.id, a.id, float(result.scores[i, j]), {"stage": int(result.stage[i, j])}))
+        self.project.put_results(MATCH_SCORE, rows, params=self.tag)
+        self.project.close()
