@@ -110,8 +110,142 @@ def _run_labels(args) -> int:
     return 0
 
 
+def _add_tempo(sub):
+    p = sub.add_parser("tempo", help="tempo candidates of a recording and the paces it fits")
+    p.add_argument("audio", help="a recording (wav, flac, ogg, mp3)")
+    p.add_argument("--json", metavar="CANDIDATES.json",
+                   help='write {"candidates": [{"bpm", "salience", "pace_probability", "compatible"}, ...]}')
+    p.set_defaults(func=_run_tempo)
+
+
+def _run_tempo(args) -> int:
+    from engine.tempo import estimate_paces
+
+    candidates = estimate_paces(args.audio)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"candidates": [c.to_json() for c in candidates]}, indent=1))
+    print(f"{'bpm':>7}  {'salience':>8}  {'pace p':>6}  compatible")
+    for c in candidates:
+        print(f"{c.bpm:7.1f}  {c.salience:8.3f}  {c.pace_probability:6.2f}  {'yes' if c.compatible else 'no'}")
+    if not candidates:
+        print("no tempo candidates (no periodic onsets found)")
+    return 0
+
+
+def _add_follow(sub):
+    p = sub.add_parser("follow", help="follow a performance in the MIDI online (a file with --simulate, else the microphone)")
+    p.add_argument("midi", help="a MIDI file")
+    p.add_argument("audio", nargs="?", help="a recording to stream through the follower (with --simulate)")
+    p.add_argument("--simulate", action="store_true",
+                   help="stream AUDIO in real-time-sized chunks instead of listening to the microphone")
+    p.add_argument("--json", metavar="POSITIONS.json",
+                   help='write {"positions": [{"audio_time", "midi_time", "compute_ms"}, ...]}, one per chunk')
+    p.add_argument("--chunk-ms", type=float, default=20.0, help="chunk length in ms (default 20)")
+    p.add_argument("--reference", choices=["synth", "pianoroll"], default="synth",
+                   help="MIDI reference features: FluidSynth rendering (default) or straight from the notes")
+    p.add_argument("--soundfont", metavar="SF2", help="soundfont for --reference synth")
+    p.add_argument("--device", help="input device (name or index) without --simulate")
+    p.add_argument("--seconds", type=float, default=None, help="stop listening after this many seconds")
+    p.set_defaults(func=_run_follow)
+
+
+def _run_follow(args) -> int:
+    from engine.follow import FollowParams
+
+    if not 5.0 <= args.chunk_ms <= 200.0:
+        print("error: --chunk-ms must be between 5 and 200", file=sys.stderr)
+        return 2
+    params = FollowParams(reference=args.reference, soundfont=args.soundfont)
+    if args.simulate:
+        from engine.follow import follow_file
+
+        if not args.audio:
+            print("error: --simulate needs AUDIO (the recording to stream)", file=sys.stderr)
+            return 2
+        trace = follow_file(args.midi, args.audio, params, chunk_s=args.chunk_ms / 1000.0)
+        if args.json:
+            Path(args.json).write_text(json.dumps(trace.to_json()) + "\n")
+        n = len(trace.audio_time_s)
+        print(f"{n} positions over {trace.audio_time_s[-1]:.2f} s of audio; MIDI position at the end "
+              f"{trace.midi_time_s[-1]:.2f} s; compute {trace.compute_ms.mean():.2f} ms per "
+              f"{args.chunk_ms:g} ms chunk (max {trace.compute_ms.max():.2f}); setup {trace.setup_s:.2f} s")
+        return 0
+    return _follow_microphone(args, params)
+
+
+def _follow_microphone(args, params) -> int:
+    import threading
+
+    from engine.follow import MicrophoneFollower, ScoreFollower
+
+    follower = ScoreFollower(args.midi, params)
+    positions, done = [], threading.Event()
+
+    def on_position(audio_s, midi_s):
+        positions.append((audio_s, midi_s))
+        if len(positions) % max(1, int(round(500 / args.chunk_ms))) == 0:
+            print(f"{audio_s:8.2f} s  →  MIDI {midi_s:8.2f} s", flush=True)
+
+    device = int(args.device) if args.device and args.device.isdigit() else args.device
+    mic = MicrophoneFollower(follower, on_position, device=device, chunk_s=args.chunk_ms / 1000.0)
+    mic.start()  # DeviceError (no microphone) → "error: ..." and exit 1
+    print("listening; Ctrl+C to stop", flush=True)
+    try:
+        done.wait(args.seconds)
+    finally:
+        mic.stop()
+        if args.json:
+            Path(args.json).write_text(json.dumps({"positions": [
+                {"audio_time": round(a, 4), "midi_time": round(m, 4)} for a, m in positions]}) + "\n")
+    if mic.error is not None:
+        raise mic.error
+    return 0
+
+
+def _add_match(sub):
+    p = sub.add_parser("match", help="match a folder of MIDIs against a folder of recordings (which is which?)")
+    p.add_argument("--midi", required=True, metavar="DIR", help="folder of MIDI files (searched recursively)")
+    p.add_argument("--audio", required=True, metavar="DIR", help="folder of recordings (searched recursively)")
+    p.add_argument("--out", metavar="MATCHES.csv", help="write midi,audio,confidence,gap per MIDI (audio empty: none)")
+    p.add_argument("--scores", metavar="MATRIX.csv", help="write every pair's confidence (rows audio, columns MIDI)")
+    p.add_argument("--gold", metavar="GOLD.csv", help="evaluate against gold pairs (midi,audio or the seed's matrix); "
+                   "report and PNG figures go next to --out")
+    p.add_argument("--project", metavar="DB", help="store files, alignments and match scores in this project (resumes)")
+    p.add_argument("--scheduler", metavar="ADDR", help="run on a Dask cluster (tcp://host:port); default: local cores")
+    p.add_argument("--run-dir", metavar="DIR", help="keep what is computed here, to resume (default: in the cache)")
+    p.add_argument("--workers", type=int, metavar="N", help="local processes (default: all cores; 1: this process)")
+    p.add_argument("--k-prune", type=int, default=24, metavar="K", help="recordings kept per MIDI by the pruning stage (the calibration assumes 24)")
+    p.add_argument("--k-confirm", type=int, default=2, metavar="K", help="pairs per MIDI confirmed by full alignment (the calibration assumes 2)")
+    p.set_defaults(func=_run_match)
+
+
+def _run_match(args) -> int:
+    from engine.match import MatchParams, run_match
+
+    params = MatchParams(k_prune=args.k_prune, k_confirm=args.k_confirm)
+    result = run_match(args.midi, args.audio, params, run_dir=args.run_dir, project=args.project,
+                       scheduler=args.scheduler, n_workers=args.workers,
+                       log=lambda line: print(f"error: {line}", file=sys.stderr, flush=True))
+    if args.out:
+        result.write_matches_csv(args.out)
+    if args.scores:
+        result.write_matrix_csv(args.scores)
+    c, t = result.counts, result.timings
+    print(f"{c['midi']} MIDIs, {c['audio']} recordings ({c['bad_files']} bad files skipped): "
+          f"{int((result.predicted >= 0).sum())} matched, {int((result.predicted < 0).sum())} with none")
+    print(f"pairs: prune {c['prune_pairs']}, coarse DTW {c['coarse_pairs']}, confirmed {c['confirm_pairs']} "
+          f"({c['confirm_pairs_computed']} computed now); " + ", ".join(f"{k} {v:.1f} s" for k, v in t.items()))
+    if args.gold:
+        from engine.evaluate import evaluate_match
+
+        evaluation, written = evaluate_match(result, args.gold, Path(args.out).parent if args.out else Path("."))
+        print(evaluation.report())
+        print("wrote " + ", ".join(str(w) for w in written))
+    return 0
+
+
 # Sub-commands in the order `earworm --help` lists them. Add new ones here.
-SUBCOMMANDS = [_add_gui, _add_align, _add_labels]
+SUBCOMMANDS = [_add_gui, _add_align, _add_labels, _add_tempo, _add_follow, _add_match]
 
 
 def build_parser() -> argparse.ArgumentParser:

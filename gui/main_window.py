@@ -107,6 +107,11 @@ class MainWindow(QMainWindow):
         self._on_pair_changed(None)
         self._update_recent_menu()
 
+        # -- issue 4: playback, the playhead clock, "Follow microphone" (gui/transport_bar.py) --
+        from gui.transport_bar import install_playback
+
+        self.playback = install_playback(self)
+
     # -- opening files --------------------------------------------------------------------------
     def open_pair(self, midi_path, audio_path) -> Job | None:
         """Align ``midi_path`` to ``audio_path`` in the background (the previous pair stays shown)."""

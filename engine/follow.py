@@ -1,0 +1,448 @@
+"""The online score follower: where in the MIDI is the performer now?
+
+Task
+----
+Fed a performance in small chunks of audio (20-50 ms, from a file or a microphone), report after
+each chunk the current position in the MIDI, in MIDI seconds, with bounded work per chunk. The
+MIDI's reference features are computed once (synthesized with FluidSynth and analysed by the same
+causal extractor as the live audio, :mod:`engine.follow_features`, or taken straight from the
+piano roll); each live frame then advances Dixon's online time warping with Arzt's refinements
+(:mod:`engine.oltw`).
+
+- :class:`ScoreFollower` — ``push(chunk) -> midi_time_s`` and ``position_s``;
+- :func:`follow_samples` / :func:`follow_file` — stream a whole recording through a follower in
+  real-time-sized chunks (what ``earworm follow --simulate`` does), one position per chunk;
+- :class:`engine.follow_microphone.MicrophoneFollower` (re-exported here) — the same, fed by a
+  sounddevice input stream (the audio callback only queues samples; a thread runs the follower).
+
+Conventions
+-----------
+- Times in seconds. "MIDI time" is the MIDI's own timeline (pretty_midi); "audio time" is the
+  time in the performance, i.e. samples received / ``sr``.
+- The position after a chunk refers to the end of that chunk (the newest sample received).
+- Reference frame ``i`` and live frame ``k`` are stamped with their windows' end times
+  ``(i + 1) * hop / sr`` and ``(k + 1) * hop / sr`` (see :mod:`engine.follow_features`).
+
+Metrics (tests/benchmarks/bench_follow.py): per chunk, the error is the distance in the recording
+between where the reported MIDI position truly sounds and the chunk's end, in seconds; summarised
+as median, mean and the fraction within 100 ms, plus the compute time per chunk.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine import cache, media
+from engine.errors import AudioError, MidiError
+from engine.follow_features import StreamFeatureParams, StreamingFeatures, stream_features
+from engine.oltw import OnlineTimeWarping
+
+TEMPO_PIECES = 8  # the tempo model's window is cut into this many pieces (see ScoreFollower._update_tempo)
+RESTART_BACK_FRAMES = 20  # a relocated path may start this many frames before the proposed position
+
+
+@dataclass(frozen=True)
+class FollowParams:
+    """Parameters of the score follower.
+
+    Attributes
+    ----------
+    features : StreamFeatureParams
+        Sample rate, hop and feature weights (the hop is the follower's time resolution).
+    reference : {"synth", "pianoroll"}
+        How the MIDI's features are made: a FluidSynth rendering through the live extractor, or
+        straight from the notes.
+    soundfont : str or None
+        For ``reference="synth"`` (None: :func:`engine.media.find_soundfont`).
+    window_s : float
+        Band of the online DTW (Dixon's ``c``), in seconds of frames.
+    max_run : int
+        Longest run of steps in one direction (the largest tempo ratio followed is max_run + 1).
+    open_start_s : float
+        The performance may start anywhere in the first ``open_start_s`` seconds of the MIDI
+        (at most ``window_s``).
+    max_backstep_s, confirm_back_s : float
+        The reported position does not run backwards: when the path's best cell falls behind it
+        by up to ``max_backstep_s`` the position is held; a larger step back is followed only
+        after it has lasted ``confirm_back_s`` (a real correction, not a momentary doubt).
+    max_jump_s, confirm_jump_s : float
+        Likewise forwards: a leap of more than ``max_jump_s`` is followed once it has lasted
+        ``confirm_jump_s``; meanwhile the position moves on at the tempo model's pace.
+    step_penalty : float
+        Cost added to every non-diagonal step (in cost units; a cell's cost is in [0, 2]). Without
+        it, reference frames that match everything a little (sustained chords, silence) attract
+        long vertical runs.
+    tempo_window_s : float
+        The tempo model (reference pace / performance pace) is the slope of the reported
+        positions over this many seconds of performance; 0 turns the model off.
+    tempo_range : (float, float)
+        Bounds of the tempo model's ratio.
+    tempo_spread : float
+        The tempo is only updated when the middle half of the window's piece slopes agree within
+        this (a stalling or leaping path says nothing about the tempo).
+    tempo_min_s : float
+        The tempo model starts after this much performance (before: the MIDI's own tempo).
+    report : {"best", "frontier"}
+        Report the best cell of the newest row (Arzt) or the newest column (Dixon's ``j``).
+    open_start_cost : float
+        Cost per frame of starting later than the MIDI's first frame (see :mod:`engine.oltw`).
+    forget_s : float
+        Time constant (s) with which the online DTW forgets old costs (0: never).
+    horizontal_penalty_scale : float
+        The step penalty of reference-only steps relative to performance-only steps.
+    relocate_window_s, relocate_every_s, relocate_margin, relocate_min_jump_s : float
+        Every ``relocate_every_s`` the last ``relocate_window_s`` of the performance are matched
+        against the MIDI from ``relocate_max_back_s`` behind to ``relocate_max_ahead_s`` ahead of
+        the current position (:mod:`engine.follow_relocate`); when a match more than
+        ``relocate_min_jump_s`` away costs ``relocate_margin`` less than any ending near the
+        current position, the follower restarts there. ``relocate_every_s = 0`` turns it off.
+    relocate_max_ahead_s, relocate_max_back_s : float
+    """
+
+    features: StreamFeatureParams = field(default_factory=StreamFeatureParams)
+    reference: str = "synth"
+    soundfont: str | None = None
+    window_s: float = 12.0
+    max_run: int = 3
+    open_start_s: float = 12.0
+    max_backstep_s: float = 0.15
+    confirm_back_s: float = 0.25
+    max_jump_s: float = 0.5
+    confirm_jump_s: float = 0.25
+    step_penalty: float = 0.3
+    tempo_window_s: float = 8.0
+    tempo_range: tuple[float, float] = (0.5, 2.0)
+    tempo_spread: float = 0.5
+    tempo_min_s: float = 2.0
+    report: str = "best"
+    open_start_cost: float = 0.005
+    forget_s: float = 0.0
+    horizontal_penalty_scale: float = 1.0
+    relocate_window_s: float = 6.0
+    relocate_every_s: float = 0.0
+    relocate_margin: float = 0.3
+    relocate_min_jump_s: float = 1.5
+    relocate_max_ahead_s: float = 30.0
+    relocate_max_back_s: float = 10.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def reference_features(midi, params: FollowParams, midi_path=None) -> np.ndarray:
+    """The MIDI's feature frames for following (cached by file content when ``midi_path`` is given).
+
+    Parameters
+    ----------
+    midi : pretty_midi.PrettyMIDI
+    params : FollowParams
+    midi_path : str or Path, optional
+
+    Returns
+    -------
+    X : np.ndarray, float32, shape (n_frames, 25)
+    """
+    fp = params.features
+    if params.reference not in ("synth", "pianoroll"):
+        raise ValueError(f"unknown reference {params.reference!r} (use 'synth' or 'pianoroll')")
+
+    def compute():
+        if params.reference == "synth":
+            y = media.synthesize(midi, sr=fp.sr, soundfont=params.soundfont)
+            return {"features": stream_features(y, fp)}
+        from engine.follow_pianoroll import pianoroll_stream_features
+
+        return {"features": pianoroll_stream_features(midi, fp)}
+
+    if midi_path is None:
+        return compute()["features"]
+    key = dict(fp.to_dict(), reference=params.reference)
+    if params.reference == "synth":
+        key["soundfont"] = str(media.find_soundfont(params.soundfont))
+    arrays, _ = cache.cached("follow_reference/v1", cache.file_hash(midi_path), key, compute)
+    return arrays["features"]
+
+
+class ScoreFollower:
+    """Follows a performance of ``midi`` chunk by chunk.
+
+    Parameters
+    ----------
+    midi : str, Path or pretty_midi.PrettyMIDI
+    params : FollowParams, optional
+    sr, hop_length : int, optional
+        Shortcuts overriding ``params.features.sr`` / ``hop_length``.
+    reference : np.ndarray, optional
+        Precomputed :func:`reference_features` (skips synthesis).
+
+    Attributes
+    ----------
+    position_s : float
+        The current MIDI position (0.0 before any frame).
+    audio_time_s : float
+        Audio received so far, in seconds.
+    """
+
+    def __init__(self, midi, params: FollowParams | None = None, sr: int | None = None,
+                 hop_length: int | None = None, reference: np.ndarray | None = None):
+        params = params or FollowParams()
+        overrides = {k: v for k, v in (("sr", sr), ("hop_length", hop_length)) if v is not None}
+        if overrides:
+            params = FollowParams(**dict(asdict(params), features=StreamFeatureParams(
+                **dict(params.features.to_dict(), **overrides))))
+        self.params = params
+        self.midi_path = None
+        if isinstance(midi, (str, Path)):
+            self.midi_path = str(midi)
+            midi = media.load_midi(self.midi_path)
+        self.midi = midi
+        if reference is None:
+            reference = reference_features(midi, params, self.midi_path)
+        if len(reference) < 2:
+            raise MidiError(self.midi_path, "too short to follow")
+        self.reference = reference
+        fp = params.features
+        self.sr = fp.sr
+        self.hop_length = fp.hop_length
+        self.frame_s = fp.frame_s
+        self.midi_duration_s = float(midi.get_end_time())
+        _warm_up_kernels()
+        self.reset()
+
+    def reset(self) -> None:
+        """Start over: a new performance from the beginning (or from anywhere in the open start)."""
+        fp = self.params.features
+        window = max(8, int(round(self.params.window_s / fp.frame_s)))
+        self._extractor = StreamingFeatures(fp)
+        self._oltw = OnlineTimeWarping(self.reference, fp.weight_sum, window, self.params.max_run,
+                                       open_start_frames=max(1, int(round(self.params.open_start_s / fp.frame_s))),
+                                       penalty=self.params.step_penalty, start_cost=self.params.open_start_cost,
+                                       forget=float(np.exp(-fp.frame_s / self.params.forget_s)) if self.params.forget_s > 0 else 1.0,
+                                       horizontal_penalty_scale=self.params.horizontal_penalty_scale)
+        self._relocator = None
+        if self.params.relocate_every_s > 0:
+            from engine.follow_relocate import Relocator
+
+            self._relocator = Relocator(self.reference, fp.weight_sum, int(round(self.params.relocate_window_s / fp.frame_s)),
+                                        penalty=self.params.step_penalty, margin=self.params.relocate_margin,
+                                        min_jump_frames=int(round(self.params.relocate_min_jump_s / fp.frame_s)),
+                                        max_ahead_frames=int(round(self.params.relocate_max_ahead_s / fp.frame_s)),
+                                        max_back_frames=int(round(self.params.relocate_max_back_s / fp.frame_s)))
+        self._relocate_every = max(1, int(round(self.params.relocate_every_s / fp.frame_s)))
+        self.relocations = 0
+        self._frame_position_s = 0.0
+        self._behind_frames = 0
+        self._ahead_frames = 0
+        self._history = []          # reference position (frames) after each live frame
+        self._tempo_frames = int(round(self.params.tempo_window_s / fp.frame_s))
+        self.position_s = 0.0
+        self.audio_time_s = 0.0
+
+    @property
+    def tempo_ratio(self) -> float:
+        """The tempo model: reference frames per live frame (> 1: played faster than the MIDI)."""
+        return self._oltw.rate
+
+    def push(self, chunk) -> float:
+        """Feed the next chunk of mono audio at ``sr``; return the MIDI position at its end (s)."""
+        frames = self._extractor.push(chunk)
+        corrected = False
+        for frame in frames:
+            ref_pos = self._oltw.push(frame)
+            if self.params.report == "frontier":
+                ref_pos = self._oltw.frontier_position
+            self._update_tempo(ref_pos)
+            corrected |= self._advance_reported((ref_pos + 1) * self.frame_s)
+            corrected |= self._maybe_relocate(frame)
+        self.audio_time_s = self._extractor.n_samples / self.sr
+        if self._extractor.n_frames == 0:
+            return self.position_s
+        # Samples after the newest frame's end: assume the MIDI moves on at the nominal tempo.
+        since_frame_s = self.audio_time_s - self._extractor.n_frames * self.frame_s
+        position_s = min(self._frame_position_s + since_frame_s * self._oltw.rate, self.midi_duration_s)
+        # Between frames the position is extrapolated; it never goes back unless corrected.
+        self.position_s = float(position_s if corrected else max(position_s, self.position_s))
+        return self.position_s
+
+    def _maybe_relocate(self, frame) -> bool:
+        """Every ``relocate_every_s``: restart the online DTW where the recent performance matches
+        the MIDI clearly better than where the follower stands (:mod:`engine.follow_relocate`)."""
+        relocator = self._relocator
+        if relocator is None:
+            return False
+        relocator.add(frame)
+        if self._oltw.n_live_frames % self._relocate_every or not relocator.ready:
+            return False
+        here = self._frame_position_s / self.frame_s - 1.0
+        target = relocator.propose(here)
+        if target is None:
+            return False
+        self._oltw.restart(max(0.0, target - RESTART_BACK_FRAMES))
+        self._oltw.push(frame)  # the restarted path begins with the newest frame
+        self._history.clear()
+        self._frame_position_s = (target + 1) * self.frame_s
+        self._ahead_frames = self._behind_frames = 0
+        self.relocations += 1
+        return True
+
+    def _advance_reported(self, raw_s: float) -> bool:
+        """Move the reported frame position towards the path's newest best cell ``raw_s``.
+
+        Small steps are followed; small steps back are held; leaps either way are followed only
+        once they have lasted (``confirm_jump_s`` / ``confirm_back_s``) — meanwhile the position
+        coasts at the tempo model's pace (forwards) or holds (backwards). Returns True when the
+        position was moved back (a confirmed correction).
+        """
+        p = self.params
+        current = self._frame_position_s
+        if raw_s >= current + p.max_jump_s:
+            self._ahead_frames, self._behind_frames = self._ahead_frames + 1, 0
+            if self._ahead_frames * self.frame_s >= p.confirm_jump_s:
+                self._frame_position_s, self._ahead_frames = raw_s, 0
+            else:
+                self._frame_position_s = current + self._oltw.rate * self.frame_s
+        elif raw_s >= current:
+            self._frame_position_s, self._ahead_frames, self._behind_frames = raw_s, 0, 0
+        elif raw_s >= current - p.max_backstep_s:
+            self._ahead_frames = self._behind_frames = 0
+        else:
+            self._ahead_frames, self._behind_frames = 0, self._behind_frames + 1
+            if self._behind_frames * self.frame_s >= p.confirm_back_s:
+                self._frame_position_s, self._behind_frames = raw_s, 0
+                return True
+        return False
+
+    def _update_tempo(self, ref_pos: float) -> None:
+        """Arzt's tempo model: the path's slope over the last ``tempo_window_s`` of performance.
+
+        The slope is the median of the slopes of ``TEMPO_PIECES`` consecutive pieces of that
+        window, so that one jump of the path (a correction, the open start finding its place)
+        does not swing the tempo.
+        """
+        history = self._history
+        history.append(ref_pos)
+        n = min(self._tempo_frames, len(history) - 1)  # early on: the performance so far
+        if n < TEMPO_PIECES or n * self.frame_s < self.params.tempo_min_s:
+            return
+        if len(history) > 2 * self._tempo_frames:
+            del history[: len(history) - self._tempo_frames - 1]
+        step = n // TEMPO_PIECES
+        slopes = np.sort([(history[-1 - k * step] - history[-1 - (k + 1) * step]) / step for k in range(TEMPO_PIECES)])
+        quarter = TEMPO_PIECES // 4
+        if slopes[-1 - quarter] - slopes[quarter] > self.params.tempo_spread:
+            return  # the pieces disagree (the path stalls or leaps): not a tempo, keep the last one
+        lo, hi = self.params.tempo_range
+        self._oltw.rate = float(min(max(np.median(slopes), lo), hi))
+
+
+_kernels_ready = False
+
+
+def _warm_up_kernels() -> None:
+    """Load (or compile) the numba kernels now, so the first live chunk is not slow."""
+    global _kernels_ready
+    if _kernels_ready:
+        return
+    rng = np.random.default_rng(0)
+    reference = rng.random((40, 25)).astype(np.float32)
+    oltw = OnlineTimeWarping(reference, 2.0, window_frames=8, penalty=0.1, start_cost=0.01)
+    for frame in reference[:20]:
+        oltw.push(frame)
+    _kernels_ready = True
+
+
+@dataclass
+class FollowTrace:
+    """Positions reported while streaming a recording, one per chunk.
+
+    Attributes
+    ----------
+    audio_time_s, midi_time_s, compute_ms : np.ndarray
+        End of each chunk in the recording, the position reported after it, and the time the
+        follower spent on it (features + online DTW), wall-clock milliseconds.
+    chunk_s : float
+    setup_s : float
+        Time to prepare the follower (reference features), seconds.
+    cpu_ms : np.ndarray
+        The thread's CPU time per chunk, milliseconds (wall time minus preemption by other
+        processes on a busy machine).
+    """
+
+    audio_time_s: np.ndarray
+    midi_time_s: np.ndarray
+    compute_ms: np.ndarray
+    chunk_s: float
+    setup_s: float = 0.0
+    cpu_ms: np.ndarray | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "chunk_s": self.chunk_s,
+            "setup_s": round(self.setup_s, 4),
+            "positions": [{"audio_time": round(float(a), 4), "midi_time": round(float(m), 4),
+                           "compute_ms": round(float(c), 4)}
+                          for a, m, c in zip(self.audio_time_s, self.midi_time_s, self.compute_ms)],
+        }
+
+
+def follow_samples(follower: ScoreFollower, y, chunk_s: float = 0.02) -> FollowTrace:
+    """Stream ``y`` through ``follower`` in chunks of ``chunk_s`` seconds, as a live input would.
+
+    Parameters
+    ----------
+    follower : ScoreFollower
+        Reset before streaming.
+    y : np.ndarray
+        Mono audio at ``follower.sr``.
+    chunk_s : float
+        Chunk length, 0.02-0.05 s for real-time sizes.
+
+    Returns
+    -------
+    FollowTrace
+    """
+    follower.reset()
+    chunk = max(1, int(round(chunk_s * follower.sr)))
+    n = int(np.ceil(len(y) / chunk))
+    audio_t = np.empty(n)
+    midi_t = np.empty(n)
+    compute = np.empty(n)
+    cpu = np.empty(n)
+    for k in range(n):
+        block = y[k * chunk:(k + 1) * chunk]
+        t0, c0 = time.perf_counter(), time.thread_time()
+        midi_t[k] = follower.push(block)
+        compute[k] = (time.perf_counter() - t0) * 1000.0
+        cpu[k] = (time.thread_time() - c0) * 1000.0
+        audio_t[k] = follower.audio_time_s
+    return FollowTrace(audio_t, midi_t, compute, chunk / follower.sr, cpu_ms=cpu)
+
+
+def follow_file(midi_path, audio_path, params: FollowParams | None = None, chunk_s: float = 0.02) -> FollowTrace:
+    """Simulate live following: stream a recording file through a follower of a MIDI file.
+
+    Raises
+    ------
+    MidiError, AudioError, SoundfontError
+        For bad input, naming the file.
+    """
+    params = params or FollowParams()
+    t0 = time.perf_counter()
+    follower = ScoreFollower(midi_path, params)
+    setup_s = time.perf_counter() - t0
+    y = media.load_audio(audio_path, sr=follower.sr)
+    if len(y) < follower.hop_length * 2:
+        raise AudioError(audio_path, "too short to follow")
+    trace = follow_samples(follower, y, chunk_s)
+    trace.setup_s = setup_s
+    return trace
+
+
+# The microphone follower lives in its own module; importable from here as before.
+from engine.follow_microphone import MicrophoneFollower  # noqa: E402,F401
+
+__all__ = ["FollowParams", "FollowTrace", "MicrophoneFollower", "ScoreFollower", "follow_file", "follow_samples",
+           "reference_features"]

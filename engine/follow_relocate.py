@@ -1,0 +1,154 @@
+"""Finding the performance anywhere in the score again: the follower's global re-localisation.
+
+Task
+----
+An online time warper only looks at a band around where it thinks the performer is; once it has
+lost the performer (a recording that starts far into the piece, a long passage the reference
+does not resemble), the right place may be outside the band for good. Every few seconds
+:class:`Relocator` matches the last few seconds of the performance against the *whole*
+reference at a coarse resolution (subsequence DTW over pooled features, as in Arzt & Widmer's
+"any-time" tracking, which keeps a rough global position estimate next to the fine tracker) and
+proposes a new position when that match is clearly better than the match ending where the
+tracker stands.
+
+Conventions
+-----------
+- Features are the follower's (:mod:`engine.follow_features`), pooled by ``factor`` frames with
+  :func:`engine.dtw.pool_features` (blocks re-normalised).
+- Subsequence DTW: free start anywhere in the reference, steps (1,1) weight 2, (1,0) and (0,1)
+  weight 1 plus ``penalty``; a path's score is its cost per unit of weight.
+- Work per search is ``window_frames × n_reference_frames / factor²`` cells: a few milliseconds
+  for a 100 s piece.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from engine.dtw import pool_features
+from engine.features import BLOCK_SIZES
+
+
+@njit(cache=True, fastmath=True)
+def subsequence_costs(Q, R, w, penalty):
+    """Mean cost per unit weight of the best path ending at each reference frame (last query row).
+
+    Parameters
+    ----------
+    Q : np.ndarray, float32, shape (n, d)
+        The query (recent performance), pooled.
+    R : np.ndarray, float32, shape (m, d)
+        The reference, pooled.
+
+    Returns
+    -------
+    costs : np.ndarray, float64, shape (m,)
+    """
+    n, m = Q.shape[0], R.shape[0]
+    D_prev = np.empty(m)
+    W_prev = np.empty(m)
+    D = np.empty(m)
+    Wt = np.empty(m)
+    for i in range(n):
+        for j in range(m):
+            s = 0.0
+            for k in range(Q.shape[1]):
+                s += Q[i, k] * R[j, k]
+            d = w - s
+            if i == 0:
+                best, weight = 2.0 * d, 2.0  # free start anywhere
+            else:
+                best, weight = np.inf, 0.0
+                if j > 0:
+                    v = D_prev[j - 1] + 2.0 * d
+                    if v < best:
+                        best, weight = v, W_prev[j - 1] + 2.0
+                v = D_prev[j] + d + penalty
+                if v < best:
+                    best, weight = v, W_prev[j] + 1.0
+            if j > 0:
+                v = D[j - 1] + d + penalty
+                if v < best:
+                    best, weight = v, Wt[j - 1] + 1.0
+            D[j] = best
+            Wt[j] = weight
+        for j in range(m):
+            D_prev[j] = D[j]
+            W_prev[j] = Wt[j]
+    out = np.empty(m)
+    for j in range(m):
+        out[j] = D[j] / Wt[j] if Wt[j] > 0 else np.inf
+    return out
+
+
+class Relocator:
+    """Coarse global search of the recent performance in the reference (see the module docstring).
+
+    Parameters
+    ----------
+    reference : np.ndarray, shape (n_ref, 25)
+        The follower's reference features.
+    weight_sum : float
+    window_frames : int
+        Recent live frames matched (full resolution).
+    factor : int
+        Pooling factor.
+    penalty : float
+        Non-diagonal step penalty (cost units).
+    margin : float
+        A proposal must cost less than ``(1 - margin)`` × the cost of the best match ending
+        within ``min_jump_frames`` of the tracker's position.
+    min_jump_frames : int
+        Proposals this close to the tracker's position are not moves (the tracker's band
+        corrects small errors itself).
+    max_ahead_frames, max_back_frames : int
+        How far ahead of / behind the tracker's position proposals are searched.
+    """
+
+    def __init__(self, reference, weight_sum: float, window_frames: int, factor: int = 4, penalty: float = 0.3,
+                 margin: float = 0.3, min_jump_frames: int = 100, max_ahead_frames: int = 2600,
+                 max_back_frames: int = 860):
+        self.factor = int(factor)
+        self.reference = pool_features(np.asarray(reference, dtype=np.float32), self.factor, list(BLOCK_SIZES))
+        self.weight_sum = float(weight_sum)
+        self.window_frames = int(window_frames)
+        self.penalty = float(penalty)
+        self.margin = float(margin)
+        self.min_jump_frames = int(min_jump_frames)
+        self.max_ahead_frames = int(max_ahead_frames)
+        self.max_back_frames = int(max_back_frames)
+        self._recent: list[np.ndarray] = []
+
+    def add(self, frame: np.ndarray) -> None:
+        self._recent.append(np.asarray(frame, dtype=np.float32))
+        if len(self._recent) > self.window_frames:
+            del self._recent[0]
+
+    def clear(self) -> None:
+        self._recent.clear()
+
+    @property
+    def ready(self) -> bool:
+        return len(self._recent) >= self.window_frames
+
+    def propose(self, current_frame: float) -> float | None:
+        """A better reference position (full-resolution frame) for the newest live frame, or None."""
+        if not self.ready:
+            return None
+        query = pool_features(np.stack(self._recent), self.factor, list(BLOCK_SIZES))
+        costs = subsequence_costs(query, self.reference, self.weight_sum, self.penalty)
+        here = int(min(max(round(current_frame / self.factor), 0), len(costs) - 1))
+        # Performers lose their place forwards (a stall, a cut intro) more than backwards; far
+        # leaps are more likely a repeat that sounds the same than a real move.
+        lo = max(0, here - self.max_back_frames // self.factor)
+        hi = min(len(costs), here + self.max_ahead_frames // self.factor + 1)
+        best = lo + int(np.argmin(costs[lo:hi]))
+        # The best match anywhere near the tracker (it may simply be a little off: its own band
+        # will correct that; only a far-away, clearly better match is a reason to move).
+        reach = max(1, self.min_jump_frames // self.factor)
+        near = costs[max(0, here - reach): here + reach + 1].min()
+        if abs(best - here) <= reach:
+            return None
+        if costs[best] < (1.0 - self.margin) * near:
+            return (best + 1) * self.factor - 1.0
+        return None

@@ -1,0 +1,146 @@
+"""“Follow microphone”: the piano roll follows a live performance of the open MIDI.
+
+Task
+----
+:class:`LiveFollowController` builds an :class:`engine.follow.ScoreFollower` for the session's
+MIDI on a background job (its reference features need a FluidSynth rendering), opens the
+microphone with :class:`engine.follow.MicrophoneFollower` and, while it runs, drives the
+session's playhead (through :meth:`gui.transport.PlaybackController.drive_playhead`) to the
+followed score position — so the playhead line marks it in every view and the views scroll
+with it. The follower's thread only stores the newest position; the GUI timer reads it.
+
+No microphone, a busy device or a follower error → a ``message`` and following stops; nothing
+raises into Qt.
+
+Conventions: the follower reports MIDI time; the views' axis is audio time (the recording's),
+so the position is mapped through the alignment (``midi_to_audio``) when the piano roll shows
+the warped MIDI, and shown as is when it shows the MIDI's own time.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from engine.errors import EarwormError
+from gui.session import Session
+
+
+def build_follower(midi_path, progress=None, cancel=None):
+    """Worker job: a score follower for ``midi_path`` (synthesizes the reference once, cached)."""
+    from engine.follow import ScoreFollower
+
+    if progress is not None:
+        progress(0.1, "preparing the score follower")
+    return ScoreFollower(str(midi_path))
+
+
+class LiveFollowController(QObject):
+    """See the module docstring.
+
+    Parameters
+    ----------
+    session : Session
+    runner : gui.workers.JobRunner
+    playback : gui.transport.PlaybackController
+    stream_factory : callable, optional
+        For :class:`engine.follow.MicrophoneFollower` (tests pass a fake sound card).
+    """
+
+    message = Signal(str)
+    following_changed = Signal(bool)
+
+    def __init__(self, session: Session, runner, playback, stream_factory=None, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.runner = runner
+        self.playback = playback
+        self.stream_factory = stream_factory
+        self.mic = None
+        self._job = None
+        self._latest_midi_s: float | None = None
+        self.timer = QTimer(self)
+        self.timer.setInterval(100)
+        self.timer.timeout.connect(self._check)
+        session.events.pair_changed.connect(lambda pair: self.stop())
+
+    @property
+    def following(self) -> bool:
+        return self.mic is not None or (self._job is not None and not self._job.done)
+
+    @property
+    def latest_midi_s(self) -> float | None:
+        return self._latest_midi_s
+
+    def start(self) -> bool:
+        """Start following (False with a message when there is no MIDI)."""
+        pair = self.session.pair
+        if pair is None:
+            self.message.emit("Open a MIDI file (and its recording) first, then follow the microphone.")
+            return False
+        if self.following:
+            return True
+        self.playback.pause()
+        self._latest_midi_s = None
+        self._job = self.runner.submit(build_follower, pair.midi_path, name="follow:prepare")
+        self._job.succeeded.connect(self._on_follower_ready)
+        self._job.failed.connect(self._on_failed)
+        self.following_changed.emit(True)
+        return True
+
+    def _on_follower_ready(self, follower) -> None:
+        from engine.follow import MicrophoneFollower
+
+        if self._job is None:  # stopped meanwhile
+            return
+        self._job = None
+        self.mic = MicrophoneFollower(follower, self._on_position, stream_factory=self.stream_factory)
+        try:
+            self.mic.start()
+        except EarwormError as exc:
+            self.mic = None
+            self.message.emit(f"Cannot follow: {exc.reason}")
+            self.following_changed.emit(False)
+            return
+        self.playback.drive_playhead(self.current_audio_s)
+        self.timer.start()
+        self.message.emit("Following the microphone: play from the beginning of the piece.")
+
+    def _on_failed(self, exc) -> None:
+        self._job = None
+        reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
+        self.message.emit(f"Cannot follow: {reason}")
+        self.following_changed.emit(False)
+
+    def _on_position(self, audio_s: float, midi_s: float) -> None:
+        """(the follower's thread) Remember the newest position; the GUI reads it on its timer."""
+        self._latest_midi_s = midi_s
+
+    def current_audio_s(self) -> float | None:
+        """The followed position on the views' time axis (None before the first one)."""
+        midi_s = self._latest_midi_s
+        pair = self.session.pair
+        if midi_s is None or pair is None:
+            return None
+        if self.session.display.show_warped:
+            return float(pair.midi_to_audio(midi_s))
+        return float(midi_s)
+
+    def _check(self) -> None:
+        mic = self.mic
+        if mic is not None and mic.error is not None:
+            error = mic.error
+            self.stop()
+            self.message.emit(f"Following stopped: {getattr(error, 'reason', None) or error}")
+
+    def stop(self) -> None:
+        """Stop following and give the playhead back to the player."""
+        was = self.following
+        if self._job is not None:
+            self._job.cancel()
+            self._job = None
+        self.timer.stop()
+        mic, self.mic = self.mic, None
+        if mic is not None:
+            mic.stop()
+        self.playback.drive_playhead(None)
+        if was:
+            self.following_changed.emit(False)

@@ -1,0 +1,219 @@
+"""Benchmark of the online score follower on the alignment benchmark's pairs.
+
+``python -m tests.benchmarks.bench_follow [--set data/bench/align] [--n 64] [--chunk-ms 20]
+[--references synth,pianoroll] [--peer-pairs 16] [--json tests/benchmarks/out/bench_follow.json]``
+
+Each pair of the set (tests/benchmarks/make_alignment_set.py: a MIDI and a recording of it made
+with another soundfont, a smooth random tempo curve, crops, dropped instruments, noise, mp3) is
+streamed through :class:`engine.follow.ScoreFollower` in chunks of ``--chunk-ms``, exactly as
+``earworm follow --simulate`` does.
+
+Metric, per chunk: where the reported MIDI position truly sounds in the recording (through the
+pair's true warp) minus the chunk's end time, in seconds — how far the follower is ahead or
+behind, measured in the performance's time. Chunks whose true MIDI position lies outside the MIDI
+(a recording's tail) are left out. Summaries pool all chunks of all pairs: median, mean, fraction
+within 50 / 100 ms; compute time per chunk (features + online DTW): mean, p95, p99, max.
+
+Targets (issue 4): median ≤ 20 ms, mean ≤ 50 ms, ≥ 90 % within 100 ms, compute ≤ 10 ms per 20 ms
+hop. Dixon's OLTW reported mean 59 ms / median 20 ms on real piano.
+
+Peer: pymatchmaker's OLTW (Arzt) on the same recordings and the same synthesized reference
+(tests/benchmarks/peer_matchmaker.py), in its own venv (it pins numpy 1.26): made under
+data/peers/pmm-venv on first use with ``--setup-peer``; if that fails the reason is recorded.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from engine import media, synthetic
+from engine.follow import FollowParams, ScoreFollower, follow_samples
+from tests.benchmarks.make_alignment_set import DEFAULT_OUT, load_set, load_truth
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT_JSON = ROOT / "tests" / "benchmarks" / "out" / "bench_follow.json"
+PEER_VENV = ROOT / "data" / "peers" / "pmm-venv"
+PEER_SCRIPT = Path(__file__).with_name("peer_matchmaker.py")
+TARGETS = {"median_ms": 20.0, "mean_ms": 50.0, "within_100ms": 0.90, "compute_ms_per_20ms": 10.0}
+
+
+def chunk_errors_s(trace_audio_s, trace_midi_s, warp_midi_s, warp_audio_s, midi_end_s):
+    """Signed error per chunk (s) and the mask of chunks inside the MIDI (see the module docstring)."""
+    audio_s = np.asarray(trace_audio_s, dtype=float)
+    true_midi_s = synthetic.warp_times(audio_s, warp_audio_s, warp_midi_s)
+    inside = (true_midi_s >= 0.0) & (true_midi_s <= midi_end_s)
+    signed = synthetic.warp_times(np.asarray(trace_midi_s, dtype=float), warp_midi_s, warp_audio_s) - audio_s
+    return signed[inside]
+
+
+def summarise(signed_errors_s: np.ndarray, compute_ms: np.ndarray, cpu_ms: np.ndarray | None = None) -> dict:
+    err = np.abs(signed_errors_s)
+    extra = {} if cpu_ms is None else {"cpu_ms_mean": round(float(np.mean(cpu_ms)), 3),
+                                       "cpu_ms_p99": round(float(np.percentile(cpu_ms, 99)), 3)}
+    return extra | {
+        "n_chunks": int(err.size),
+        "median_ms": round(float(np.median(err)) * 1000, 2),
+        "mean_ms": round(float(np.mean(err)) * 1000, 2),
+        "within_50ms": round(float(np.mean(err <= 0.05)), 4),
+        "within_100ms": round(float(np.mean(err <= 0.1)), 4),
+        "signed_median_ms": round(float(np.median(signed_errors_s)) * 1000, 2),
+        "compute_ms_mean": round(float(np.mean(compute_ms)), 3),
+        "compute_ms_p95": round(float(np.percentile(compute_ms, 95)), 3),
+        "compute_ms_p99": round(float(np.percentile(compute_ms, 99)), 3),
+        "compute_ms_max": round(float(np.max(compute_ms)), 3),
+    }
+
+
+def run_ours(pairs, reference: str, chunk_s: float, log=print) -> tuple[dict, dict]:
+    params = FollowParams(reference=reference)
+    per_pair, errors, computes, cpus = {}, [], [], []
+    for meta in pairs:
+        midi = media.load_midi(meta["midi_path"])
+        warp_m, warp_a = load_truth(meta)
+        t0 = time.perf_counter()
+        follower = ScoreFollower(meta["midi_path"], params)
+        setup_s = time.perf_counter() - t0
+        y = media.load_audio(meta["audio_path"], sr=follower.sr)
+        trace = follow_samples(follower, y, chunk_s)
+        signed = chunk_errors_s(trace.audio_time_s, trace.midi_time_s, warp_m, warp_a, midi.get_end_time())
+        summary = dict(summarise(signed, trace.compute_ms, trace.cpu_ms), setup_s=round(setup_s, 3))
+        per_pair[meta["id"]] = summary
+        errors.append(signed)
+        computes.append(trace.compute_ms)
+        cpus.append(trace.cpu_ms)
+        log(f"  {reference:9s} {meta['id'][:42]:42s} median {summary['median_ms']:7.1f}  mean {summary['mean_ms']:8.1f}"
+            f"  ≤100 ms {100 * summary['within_100ms']:5.1f} %  compute {summary['compute_ms_mean']:.2f} ms")
+    return summarise(np.concatenate(errors), np.concatenate(computes), np.concatenate(cpus)), per_pair
+
+
+def setup_peer_venv(log=print) -> str | None:
+    """Make data/peers/pmm-venv with pymatchmaker; returns None, or why it failed."""
+    python = PEER_VENV / "bin" / "python"
+    if not python.is_file():
+        PEER_VENV.parent.mkdir(parents=True, exist_ok=True)
+        log(f"making {PEER_VENV} (pip install pymatchmaker) …")
+        r = subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], capture_output=True, text=True)
+        if r.returncode:
+            return f"venv failed: {r.stderr.strip()[-300:]}"
+        r = subprocess.run([str(python), "-m", "pip", "install", "-q", "pymatchmaker"], capture_output=True, text=True)
+        if r.returncode:
+            return f"pip install pymatchmaker failed: {r.stderr.strip()[-300:]}"
+    # partitura (a dependency) downloads MuseScore_General.sf3 over FTP at import when FluidSynth is
+    # present; offline, give it a local soundfont under that name instead.
+    r = subprocess.run([str(python), "-c", "import partitura, os; print(os.path.dirname(partitura.__file__))"],
+                       capture_output=True, text=True)
+    if r.returncode == 0:
+        target = Path(r.stdout.strip()) / "assets" / "MuseScore_General.sf3"
+        if not target.exists():
+            target.symlink_to(media.find_soundfont())
+    r = subprocess.run([str(python), "-c", "import matchmaker"], capture_output=True, text=True)
+    if r.returncode:
+        return f"import matchmaker failed: {r.stderr.strip().splitlines()[-1][:300]}"
+    return None
+
+
+def run_peer(pairs, log=print) -> tuple[dict | None, dict, str | None]:
+    python = PEER_VENV / "bin" / "python"
+    if not python.is_file():
+        return None, {}, f"no {python} (run with --setup-peer to pip install pymatchmaker into it)"
+    with tempfile.TemporaryDirectory() as tmp:
+        import soundfile as sf
+
+        request = {"pairs": []}
+        for meta in pairs:
+            wav = Path(tmp) / f"{meta['id']}.reference.wav"
+            sf.write(str(wav), media.synthesize(media.load_midi(meta["midi_path"]), sr=44100), 44100)
+            request["pairs"].append({"id": meta["id"], "reference_wav": str(wav), "recording": meta["audio_path"]})
+        (Path(tmp) / "request.json").write_text(json.dumps(request))
+        result_path = Path(tmp) / "result.json"
+        r = subprocess.run([str(python), str(PEER_SCRIPT), str(Path(tmp) / "request.json"), str(result_path)],
+                           capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+        if r.returncode or not result_path.is_file():
+            return None, {}, f"peer run failed: {r.stderr.strip()[-400:]}"
+        result = json.loads(result_path.read_text())
+    per_pair, errors, computes = {}, [], []
+    for meta in pairs:
+        res = result["pairs"].get(meta["id"], {"error": "missing"})
+        if "error" in res:
+            per_pair[meta["id"]] = {"error": res["error"]}
+            continue
+        warp_m, warp_a = load_truth(meta)
+        midi_end = media.load_midi(meta["midi_path"]).get_end_time()
+        signed = chunk_errors_s(res["audio_time"], res["midi_time"], warp_m, warp_a, midi_end)
+        per_pair[meta["id"]] = summarise(signed, np.asarray(res["compute_ms"]))
+        errors.append(signed)
+        computes.append(np.asarray(res["compute_ms"]))
+        s = per_pair[meta["id"]]
+        log(f"  {'peer':9s} {meta['id'][:42]:42s} median {s['median_ms']:7.1f}  mean {s['mean_ms']:8.1f}"
+            f"  ≤100 ms {100 * s['within_100ms']:5.1f} %  compute {s['compute_ms_mean']:.2f} ms")
+    if not errors:
+        return None, per_pair, "the peer failed on every pair"
+    return dict(summarise(np.concatenate(errors), np.concatenate(computes)), config=result["config"]), per_pair, None
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--set", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--n", type=int, default=None, help="first N pairs of the set (default: all)")
+    parser.add_argument("--chunk-ms", type=float, default=20.0)
+    parser.add_argument("--references", default="synth,pianoroll",
+                        help="reference feature modes to compare (synth = FluidSynth rendering, pianoroll = notes)")
+    parser.add_argument("--pianoroll-pairs", type=int, default=16, help="pairs for the non-default reference modes")
+    parser.add_argument("--peer-pairs", type=int, default=16, help="pairs for the pymatchmaker comparison (0: none)")
+    parser.add_argument("--setup-peer", action="store_true", help="pip install pymatchmaker into data/peers/pmm-venv")
+    parser.add_argument("--json", type=Path, default=OUT_JSON)
+    args = parser.parse_args(argv)
+
+    pairs = list({p["id"]: p for p in load_set(args.set)}.values())[: args.n]  # the manifest may list a pair twice
+    chunk_s = args.chunk_ms / 1000.0
+    report = {"set": str(args.set), "n_pairs": len(pairs), "chunk_ms": args.chunk_ms, "targets": TARGETS,
+              "params": FollowParams().to_dict(), "results": {}, "per_pair": {}}
+    for i, reference in enumerate(r.strip() for r in args.references.split(",") if r.strip()):
+        subset = pairs if i == 0 else pairs[: args.pianoroll_pairs]
+        print(f"ours, reference={reference}, {len(subset)} pairs")
+        summary, per_pair = run_ours(subset, reference, chunk_s)
+        report["results"][f"ours_{reference}"] = dict(summary, n_pairs=len(subset))
+        report["per_pair"][f"ours_{reference}"] = per_pair
+    if args.peer_pairs:
+        peer_pairs = pairs[: args.peer_pairs]
+        why = setup_peer_venv() if args.setup_peer else None
+        summary, per_pair, why_run = (None, {}, why) if why else run_peer(peer_pairs)
+        report["results"]["pymatchmaker_oltw_arzt"] = summary if summary else {"error": why_run}
+        report["per_pair"]["pymatchmaker_oltw_arzt"] = per_pair
+        first = args.references.split(",")[0].strip()
+        ours = report["per_pair"][f"ours_{first}"]
+        ids = [p["id"] for p in peer_pairs if p["id"] in ours]
+        # Ours on exactly the peer's pairs (pooled like the peer's summary), for a like-for-like row.
+        report["results"][f"ours_{first}_on_peer_pairs"] = {
+            "n_pairs": len(ids),
+            "median_of_pair_medians_ms": round(float(np.median([ours[i]["median_ms"] for i in ids])), 2),
+            "mean_of_pair_means_ms": round(float(np.mean([ours[i]["mean_ms"] for i in ids])), 2),
+            "mean_within_100ms": round(float(np.mean([ours[i]["within_100ms"] for i in ids])), 4),
+        }
+        if summary:
+            peer = report["per_pair"]["pymatchmaker_oltw_arzt"]
+            ok = [i for i in ids if "error" not in peer.get(i, {"error": 1})]
+            report["results"]["pymatchmaker_oltw_arzt"].update(
+                median_of_pair_medians_ms=round(float(np.median([peer[i]["median_ms"] for i in ok])), 2),
+                mean_of_pair_means_ms=round(float(np.mean([peer[i]["mean_ms"] for i in ok])), 2),
+                mean_within_100ms=round(float(np.mean([peer[i]["within_100ms"] for i in ok])), 4))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report["results"], indent=1))
+    ours = report["results"][f"ours_{args.references.split(',')[0].strip()}"]
+    met = (ours["median_ms"] <= TARGETS["median_ms"] and ours["mean_ms"] <= TARGETS["mean_ms"]
+           and ours["within_100ms"] >= TARGETS["within_100ms"] and ours["compute_ms_mean"] <= TARGETS["compute_ms_per_20ms"])
+    print(f"targets {'met' if met else 'NOT met'}; written {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""A stand-in for the sound card (the one thing the tests may fake): sounddevice-like streams
+driven by a simulated clock, deterministic and single-threaded.
+
+``FakeSoundCard.output_stream`` has the signature of ``sounddevice.OutputStream`` as the player
+calls it. The card's DAC really runs at ``sr * (1 + rate_error)`` frames per second of its
+clock (real sound cards are a little off their nominal rate) and ``latency_s`` after the
+callback; :meth:`FakeSoundCard.heard_sample` says which buffer sample is at the DAC at a given
+clock time — the ground truth the playhead must follow.
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+
+class FakeOutputStream:
+    def __init__(self, card, samplerate, channels, blocksize, callback, dtype="float32", device=None):
+        self.card, self.sr, self.channels, self.blocksize = card, samplerate, channels, blocksize
+        self.callback = callback
+        self.latency = card.latency_s
+        self.started = False
+        self.closed = False
+        self.next_callback_time = None
+
+    @property
+    def time(self) -> float:
+        if self.card.unplugged:
+            raise RuntimeError("Unanticipated host error")
+        return self.card.clock
+
+    @property
+    def active(self) -> bool:
+        return self.started and not self.card.unplugged
+
+    def start(self):
+        self.started = True
+        self.next_callback_time = self.card.clock
+
+    def stop(self):
+        self.started = False
+
+    def close(self):
+        self.closed = True
+        self.started = False
+
+    def pump(self, until_s: float) -> None:
+        """Run every callback due up to clock time ``until_s``."""
+        period = self.blocksize / (self.sr * (1.0 + self.card.rate_error))
+        while self.active and self.next_callback_time <= until_s:
+            out = np.full((self.blocksize, self.channels), np.nan, dtype=np.float32)
+            now = self.next_callback_time
+            info = SimpleNamespace(currentTime=now, outputBufferDacTime=now + self.latency, inputBufferAdcTime=0.0)
+            self.callback(out, self.blocksize, info, None)
+            assert not np.isnan(out).any(), "the callback must fill every frame"
+            self.card.blocks.append((now + self.latency, out.copy()))
+            self.next_callback_time += period
+
+
+class FakeSoundCard:
+    """See the module docstring. ``fail_with`` makes opening a stream raise that exception."""
+
+    def __init__(self, latency_s: float = 0.08, rate_error: float = 0.0, fail_with: BaseException | None = None):
+        self.latency_s, self.rate_error, self.fail_with = latency_s, rate_error, fail_with
+        self.clock = 100.0  # PortAudio's clock does not start at 0
+        self.unplugged = False
+        self.streams: list[FakeOutputStream] = []
+        self.blocks: list[tuple[float, np.ndarray]] = []  # (DAC time of the first frame, frames)
+
+    def output_stream(self, **kwargs) -> FakeOutputStream:
+        if self.fail_with is not None:
+            raise self.fail_with
+        stream = FakeOutputStream(self, **kwargs)
+        self.streams.append(stream)
+        return stream
+
+    def advance(self, seconds: float, step_s: float = 0.01) -> None:
+        """Let ``seconds`` of clock time pass, running callbacks as they fall due."""
+        end = self.clock + seconds
+        while self.clock < end - 1e-12:
+            self.clock = min(end, self.clock + step_s)
+            for s in self.streams:
+                s.pump(self.clock)
+
+    def output(self) -> np.ndarray:
+        """Everything written to the card, concatenated (n_frames, 2)."""
+        return np.concatenate([b for _, b in self.blocks]) if self.blocks else np.zeros((0, 2), np.float32)
+
+    def heard_frame_index(self, at_s: float) -> int | None:
+        """Index into :meth:`output` of the frame at the DAC at clock time ``at_s``."""
+        index = 0
+        sr = self.streams[-1].sr * (1.0 + self.rate_error)
+        for dac, frames in self.blocks:
+            if dac <= at_s < dac + len(frames) / sr:
+                return index + int((at_s - dac) * sr)
+            index += len(frames)
+        return None

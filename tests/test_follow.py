@@ -1,0 +1,255 @@
+"""The online score follower (engine/follow.py, engine/oltw.py, engine/follow_features.py) and
+`earworm follow`.
+
+The performance is the generated rich MIDI rendered with another soundfont through a known,
+wobbling tempo warp (tests/midi_fixtures.py); the follower must track it chunk by chunk. The
+only fake is the sound card (a stand-in input stream for the microphone follower).
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from engine import media
+from engine.cli import main
+from engine.errors import DeviceError
+from engine.follow import FollowParams, MicrophoneFollower, ScoreFollower, follow_file, follow_samples
+from engine.follow_features import StreamFeatureParams, StreamingFeatures, stream_features
+from engine.oltw import OnlineTimeWarping
+from tests.midi_fixtures import render_warped, write_rich_midi
+
+SLOW_FACTOR = 1.12
+
+
+def perf_warp(t):
+    """MIDI seconds → performance seconds: 12 % slower with a ±0.4 s wobble."""
+    return SLOW_FACTOR * np.asarray(t) + 0.4 * np.sin(np.asarray(t) / 3.0)
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    d = tmp_path_factory.mktemp("follow")
+    midi_path = write_rich_midi(d / "piece.mid", seed=3, bars=10)
+    midi = media.load_midi(midi_path)
+    audio_path = render_warped(midi, perf_warp, d / "performance.wav")
+    return str(midi_path), str(audio_path), midi
+
+
+def position_errors_s(midi, audio_time_s, midi_time_s):
+    """|true audio time of the reported MIDI position − the audio time it was reported at|."""
+    inside = audio_time_s <= perf_warp(midi.get_end_time())
+    return np.abs(perf_warp(midi_time_s) - audio_time_s)[inside]
+
+
+def test_follower_tracks_a_warped_performance(pair):
+    midi_path, audio_path, midi = pair
+    trace = follow_file(midi_path, audio_path, chunk_s=0.02)
+    n_expected = int(np.ceil(media.audio_duration(audio_path) / 0.02))
+    assert len(trace.audio_time_s) == n_expected
+    assert np.allclose(np.diff(trace.audio_time_s)[:-1], 0.02, atol=1e-6)
+    err = position_errors_s(midi, trace.audio_time_s, trace.midi_time_s)
+    assert np.median(err) < 0.05
+    assert np.mean(err <= 0.1) > 0.85
+    # The tempo model found the performance's pace (the MIDI runs 1/1.12 as fast).
+    steps = np.diff(trace.midi_time_s[len(trace.midi_time_s) // 4:])
+    assert np.mean(steps) == pytest.approx(0.02 / SLOW_FACTOR, rel=0.1)
+    # The reported position does not jitter backwards: small doubts are held, only lasting
+    # corrections move it back.
+    assert np.mean(np.diff(trace.midi_time_s) < -1e-9) < 0.01
+
+
+def test_positions_do_not_depend_on_the_chunk_size(pair):
+    midi_path, audio_path, midi = pair
+    follower = ScoreFollower(midi_path)
+    y = media.load_audio(audio_path, sr=follower.sr)[: follower.sr * 8]
+    small = follow_samples(follower, y, chunk_s=0.02)
+    large = follow_samples(follower, y, chunk_s=0.04)
+    common = np.intersect1d(np.round(small.audio_time_s, 4), np.round(large.audio_time_s, 4))
+    assert len(common) > 100
+    at_small = np.interp(common, small.audio_time_s, small.midi_time_s)
+    at_large = np.interp(common, large.audio_time_s, large.midi_time_s)
+    # Same frames, same path: only the extrapolation past the last frame may differ (< 1 hop).
+    assert np.max(np.abs(at_small - at_large)) < follower.frame_s + 1e-6
+
+
+def test_streaming_features_equal_the_whole_signal_features():
+    rng = np.random.default_rng(1)
+    y = (0.3 * np.sin(2 * np.pi * 440 * np.arange(22050 * 2) / 22050) + 0.01 * rng.standard_normal(44100)).astype(np.float32)
+    whole = stream_features(y)
+    extractor = StreamingFeatures()
+    parts, pos = [], 0
+    while pos < len(y):
+        n = int(rng.integers(1, 1500))
+        parts.append(extractor.push(y[pos:pos + n]))
+        pos += n
+    chunked = np.concatenate(parts)
+    assert chunked.shape == whole.shape == (len(y) // StreamFeatureParams().hop_length, 25)
+    assert np.allclose(chunked, whole, atol=1e-5)
+    # The A4 tone shows up in chroma class A (9), and both blocks are unit-norm times their weight.
+    assert np.argmax(whole[50:, :12].mean(axis=0)) == 9
+    params = StreamFeatureParams()
+    assert np.allclose(np.linalg.norm(whole[:, :12], axis=1), np.sqrt(params.chroma_weight), atol=1e-4)
+    assert np.allclose(np.linalg.norm(whole[:, 12:], axis=1), np.sqrt(params.onset_weight), atol=1e-4)
+
+
+def _block_normalised(rng, n):
+    X = rng.random((n, 25)).astype(np.float32) ** 4  # peaky, like real chroma
+    X[:, :12] /= np.linalg.norm(X[:, :12], axis=1, keepdims=True)
+    X[:, 12:] /= np.linalg.norm(X[:, 12:], axis=1, keepdims=True)
+    return X
+
+
+def test_oltw_follows_tempo_changes_with_bounded_work():
+    rng = np.random.default_rng(0)
+    X = _block_normalised(rng, 600)
+    # The live sequence plays the reference at 0.8× for 200 frames, then at 1.25×.
+    ref_pos = np.concatenate([np.arange(0, 160, 0.8), 160 + np.arange(0, 430, 1.25)])
+    Y = X[np.round(ref_pos).astype(int)] + 0.05 * rng.random((len(ref_pos), 25)).astype(np.float32)
+    oltw = OnlineTimeWarping(X, weight_sum=2.0, window_frames=60, max_run=3, penalty=0.1, open_start_frames=1)
+    found = np.array([oltw.push(y) for y in Y])
+    cells = []
+    errors = np.abs(found - ref_pos)
+    assert np.median(errors) <= 1.0
+    assert np.mean(errors <= 3) > 0.95
+    # Work per frame is bounded by the band: a row and at most max_run + 1 columns of c cells.
+    oltw2 = OnlineTimeWarping(X, weight_sum=2.0, window_frames=60, max_run=3, penalty=0.1, open_start_frames=1)
+    for y in Y:
+        oltw2.push(y)
+        cells.append(oltw2.last_cells)
+    assert max(cells[1:]) <= 60 * (3 + 2)
+
+
+def test_open_start_finds_a_performance_that_begins_late():
+    rng = np.random.default_rng(2)
+    X = _block_normalised(rng, 500)
+    start = 70
+    Y = X[start:start + 200] + 0.05 * rng.random((200, 25)).astype(np.float32)
+    oltw = OnlineTimeWarping(X, weight_sum=2.0, window_frames=100, penalty=0.1, start_cost=0.001)
+    found = np.array([oltw.push(y) for y in Y])
+    assert np.all(np.abs(found[20:] - (start + np.arange(20, 200))) <= 1)
+
+
+def test_relocator_finds_a_performance_the_band_has_lost():
+    from engine.follow_relocate import Relocator
+
+    rng = np.random.default_rng(4)
+    X = _block_normalised(rng, 2000)
+    rel = Relocator(X, weight_sum=2.0, window_frames=200, factor=4, min_jump_frames=100, max_ahead_frames=1600,
+                    max_back_frames=400)
+    truth = 1300 + np.arange(200)
+    for k in truth:
+        rel.add(X[k] + 0.05 * rng.random(25).astype(np.float32))
+    proposal = rel.propose(current_frame=300.0)  # the tracker thinks it is 1000 frames behind
+    assert proposal is not None and abs(proposal - truth[-1]) <= 4
+    assert rel.propose(current_frame=float(truth[-1] - 20)) is None  # close enough: its band will fix it
+    assert rel.propose(current_frame=float(truth[-1] + 600)) is None  # the truth lies further back than searched
+
+
+def test_pianoroll_reference_follows_too(pair):
+    midi_path, audio_path, midi = pair
+    trace = follow_file(midi_path, audio_path, FollowParams(reference="pianoroll"), chunk_s=0.04)
+    err = position_errors_s(midi, trace.audio_time_s, trace.midi_time_s)
+    assert np.median(err) < 0.1
+
+
+def test_cli_writes_one_position_per_chunk(pair, tmp_path, capsys):
+    midi_path, audio_path, _ = pair
+    out = tmp_path / "positions.json"
+    assert main(["follow", midi_path, audio_path, "--simulate", "--json", str(out), "--chunk-ms", "40"]) == 0
+    data = json.loads(out.read_text())
+    positions = data["positions"]
+    assert len(positions) == int(np.ceil(media.audio_duration(audio_path) / 0.04))
+    assert set(positions[0]) == {"audio_time", "midi_time", "compute_ms"}
+    audio_t = np.array([p["audio_time"] for p in positions])
+    assert np.allclose(audio_t[:10], 0.04 * np.arange(1, 11), atol=1e-4)
+    assert all(p["compute_ms"] >= 0 for p in positions)
+    assert "positions over" in capsys.readouterr().out
+
+
+def test_cli_reports_bad_input(tmp_path, capsys):
+    bad = tmp_path / "broken.mid"
+    bad.write_bytes(b"not a midi")
+    assert main(["follow", str(bad), str(tmp_path / "x.wav"), "--simulate"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "broken.mid" in err and "\n" == err[-1] and err.count("\n") == 1
+    with pytest.raises(SystemExit) as exc:
+        main(["follow"])
+    assert exc.value.code == 2
+
+
+# ---- the microphone follower over a fake sound card --------------------------------------------
+
+class FakeInputStream:
+    """A sounddevice.InputStream stand-in that plays a recording into the callback, block by block."""
+
+    def __init__(self, samples, samplerate, channels, blocksize, callback, device=None, dtype="float32"):
+        self.samples, self.blocksize, self.callback = samples, blocksize, callback
+        self._thread = None
+        self._running = threading.Event()
+        self.closed = False
+
+    def start(self):
+        self._running.set()
+        self._thread = threading.Thread(target=self._feed, daemon=True)
+        self._thread.start()
+
+    def _feed(self):
+        for start in range(0, len(self.samples), self.blocksize):
+            if not self._running.is_set():
+                return
+            block = self.samples[start:start + self.blocksize]
+            if len(block) < self.blocksize:
+                block = np.pad(block, (0, self.blocksize - len(block)))
+            self.callback(block[:, None].copy(), self.blocksize, None, None)
+
+    def stop(self):
+        self._running.clear()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def close(self):
+        self.closed = True
+
+
+def test_microphone_follower_follows_the_fake_input(pair):
+    midi_path, audio_path, midi = pair
+    follower = ScoreFollower(midi_path)
+    y = media.load_audio(audio_path, sr=follower.sr)[: follower.sr * 10]
+    reported = []
+    streams = []
+
+    def factory(**kwargs):
+        streams.append(FakeInputStream(y, **kwargs))
+        return streams[-1]
+
+    mic = MicrophoneFollower(follower, lambda a, m: reported.append((a, m)), stream_factory=factory)
+    mic.start()
+    deadline = time.monotonic() + 30
+    while len(reported) < len(y) // mic.blocksize and time.monotonic() < deadline:
+        time.sleep(0.05)
+    mic.stop()
+    assert streams[0].closed and not mic.running and mic.error is None
+    audio_t, midi_t = np.array(reported).T
+    assert len(audio_t) == len(y) // mic.blocksize
+    err = position_errors_s(midi, audio_t, midi_t)
+    assert np.median(err) < 0.05
+
+
+def test_microphone_errors_become_device_errors(pair):
+    import sounddevice as sd
+
+    follower = ScoreFollower(pair[0])
+
+    def no_device(**kwargs):
+        raise sd.PortAudioError("Error querying device -1")
+
+    mic = MicrophoneFollower(follower, lambda a, m: None, stream_factory=no_device)
+    with pytest.raises(DeviceError) as exc:
+        mic.start()
+    assert "no sound device found" in str(exc.value)
+    assert not mic.running
+    mic.stop()  # safe after a failed start

@@ -1,0 +1,226 @@
+"""Playback in the window (gui/transport.py, gui/transport_bar.py, gui/live_follow.py), offscreen,
+over a fake sound card — the one fake allowed; the sound itself is prepared by the real engine
+(decoding, FluidSynth stems, time-stretching) on the window's background jobs.
+
+The pair: a short two-instrument MIDI and a "recording" of it 1.25× slower after 0.5 s of
+silence; its alignment is built from that known warp (audio = 0.5 + 1.25 × MIDI time), so no
+aligner runs here.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pretty_midi
+import pytest
+import soundfile as sf
+from PySide6.QtCore import QPointF, QSettings, Qt
+from PySide6.QtTest import QTest
+
+from engine.align import Alignment
+from engine.features import spectrogram_for_display
+from engine.media import synthesize
+from gui.main_window import MainWindow
+from gui.pipeline import note_table
+from gui.playback import PAUSED, PLAYING, Player
+from gui.session import DisplaySpectrogram, LoadedPair
+from gui.transport_bar import install_playback
+from tests.fake_sound_card import FakeSoundCard
+from tests.test_follow import FakeInputStream
+
+OFFSET_S, STRETCH, SR = 0.5, 1.25, 22050
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("transport")
+    pm = pretty_midi.PrettyMIDI(initial_tempo=120)
+    piano, strings = pretty_midi.Instrument(0, name="Piano"), pretty_midi.Instrument(48, name="Strings")
+    for k in range(16):
+        piano.notes.append(pretty_midi.Note(100, 60 + (k * 5) % 12, 0.5 * k, 0.5 * k + 0.4))
+        if k % 4 == 0:
+            strings.notes.append(pretty_midi.Note(80, 48 + k % 7, 0.5 * k, 0.5 * k + 1.8))
+    pm.instruments += [piano, strings]
+    midi_path = d / "piece.mid"
+    pm.write(str(midi_path))
+    played = pretty_midi.PrettyMIDI(str(midi_path))
+    for inst in played.instruments:
+        for n in inst.notes:
+            n.start, n.end = OFFSET_S + STRETCH * n.start, OFFSET_S + STRETCH * n.end
+    wav = d / "piece.wav"
+    sf.write(str(wav), synthesize(played, sr=SR, soundfont="/usr/share/sounds/sf2/TimGM6mb.sf2"), SR)
+    return str(midi_path), str(wav)
+
+
+def make_pair(midi_path, audio_path) -> LoadedPair:
+    midi = pretty_midi.PrettyMIDI(midi_path)
+    y, sr = sf.read(audio_path, dtype="float32")
+    midi_s = np.linspace(0, midi.get_end_time(), 200)
+    preview_midi_s, preview_audio_s = np.linspace(0, midi.get_end_time(), 40), np.linspace(0, len(y) / sr, 50)
+    preview = np.abs(preview_midi_s[:, None] * STRETCH + OFFSET_S - preview_audio_s[None, :]).astype(np.float32)
+    alignment = Alignment(midi_s, OFFSET_S + STRETCH * midi_s, 1.0, midi.get_end_time(), len(y) / sr, midi,
+                          midi_path=midi_path, audio_path=audio_path, cost_preview=preview,
+                          cost_preview_midi_s=preview_midi_s, cost_preview_audio_s=preview_audio_s)
+    S_db, pitches, times = spectrogram_for_display(y, sr)
+    return LoadedPair(midi_path, audio_path, alignment, DisplaySpectrogram(S_db, pitches, times), note_table(alignment),
+                      np.array([0.0, 1.0]), np.array([0.8, 0.8]))
+
+
+@pytest.fixture
+def setup(qtbot, tmp_path, files):
+    card = FakeSoundCard(latency_s=0.05)
+    window = MainWindow(settings=QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat), dialogs=False)
+    qtbot.addWidget(window)
+    controller = install_playback(window, player=Player(stream_factory=card.output_stream, blocksize=512))
+    window.resize(1200, 800)
+    window.show()
+    qtbot.waitExposed(window)
+    window.session.set_pair(make_pair(*files))
+    # The recording is decoded and the MIDI synthesized (one stem per instrument) in the background.
+    qtbot.waitUntil(lambda: controller.player.program.midi is not None and not controller._jobs, timeout=60000)
+    yield window, controller, card
+    window.close()
+
+
+def test_sound_is_prepared_in_the_background(setup):
+    window, controller, _ = setup
+    program = controller.player.program
+    assert program.recording is not None and program.midi is not None
+    assert program.duration_s == pytest.approx(window.session.pair.audio_duration_s, abs=0.05)
+    # The warped MIDI sounds where the recording does: energy onsets line up (both start ~0.5 s in).
+    rec_on = np.argmax(np.abs(program.recording) > 0.02) / program.sr
+    midi_on = np.argmax(np.abs(program.midi) > 0.02) / program.sr
+    assert rec_on == pytest.approx(OFFSET_S, abs=0.06) and midi_on == pytest.approx(OFFSET_S, abs=0.06)
+    assert controller.sound.instrument_names == ["Piano", "Strings"]
+    assert window.transport_bar.instruments_button.isEnabled()
+
+
+def test_playhead_follows_the_stream_clock_and_the_views_follow_it(setup, qtbot):
+    window, controller, card = setup
+    session = window.session
+    session.set_view_range(0.0, 4.0)
+    controller.set_follow_mode("page")
+    window.actions["play_pause"].trigger()
+    assert controller.player.state == PLAYING
+    card.advance(3.0)
+    controller.tick()
+    assert session.playhead_s == pytest.approx(3.0 - card.latency_s, abs=0.02)
+    assert session.view_range_s == (0.0, 4.0)  # still on the first page
+    card.advance(1.5)
+    controller.tick()
+    start, end = session.view_range_s
+    assert start <= session.playhead_s <= end and start > 3.0  # turned the page
+    controller.set_follow_mode("continuous")
+    card.advance(0.5)
+    controller.tick()
+    start, end = session.view_range_s
+    assert (session.playhead_s - start) / (end - start) == pytest.approx(0.3, abs=0.01)
+    # Every view draws the playhead line there.
+    for view in window.views.views.values():
+        assert view.playhead_line.isVisible() and view.playhead_line.value() == pytest.approx(session.playhead_s)
+    assert "0:0" in window.transport_bar.time_label.text()
+
+
+def test_space_toggles_and_a_click_in_a_view_seeks(setup, qtbot):
+    window, controller, card = setup
+    window.activateWindow()
+    QTest.keyClick(window, Qt.Key.Key_Space)
+    assert controller.player.state == PLAYING
+    card.advance(1.0)
+    QTest.keyClick(window, Qt.Key.Key_Space)
+    assert controller.player.state == PAUSED
+    window.session.set_view_range(0.0, 10.0)
+    view = window.piano_roll_view
+    qtbot.wait(50)
+    scene_point = view.viewbox.mapViewToScene(QPointF(6.0, sum(window.session.pitch_range) / 2))
+    QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=view.mapFromScene(scene_point))
+    assert controller.player.position_s() == pytest.approx(6.0, abs=0.05)
+    assert window.session.playhead_s == pytest.approx(6.0, abs=0.05)
+    # A view added later (e.g. a tempo strip) seeks too.
+    from gui.views.base import TimeView
+
+    extra = window.views.add_view("extra", TimeView(window.session, title="extra"))
+    extra.finish_init()
+    qtbot.wait(50)
+    scene_point = extra.viewbox.mapViewToScene(QPointF(3.0, 0.5))
+    QTest.mouseClick(extra.viewport(), Qt.MouseButton.LeftButton, pos=extra.mapFromScene(scene_point))
+    assert controller.player.position_s() == pytest.approx(3.0, abs=0.05)
+
+
+def test_speed_loop_source_and_mute(setup, qtbot):
+    window, controller, card = setup
+    bar = window.transport_bar
+    before = controller.player.program.midi.copy()
+    bar.speed_box.setCurrentIndex(bar.speed_box.findData(1.5))
+    qtbot.waitUntil(lambda: controller.player.program.speed == 1.5, timeout=60000)
+    assert controller.player.program.duration_s == pytest.approx(window.session.pair.audio_duration_s, abs=0.1)
+    # Loop the selection.
+    window.session.set_selection(2.0, 3.0)
+    bar.loop_action.setChecked(True)
+    assert controller.player.loop == (2.0, 3.0)
+    controller.seek(2.0)
+    controller.play()
+    for _ in range(30):
+        card.advance(0.1)
+        controller.tick()
+        assert 2.0 - 1e-6 <= window.session.playhead_s < 3.0 + 1e-6
+    # Both sources, then mute the strings: the MIDI track changes, the recording does not.
+    bar.source_box.setCurrentIndex(bar.source_box.findData("both"))
+    assert bar.balance.isEnabled() and controller.player.source == "both"
+    bar.speed_box.setCurrentIndex(bar.speed_box.findData(1.0))
+    qtbot.waitUntil(lambda: controller.player.program.speed == 1.0 and not controller._jobs, timeout=60000)
+    controller.set_instrument(1, muted=True)
+    qtbot.waitUntil(lambda: not controller._jobs, timeout=60000)
+    after = controller.player.program.midi
+    assert len(after) == len(before) and not np.allclose(after, before, atol=1e-3)
+    assert np.abs(after).sum() < np.abs(before).sum()
+
+
+def test_loop_without_selection_and_device_errors_are_messages(qtbot, tmp_path, files):
+    card = FakeSoundCard(fail_with=RuntimeError("Error querying device -1"))
+    window = MainWindow(settings=QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat), dialogs=False)
+    qtbot.addWidget(window)
+    controller = install_playback(window, player=Player(stream_factory=card.output_stream))
+    window.session.set_pair(make_pair(*files))
+    qtbot.waitUntil(lambda: controller.player.program.recording is not None, timeout=60000)
+    bar = window.transport_bar
+    bar.loop_action.setChecked(True)
+    assert not bar.loop_action.isChecked() and "Select a time range" in bar.last_message
+    bar.play_action.trigger()
+    assert controller.player.state != PLAYING
+    assert "no sound device found" in bar.status.text()
+    window.close()
+
+
+def test_follow_microphone_drives_the_playhead(setup, qtbot, files):
+    window, controller, _ = setup
+    y, sr = sf.read(files[1], dtype="float32")
+    fed = {}
+
+    def factory(**kwargs):
+        fed["stream"] = FakeInputStream(y, **kwargs)
+        return fed["stream"]
+
+    live = window.live_follow
+    live.stream_factory = factory
+    window.transport_bar.mic_action.setChecked(True)
+    qtbot.waitUntil(lambda: live.mic is not None and live.latest_midi_s is not None, timeout=60000)
+    qtbot.waitUntil(lambda: (live.latest_midi_s or 0) > 4.0, timeout=30000)
+    controller.tick()
+    # The playhead marks the followed score position, mapped into the recording's time.
+    assert window.session.playhead_s == pytest.approx(OFFSET_S + STRETCH * live.latest_midi_s, abs=0.2)
+    assert not window.transport_bar.play_action.isEnabled()
+    window.transport_bar.mic_action.setChecked(False)
+    assert live.mic is None and fed["stream"].closed
+    assert window.transport_bar.play_action.isEnabled()
+
+
+def test_follow_microphone_without_a_microphone_is_a_message(setup, qtbot):
+    window, _, _ = setup
+
+    def no_microphone(**kwargs):
+        raise RuntimeError("Error querying device -1")
+
+    window.live_follow.stream_factory = no_microphone
+    window.transport_bar.mic_action.setChecked(True)
+    qtbot.waitUntil(lambda: not window.live_follow.following, timeout=60000)
+    assert "no sound device found" in window.transport_bar.last_message
+    assert not window.transport_bar.mic_action.isChecked()
