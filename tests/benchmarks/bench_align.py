@@ -102,6 +102,8 @@ def bench_pairs(pairs, methods, work_dir: Path, log=print) -> list[dict]:
                 "n_notes": score["n_notes"], "errors_s": score["errors_s"].tolist(),
                 "median_offset_ms": 1000 * float(np.median(score["offsets_s"])) if score["n_notes"] else float("nan"),
                 "timings": {k2: float(v) for k2, v in getattr(result, "timings", {}).items()},
+                # What the warm run found in the cache (ours: audio/midi features, maybe the alignment).
+                "warm_cache_hits": {k2: bool(v) for k2, v in (getattr(result, "cache_hits", None) or {}).items()},
             })
             line.append(f"{name} {score['mean_error_s'] * 1000:6.1f} ms {cold_s:5.2f}/{warm_s:5.3f} s")
         log(f"[{k + 1:3d}/{len(pairs)}] {meta['id'][:38]:38s} " + " | ".join(line))

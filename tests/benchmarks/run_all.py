@@ -95,6 +95,12 @@ def render_markdown(results: dict, command: str) -> str:
         r = s[m]
         lines.append(f"| {m} | {_f(r['cold_median_s'], '{:.2f}')} | {_f(r['cold_total_s'])} | "
                      f"{_f(r['warm_median_s'], '{:.3f}')} | {_f(r['warm_total_s'], '{:.2f}')} |")
+    for m in ours:
+        hits = sorted({k for r in results["records"] if r["method"] == m for k, v in r.get("warm_cache_hits", {}).items() if v})
+        if hits:
+            lines.append(f"\n{m} warm runs found in the cache: {', '.join(hits)}"
+                         + (" (the alignment itself is cached, so ours skips DTW when warm while the peers "
+                            "redo theirs)" if "alignment" in hits else "") + ".")
     lines += ["", "| speed-up of | vs | cold (total / median pair / worst pair) | warm (total / median / worst) |",
               "|---|---|---:|---:|"]
     for m in ours:
