@@ -128,7 +128,7 @@ def _run_tempo(args) -> int:
     for c in candidates:
         print(f"{c.bpm:7.1f}  {c.salience:8.3f}  {c.pace_probability:6.2f}  {'yes' if c.compatible else 'no'}")
     if not candidates:
-        print("no tempo candidates (no periodic onsets found)")
+        print("no tempo candidates (no periodic onsets, or shorter than 4 s)")
     return 0
 
 

@@ -7,7 +7,10 @@ each chunk the current position in the MIDI, in MIDI seconds, with bounded work 
 MIDI's reference features are computed once (synthesized with FluidSynth and analysed by the same
 causal extractor as the live audio, :mod:`engine.follow_features`, or taken straight from the
 piano roll); each live frame then advances Dixon's online time warping with Arzt's refinements
-(:mod:`engine.oltw`).
+(:mod:`engine.oltw`: tempo model, normalised path costs, open start, step penalty). During the
+first seconds a coarse global search (:mod:`engine.follow_relocate`) may move the follower to
+where the performance really is (a recording that starts far into the piece). The reported
+position is smoothed: small steps back are held, leaps either way must last a moment.
 
 - :class:`ScoreFollower` — ``push(chunk) -> midi_time_s`` and ``position_s``;
 - :func:`follow_samples` / :func:`follow_file` — stream a whole recording through a follower in
@@ -59,6 +62,8 @@ class FollowParams:
         For ``reference="synth"`` (None: :func:`engine.media.find_soundfont`).
     window_s : float
         Band of the online DTW (Dixon's ``c``), in seconds of frames.
+    max_lead_s : float
+        The online DTW's frontier may run at most this far ahead of the best match.
     max_run : int
         Longest run of steps in one direction (the largest tempo ratio followed is max_run + 1).
     open_start_s : float
@@ -89,10 +94,6 @@ class FollowParams:
         Report the best cell of the newest row (Arzt) or the newest column (Dixon's ``j``).
     open_start_cost : float
         Cost per frame of starting later than the MIDI's first frame (see :mod:`engine.oltw`).
-    forget_s : float
-        Time constant (s) with which the online DTW forgets old costs (0: never).
-    horizontal_penalty_scale : float
-        The step penalty of reference-only steps relative to performance-only steps.
     relocate_window_s, relocate_every_s, relocate_margin, relocate_min_jump_s : float
         Every ``relocate_every_s`` the last ``relocate_window_s`` of the performance are matched
         against the MIDI from ``relocate_max_back_s`` behind to ``relocate_max_ahead_s`` ahead of
@@ -100,12 +101,16 @@ class FollowParams:
         ``relocate_min_jump_s`` away costs ``relocate_margin`` less than any ending near the
         current position, the follower restarts there. ``relocate_every_s = 0`` turns it off.
     relocate_max_ahead_s, relocate_max_back_s : float
+    relocate_until_s : float
+        Search only during the first seconds of the performance (where it starts is the most
+        uncertain; later, repeats of the same music make far moves risky); 0: always.
     """
 
     features: StreamFeatureParams = field(default_factory=StreamFeatureParams)
     reference: str = "synth"
     soundfont: str | None = None
     window_s: float = 12.0
+    max_lead_s: float = 2.5
     max_run: int = 3
     open_start_s: float = 12.0
     max_backstep_s: float = 0.15
@@ -119,14 +124,13 @@ class FollowParams:
     tempo_min_s: float = 2.0
     report: str = "best"
     open_start_cost: float = 0.005
-    forget_s: float = 0.0
-    horizontal_penalty_scale: float = 1.0
     relocate_window_s: float = 6.0
-    relocate_every_s: float = 0.0
+    relocate_every_s: float = 2.0
     relocate_margin: float = 0.3
     relocate_min_jump_s: float = 1.5
     relocate_max_ahead_s: float = 30.0
     relocate_max_back_s: float = 10.0
+    relocate_until_s: float = 30.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -220,8 +224,7 @@ class ScoreFollower:
         self._oltw = OnlineTimeWarping(self.reference, fp.weight_sum, window, self.params.max_run,
                                        open_start_frames=max(1, int(round(self.params.open_start_s / fp.frame_s))),
                                        penalty=self.params.step_penalty, start_cost=self.params.open_start_cost,
-                                       forget=float(np.exp(-fp.frame_s / self.params.forget_s)) if self.params.forget_s > 0 else 1.0,
-                                       horizontal_penalty_scale=self.params.horizontal_penalty_scale)
+                                       max_lead_frames=max(1, int(round(self.params.max_lead_s / fp.frame_s))))
         self._relocator = None
         if self.params.relocate_every_s > 0:
             from engine.follow_relocate import Relocator
@@ -274,7 +277,9 @@ class ScoreFollower:
         if relocator is None:
             return False
         relocator.add(frame)
-        if self._oltw.n_live_frames % self._relocate_every or not relocator.ready:
+        live_frames = self._extractor.n_frames
+        if live_frames % self._relocate_every or not relocator.ready or \
+                live_frames * self.frame_s > self.params.relocate_until_s > 0:
             return False
         here = self._frame_position_s / self.frame_s - 1.0
         target = relocator.propose(here)

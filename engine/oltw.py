@@ -24,6 +24,9 @@ Refinements after Arzt & Widmer (2008, 2010):
 - **open start**: the first live frame may match any of the first ``open_start`` columns (the
   performance may begin a little into the score, e.g. a cropped intro), at a small cost per
   frame skipped;
+- **bounded lead**: no new column while the frontier is more than ``max_lead`` columns ahead of
+  the newest row's best cell (a frontier running alone into a repeat of the same music would
+  drag the band away from the performer);
 - the position reported is the best cell of the newest row.
 
 Conventions
@@ -62,12 +65,11 @@ def _has(lo, hi, row_id, R, row, col):
 
 
 @njit(cache=True)
-def _eval_cell(Xcol, Yring, D, S, lo, hi, row_id, t, j, w, diag_weight, open_start, penalty, start_cost, lam,
-               h_scale):
+def _eval_cell(Xcol, Yring, D, S, lo, hi, row_id, t, j, w, diag_weight, open_start, penalty, start_cost):
     """Accumulated cost of cell (t, j) from its three predecessors (or a free start in row 0).
 
-    ``S`` holds each cell's path weight (the sum of its steps' weights, discounted like ``D``), so
-    ``D / S`` is the weighted mean cost of the path; ``lam`` < 1 forgets old frames.
+    ``S`` holds each cell's path weight (the sum of its steps' weights), so ``D / S`` is the
+    weighted mean cost of the path.
     """
     R, W = D.shape
     d = _dist(Xcol, W, j, Yring, t % R, w)
@@ -77,17 +79,17 @@ def _eval_cell(Xcol, Yring, D, S, lo, hi, row_id, t, j, w, diag_weight, open_sta
         best = diag_weight * d + start_cost * j
         weight = diag_weight
     if t > 0 and j > 0 and _has(lo, hi, row_id, R, t - 1, j - 1):
-        v = lam * D[(t - 1) % R, (j - 1) % W] + diag_weight * d
+        v = D[(t - 1) % R, (j - 1) % W] + diag_weight * d
         if v < best:
             best = v
-            weight = lam * S[(t - 1) % R, (j - 1) % W] + diag_weight
+            weight = S[(t - 1) % R, (j - 1) % W] + diag_weight
     if t > 0 and _has(lo, hi, row_id, R, t - 1, j):
-        v = lam * D[(t - 1) % R, j % W] + d + penalty
+        v = D[(t - 1) % R, j % W] + d + penalty
         if v < best:
             best = v
-            weight = lam * S[(t - 1) % R, j % W] + 1.0
+            weight = S[(t - 1) % R, j % W] + 1.0
     if j > 0 and _has(lo, hi, row_id, R, t, j - 1):
-        v = D[t % R, (j - 1) % W] + d + penalty * h_scale
+        v = D[t % R, (j - 1) % W] + d + penalty
         if v < best:
             best = v
             weight = S[t % R, (j - 1) % W] + 1.0
@@ -117,8 +119,7 @@ def _new_column(X, Xcol, colpos, j, rate, start_pos=0.0):
 
 
 @njit(cache=True)
-def _add_row(Xcol, Yring, D, S, lo, hi, row_id, t, j, c, w, diag_weight, open_start, penalty, start_cost, lam,
-             h_scale):
+def _add_row(Xcol, Yring, D, S, lo, hi, row_id, t, j, c, w, diag_weight, open_start, penalty, start_cost):
     R = D.shape[0]
     r = t % R
     row_id[r] = t
@@ -126,14 +127,13 @@ def _add_row(Xcol, Yring, D, S, lo, hi, row_id, t, j, c, w, diag_weight, open_st
     lo[r] = first
     hi[r] = first
     for k in range(first, j + 1):
-        _eval_cell(Xcol, Yring, D, S, lo, hi, row_id, t, k, w, diag_weight, open_start, penalty, start_cost, lam,
-                   h_scale)
+        _eval_cell(Xcol, Yring, D, S, lo, hi, row_id, t, k, w, diag_weight, open_start, penalty, start_cost)
         hi[r] = k + 1
     return j + 1 - first
 
 
 @njit(cache=True)
-def _add_column(Xcol, Yring, D, S, lo, hi, row_id, t, j, c, w, diag_weight, penalty, lam, h_scale):
+def _add_column(Xcol, Yring, D, S, lo, hi, row_id, t, j, c, w, diag_weight, penalty):
     R, W = D.shape
     n = 0
     for k in range(max(0, t - c + 1), t + 1):
@@ -142,7 +142,7 @@ def _add_column(Xcol, Yring, D, S, lo, hi, row_id, t, j, c, w, diag_weight, pena
             continue  # (cannot happen for rows inside the band; kept for safety)
         if hi[r] - lo[r] >= W - 1:  # keep the row inside its ring: forget its oldest cell
             lo[r] += 1
-        _eval_cell(Xcol, Yring, D, S, lo, hi, row_id, k, j, w, diag_weight, 0, penalty, 0.0, lam, h_scale)
+        _eval_cell(Xcol, Yring, D, S, lo, hi, row_id, k, j, w, diag_weight, 0, penalty, 0.0)
         hi[r] = j + 1
         n += 1
     return n
@@ -162,13 +162,15 @@ def _best_in_row(D, S, lo, hi, t, diag_weight):
 
 
 @njit(cache=True)
-def _decide(D, S, lo, hi, row_id, t, j, c, at_end, run, prev, max_run, diag_weight):
+def _decide(D, S, lo, hi, row_id, t, j, c, at_end, run, prev, max_run, diag_weight, max_lead):
     """Dixon's GetInc: which way the frontier grows next."""
     if at_end:
         return ROW
+    best_j, best_row = _best_in_row(D, S, lo, hi, t, diag_weight)
+    if j - best_j > max_lead:
+        return ROW  # the frontier is far enough ahead of the best match: wait for the performer
     if run >= max_run and prev != BOTH:
         return COLUMN if prev == ROW else ROW
-    best_j, best_row = _best_in_row(D, S, lo, hi, t, diag_weight)
     best_col = _INF
     best_t = t
     R = D.shape[0]
@@ -196,7 +198,7 @@ def _count_run(state, step):
 
 @njit(cache=True)
 def oltw_push(X, Xcol, colpos, y, Yring, D, S, lo, hi, row_id, state, rate, c, max_run, w, diag_weight,
-              open_start, penalty, start_cost, lam, h_scale, start_pos):
+              open_start, penalty, start_cost, start_pos, max_lead):
     """Consume one live frame ``y``: add its row, then the columns the frontier asks for.
 
     Returns
@@ -217,31 +219,31 @@ def oltw_push(X, Xcol, colpos, y, Yring, D, S, lo, hi, row_id, state, rate, c, m
         j = -1
         while j + 1 < open_start and _new_column(X, Xcol, colpos, j + 1, 1.0, start_pos):
             j += 1
-        cells += _add_row(Xcol, Yring, D, S, lo, hi, row_id, 0, j, c, w, diag_weight, open_start, penalty, start_cost, lam,
-                          h_scale)
+        cells += _add_row(Xcol, Yring, D, S, lo, hi, row_id, 0, j, c, w, diag_weight, open_start, penalty, start_cost)
         state[_RUN] = 0
         state[_PREV] = BOTH
     else:
-        cells += _add_row(Xcol, Yring, D, S, lo, hi, row_id, t, j, c, w, diag_weight, open_start, penalty, start_cost, lam,
-                          h_scale)
+        cells += _add_row(Xcol, Yring, D, S, lo, hi, row_id, t, j, c, w, diag_weight, open_start, penalty, start_cost)
         if decision == BOTH and _new_column(X, Xcol, colpos, j + 1, rate):
             j += 1
-            cells += _add_column(Xcol, Yring, D, S, lo, hi, row_id, t, j, c, w, diag_weight, penalty, lam, h_scale)
+            cells += _add_column(Xcol, Yring, D, S, lo, hi, row_id, t, j, c, w, diag_weight, penalty)
             _count_run(state, BOTH)
         else:
             _count_run(state, ROW)
     # Columns until the frontier asks for the next live frame.
     at_end = j + 1 >= colpos.shape[0] or colpos[j] + rate > X.shape[0] - 1
-    decision = _decide(D, S, lo, hi, row_id, t, j, c, at_end, state[_RUN], state[_PREV], max_run, diag_weight)
+    decision = _decide(D, S, lo, hi, row_id, t, j, c, at_end, state[_RUN], state[_PREV], max_run, diag_weight,
+                       max_lead)
     while decision == COLUMN:
         if not _new_column(X, Xcol, colpos, j + 1, rate):
             decision = ROW
             break
         j += 1
-        cells += _add_column(Xcol, Yring, D, S, lo, hi, row_id, t, j, c, w, diag_weight, penalty, lam, h_scale)
+        cells += _add_column(Xcol, Yring, D, S, lo, hi, row_id, t, j, c, w, diag_weight, penalty)
         _count_run(state, COLUMN)
         at_end = j + 1 >= colpos.shape[0] or colpos[j] + rate > X.shape[0] - 1
-        decision = _decide(D, S, lo, hi, row_id, t, j, c, at_end, state[_RUN], state[_PREV], max_run, diag_weight)
+        decision = _decide(D, S, lo, hi, row_id, t, j, c, at_end, state[_RUN], state[_PREV], max_run, diag_weight,
+                       max_lead)
     state[_T] = t
     state[_J] = j
     state[_DECISION] = decision
@@ -275,6 +277,10 @@ class OnlineTimeWarping:
     start_cost : float
         Cost per reference frame of starting later than the first one (a prior for starting at
         the beginning; diluted as the path grows, so evidence soon outweighs it).
+    max_lead_frames : int, optional
+        No new column while the frontier is this many columns ahead of the newest row's best
+        cell (default ``c``: no limit): a frontier running alone into a repeat of the same music
+        drags the band away from the performer.
 
     Attributes
     ----------
@@ -284,8 +290,7 @@ class OnlineTimeWarping:
 
     def __init__(self, reference, weight_sum: float = 2.0, window_frames: int = 400, max_run: int = 3,
                  diag_weight: float = 2.0, open_start_frames: int | None = None, penalty: float = 0.0,
-                 min_rate: float = 0.25, start_cost: float = 0.0, forget: float = 1.0,
-                 horizontal_penalty_scale: float = 1.0):
+                 min_rate: float = 0.25, start_cost: float = 0.0, max_lead_frames: int | None = None):
         self.reference = np.ascontiguousarray(reference, dtype=np.float32)
         if self.reference.ndim != 2 or len(self.reference) < 2:
             raise ValueError("the reference needs at least two feature frames")
@@ -296,8 +301,7 @@ class OnlineTimeWarping:
         self.penalty = float(penalty)
         self.min_rate = float(min_rate)
         self.start_cost = float(start_cost)
-        self.forget = float(forget)
-        self.horizontal_penalty_scale = float(horizontal_penalty_scale)
+        self.max_lead = int(self.c if max_lead_frames is None else max_lead_frames)
         self.open_start = int(self.c if open_start_frames is None else max(1, min(open_start_frames, self.c)))
         self.rate = 1.0
         self.restart(0.0)
@@ -339,9 +343,10 @@ class OnlineTimeWarping:
         """Consume one live feature frame; return the best-matching reference position (frames)."""
         y = np.ascontiguousarray(frame, dtype=np.float32).reshape(-1)
         rate = float(min(max(self.rate, self.min_rate), 1.0 / self.min_rate))
+
         best_j, cells = oltw_push(self.reference, self._Xcol, self._colpos, y, self._Yring, self._D, self._S,
                                   self._lo, self._hi, self._row_id, self._state, rate, self.c, self.max_run,
                                   self.weight_sum, self.diag_weight, self.open_start, self.penalty,
-                                  self.start_cost, self.forget, self.horizontal_penalty_scale, self.start_pos)
+                                  self.start_cost, self.start_pos, self.max_lead)
         self.last_cells = int(cells)
         return float(self._colpos[best_j])

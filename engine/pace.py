@@ -16,7 +16,8 @@ notated beat. Two inputs per candidate, computed here from :class:`engine.tempo.
 
 A small CNN + MLP (``models/pace.onnx``, trained by ``models/pace``, run with onnxruntime through
 :mod:`engine.models`) gives logits; ``N_CLIPS`` clips at fixed placements over the song are
-averaged per candidate. :func:`classify_paces` fills the candidates in and re-ranks them:
+averaged per candidate. :func:`classify_paces` fills the candidates in, makes the song's pace
+probabilities consistent with one metrical hierarchy (:func:`make_consistent`) and re-ranks them:
 ``salience`` becomes ∝ tempogram salience × beat probability × pace probability (most salient
 first), the tempogram-only value is kept in ``tempogram_salience``.
 
@@ -181,10 +182,47 @@ def pace_logits(features: TempoFeatures, bpm, n_clips: int = N_CLIPS, model_path
     return out.reshape(bpm.size, n_clips, -1).mean(axis=1)
 
 
+# Metrical hierarchies tried by :func:`make_consistent`: (beats per bar, beat division) of 2/4,
+# 3/4, 4/4, 6/8, 9/8, 12/8 and 3/8, with the beat at a candidate × 1, 2, 3, 1/2 or 1/3.
+METER_HYPOTHESES = ((2, 2), (3, 2), (4, 2), (2, 3), (3, 3), (4, 3), (1, 3))
+BEAT_SHIFTS = (1.0, 2.0, 3.0, 1 / 2, 1 / 3)
+CONSISTENCY_WEIGHT = 0.3
+
+
+def make_consistent(bpm, probability, weight: float = CONSISTENCY_WEIGHT) -> np.ndarray:
+    """Pull a song's pace probabilities towards one metrical hierarchy.
+
+    The paces a song fits are the levels of *one* meter, so the candidates' verdicts are not
+    independent. Every hierarchy ``engine.tempo.metrical_paces(beat, *METER_HYPOTHESES[k])`` with
+    the beat at a candidate × BEAT_SHIFTS is scored by the log-likelihood of the candidates'
+    probabilities (compatible inside it, not outside); the result is
+    ``(1 - weight) * probability + weight * [candidate in the best hierarchy]``, which changes
+    only the uncertain verdicts (with weight 0.3: probabilities within 0.29–0.71).
+    """
+    from engine.tempo import PACE_TOLERANCE, metrical_paces
+
+    bpm = np.asarray(bpm, dtype=np.float64)
+    probability = np.asarray(probability, dtype=np.float64)
+    if bpm.size < 2 or weight <= 0:
+        return probability
+    hierarchies = [metrical_paces(b * shift, *meter) for b in bpm for shift in BEAT_SHIFTS for meter in METER_HYPOTHESES]
+    paces = np.full((len(hierarchies), max(len(h) for h in hierarchies)), np.nan)  # NaN pads: never "inside"
+    for i, h in enumerate(hierarchies):
+        paces[i, : len(h)] = h
+    inside = np.any(np.abs(bpm[None, :, None] / paces[:, None, :] - 1) <= PACE_TOLERANCE, axis=2)  # (H, N)
+    eps = 1e-4
+    log_likelihood = inside @ np.log(probability + eps) + (~inside) @ np.log(1 - probability + eps)
+    best = inside[int(np.argmax(log_likelihood))]
+    return (1 - weight) * probability + weight * best
+
+
 def classify_paces(features: TempoFeatures, candidates: list[TempoCandidate], n_clips: int = N_CLIPS,
                    model_path=None, threshold: float = COMPATIBLE_THRESHOLD, center_s: float | None = None,
-                   rerank: bool = True) -> list[TempoCandidate]:
+                   rerank: bool = True, consistent: bool = True) -> list[TempoCandidate]:
     """Fill in ``pace_probability``, ``compatible`` and ``beat_probability`` of ``candidates``.
+
+    With ``consistent`` (default), the pace probabilities are made consistent across the
+    candidates (:func:`make_consistent`).
 
     With ``rerank`` (default), ``salience`` becomes ∝ tempogram salience × beat probability ×
     pace probability (sum 1), the tempogram-only value goes to ``tempogram_salience``, and the
@@ -194,6 +232,8 @@ def classify_paces(features: TempoFeatures, candidates: list[TempoCandidate], n_
         return []
     logits = pace_logits(features, [c.bpm for c in candidates], n_clips, model_path, center_s=center_s)
     prob = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+    if consistent:
+        prob[:, 0] = make_consistent([c.bpm for c in candidates], prob[:, 0])
     for c, p in zip(candidates, prob):
         c.pace_probability, c.beat_probability = float(p[0]), float(p[1])
         c.compatible = bool(p[0] >= threshold)

@@ -57,6 +57,7 @@ PACE_TOLERANCE = 0.05
 PRIOR_CENTER_BPM, PRIOR_OCTAVES = 120.0, 1.0
 MAX_CANDIDATES = 8
 MIN_RELATIVE_STRENGTH = 0.1
+MIN_SEGMENT_S = 4.0          # shorter excerpts hold too few beats for a tempo: no candidates
 
 
 
@@ -118,8 +119,9 @@ def analyze(y: np.ndarray, sr: int = SR) -> TempoFeatures:
 def analyze_file(path) -> TempoFeatures:
     """:func:`analyze` of an audio file, cached on disk by content hash (engine.cache)."""
     from engine.cache import cached, file_hash
-    from engine.media import load_audio
+    from engine.media import audio_duration, load_audio
 
+    audio_duration(path)  # a missing, empty or undecodable file → AudioError naming it, before hashing
     params = {"sr": SR, "hop_length": HOP_LENGTH, "n_fft": N_FFT, "n_mels": N_MELS, "v": 1}
 
     def compute():
@@ -255,11 +257,14 @@ def candidates_from_onsets(onset: np.ndarray, frame_rate: float, segment_s: floa
                            max_candidates: int = MAX_CANDIDATES) -> tuple[np.ndarray, np.ndarray]:
     """Candidate tempi (bpm) and saliences (sum 1), most salient first, from an onset envelope."""
     peaks_bpm, peaks_strength = [], []
-    bounds = segment_bounds(onset.shape[0], frame_rate, segment_s)
+    bounds = [(a, b) for a, b in segment_bounds(onset.shape[0], frame_rate, segment_s)
+              if b - a >= MIN_SEGMENT_S * frame_rate]
     for start, stop in bounds:
         b, s = segment_peaks(onset[start:stop], frame_rate)
         peaks_bpm.append(b)
         peaks_strength.append(s)
+    if not bounds:
+        return np.zeros(0), np.zeros(0)
     bpm, strength = np.concatenate(peaks_bpm), np.concatenate(peaks_strength)
     if bpm.size == 0:
         return np.zeros(0), np.zeros(0)

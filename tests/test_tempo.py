@@ -79,8 +79,9 @@ def test_tempogram_around_peaks_at_the_beat(click_features):
     assert near([c.bpm for c in local], 100.0)
 
 
-def test_silence_gives_no_candidates():
+def test_silence_and_snippets_give_no_candidates():
     assert tempo.tempo_candidates(tempo.analyze(np.zeros(SR * 10, np.float32))) == []
+    assert tempo.tempo_candidates(tempo.analyze(click_track(120.0, 2.0))) == []  # two seconds hold no tempo
 
 
 # --- labels and the classifier's input -----------------------------------------------------------
@@ -301,11 +302,13 @@ def test_cli_tempo_writes_the_documented_json(tmp_path, capsys):
     assert "compatible" in table and f"{doc['candidates'][0]['bpm']:.1f}" in table
 
 
-def test_cli_tempo_bad_file_is_one_line_error(tmp_path, capsys):
+@pytest.mark.parametrize("content", [b"RIFF0000WAVEjunk", b"", None])
+def test_cli_tempo_bad_file_is_one_line_error(tmp_path, capsys, content):
     from engine.cli import main
 
-    bad = tmp_path / "noise.wav"
-    bad.write_bytes(b"RIFF0000WAVEjunk")
+    bad = tmp_path / "song.wav"
+    if content is not None:
+        bad.write_bytes(content)
     assert main(["tempo", str(bad)]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {bad}:") and "\n" not in err

@@ -36,6 +36,12 @@ def write_card(info: dict, path: Path = MODELS_DIR / "MODEL_CARD_pace.md") -> Pa
                          f"{r['set_precision']:.3f} | {r['set_recall']:.3f} |")
         ablation = ("\n## Against the seed recipe (ablation)\n\n" + ab.get("note", "") + "\n\n" + "\n".join(lines) + "\n")
     best = max(info["history"], key=lambda h: 0.5 * (h["accuracy_candidates"] + h["accuracy_metrical"]))
+    plain = info.get("test_without_consistency")
+    consistency = "" if plain is None else (
+        f"\nWithout the consistency step (raw model probabilities): accuracy {_pct(plain['accuracy_candidates'])} "
+        f"(candidates), {_pct(plain['accuracy_metrical'])} (metrical set), set P/R {plain['set_precision']:.3f} / "
+        f"{plain['set_recall']:.3f}, Acc1/Acc2 {plain['tempo_accuracy1']:.3f} / {plain['tempo_accuracy2']:.3f}. "
+        "The step and its weight were chosen on the validation songs (+0.5 % there), not on the test songs.\n")
     text = f"""# Model card: pace-compatibility CNN (`models/pace.onnx`)
 
 Given a recording and a candidate tempo, the probability that the song is *compatible* with that
@@ -52,8 +58,10 @@ onnxruntime on the CPU.
   and the 8 band fluxes) at 1/4, 1/3, 1/2, 2/3, 3/4, 1, 4/3, 3/2, 2, 3, 4, 6, 8 × the candidate
   period (max within ±4 %).
 - Output `logits`: (N, 2) = [compatible, is the notated beat]. The engine averages the logits of
-  4 clips per candidate (fixed placements over the song), then re-ranks the candidates by
-  tempogram salience × P(beat) × P(compatible).
+  4 clips per candidate (fixed placements over the song), makes the song's pace probabilities
+  consistent with one metrical hierarchy (`engine.pace.make_consistent`: 0.7 × model + 0.3 ×
+  membership in the likeliest hierarchy, which only moves verdicts between 0.29 and 0.71), then
+  re-ranks the candidates by tempogram salience × P(beat) × P(compatible).
 - Architecture (`models/pace/net.py`): narrow convolutions (1×5, 3×1, 1×3, 3×1, 3×3; widths
   {tuple(cfg['widths'])}) with batch norm, dropout between blocks, global mean+max pooling; the
   periodicity vector through a {cfg.get('periodicity_width', 48)}-unit layer; both into a linear
@@ -69,7 +77,9 @@ bass/chord/drum accompaniment that follows the bar; Bach chorales {counts.get('b
 {counts.get('groove')} generated grooves (drums, bass, chords, melody on the metrical grid of 4/4, 3/4,
 2/4, 2/2, 6/8, 12/8, 9/8; 15 % with flat accents that hide the meter). Each song is played at a
 random beat tempo (log-uniform: 60–180 bpm quarter beats, 50–120 half-note beats, 40–125 dotted
-quarters) with ≤ 2 % slow tempo drift and ≤ 12 ms onset jitter, looped to 45–75 s in whole bars,
+quarters) with ≤ 2 % slow tempo drift and ≤ 12 ms onset jitter, looped to 45–75 s in whole bars; corpus
+tunes are played with metrical accents as a player gives them (velocity + depth × (metrical
+weight / 4 − 1/4), depth 4–16 velocity steps, none for a fifth of the tunes),
 rendered with FluidSynth through one of FluidR3_GM, TimGM6mb, MuseScore_General_Lite, and
 30 % get pink-ish noise at 20–35 dB SNR. Labels: the paces implied by tempo and meter
 (`engine.tempo.metrical_paces`) within 5 %. Building it took {data.get('build_seconds') or 0:.0f} s
@@ -105,6 +115,12 @@ column is the same for the tempogram's own ranking (before classification).
 {chr(10).join(rows)}
 
 Targets from the issue: accuracy ≥ 95 % (the seed reached 91 %), Acc1 ≥ 0.95, Acc2 ≥ 0.98.
+{consistency}
+Where it fails: the errors concentrate on triple and compound meters — solo fiddle tunes in 6/8
+read as 3/4 (running eighths grouped 2+2+2 instead of 3+3; both are valid for the notes), and
+generated 3/4 grooves whose half-beat is taken for a pace. Acc1 misses are mostly octave choices
+against the notated beat (a fast 2/4 felt in one, a slow 6/8 felt in eighths); the Acc2 misses
+are the 6/8-as-3/4 songs, whose top candidate is ¾ of the notated beat.
 {ablation}
 ## Limits
 

@@ -113,7 +113,7 @@ def make_batch(songs: Songs, index: list[int], rng, inputs, local_profile_fracti
     return clips, periodicity, np.concatenate(ys).astype(np.float32)
 
 
-def predict(model_fn, songs: Songs, inputs, n_clips: int = engine_pace.N_CLIPS) -> list[dict]:
+def predict(model_fn, songs: Songs, inputs, n_clips: int = engine_pace.N_CLIPS, consistent: bool = True) -> list[dict]:
     """Per-song probabilities on the tempogram candidates and the metrical set, with the engine's
     fixed clip placement (``model_fn``: (clips, periodicity) → logits, torch or onnxruntime)."""
     out = []
@@ -126,6 +126,9 @@ def predict(model_fn, songs: Songs, inputs, n_clips: int = engine_pace.N_CLIPS) 
         periodicity = np.repeat(engine_pace.periodicity_features(songs.profiles[i], FRAME_RATE, bpm), n_clips, axis=0)
         logits = model_fn(*select_inputs(clips, periodicity, inputs)).reshape(bpm.size, n_clips, -1).mean(axis=1)
         prob = 1 / (1 + np.exp(-logits))
+        if consistent:  # as engine.pace.classify_paces does, within each candidate set
+            prob[: cand.size, 0] = engine_pace.make_consistent(cand, prob[: cand.size, 0])
+            prob[cand.size:, 0] = engine_pace.make_consistent(metrical, prob[cand.size:, 0])
         # The engine's final ranking (engine.pace.classify_paces): salience × P(beat) × P(compatible).
         ranked = cand[np.argsort(-(songs.saliences[i] * prob[: cand.size, 1] * prob[: cand.size, 0]), kind="stable")]
         out.append({"song_id": rec["song_id"], "paces": rec["paces"], "beat_bpm": rec["beat_bpm"], "ranked": ranked,
@@ -267,7 +270,9 @@ def evaluate(info: dict, out_path: Path = MODELS_DIR / "pace.onnx") -> dict:
     by_source = {}
     for src in sorted({r["source"] for r in test_records}):
         by_source[src] = summarize([res for res, r in zip(results, test_records) if r["source"] == src])
-    info.update({"test": metrics, "test_by_source": by_source, "onnx_bytes": out_path.stat().st_size})
+    plain = summarize(predict(onnx_fn(out_path), Songs(test_records), info["config"]["inputs"], consistent=False))
+    info.update({"test": metrics, "test_by_source": by_source, "test_without_consistency": plain,
+                 "onnx_bytes": out_path.stat().st_size})
     (MODELS_DIR / "pace" / "metrics.json").write_text(json.dumps(info, indent=1))
     from models.pace.card import write_card
 
