@@ -42,6 +42,7 @@ from gui.session import Event
 PLAYBACK_SR = 44100
 BLOCKSIZE = 1024
 STOPPED, PLAYING, PAUSED = "stopped", "playing", "paused"
+STALL_S = 1.0  # no audio block for this long while playing: the device is gone
 
 
 @dataclass(frozen=True)
@@ -250,7 +251,7 @@ class Player:
         """Called by the GUI timer: notices the end of the piece and dead devices, emits the position."""
         if self.state == PLAYING:
             stream = self._stream
-            dead = stream is None or not getattr(stream, "active", True)
+            dead = stream is None or not getattr(stream, "active", True) or self._stalled()
             if self._finished and self._all_heard():
                 self._close_stream()
                 self._rest_sample = self.program.n_samples
@@ -264,6 +265,18 @@ class Player:
         position = self.position_s()
         self.events.position_changed.emit(position)
         return position
+
+    def _stalled(self) -> bool:
+        """The stream's clock runs (or fails) but no block came for a second: the device is gone."""
+        try:
+            now = float(self._stream.time)
+        except Exception:  # noqa: BLE001 - PortAudio errors out on a vanished device
+            return True
+        anchors = list(self._anchors)
+        if not anchors:
+            return False
+        _, dac, _, n_frames = anchors[-1]
+        return now > dac + n_frames / self.program.sr + STALL_S
 
     def _all_heard(self) -> bool:
         anchors = list(self._anchors)

@@ -217,6 +217,23 @@ def test_unplugged_mid_play_pauses_with_a_message():
     assert player.position_s() > 3.0
 
 
+def test_a_device_that_silently_stops_calling_back_is_noticed():
+    card = FakeSoundCard(latency_s=0.05)
+    player, _ = make_player(card)
+    messages = []
+    player.events.message.connect(messages.append)
+    player.play()
+    card.advance(2.0)
+    stream = card.streams[-1]
+    stream.pump = lambda until_s: None  # the stream stays "active", but no more blocks come
+    card.advance(0.5)
+    player.tick()
+    assert player.state == PLAYING  # a short gap is not yet a dead device
+    card.advance(1.5)
+    player.tick()
+    assert player.state == PAUSED and "unplugged" in messages[-1]
+
+
 def test_nothing_to_play_is_a_message_not_an_error():
     card = FakeSoundCard()
     player = Player(stream_factory=card.output_stream)
