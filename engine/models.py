@@ -197,7 +197,8 @@ def check_session(spec: ModelSpec, sess, path) -> None:
                 w is None or (isinstance(d, int) and d == w) for d, w in zip(shape, t.shape)
             )
             if not ok:
-                raise ModelError(path, f"{kind} {t.name!r} has shape {_describe(shape)} but the engine expects {_describe(t.shape)}")
+                raise ModelError(path, f"{kind} {t.name!r} has shape {_describe(shape)} "
+                                       f"but the engine expects {_describe(t.shape)}")
     props = sess.get_modelmeta().custom_metadata_map
     for k, v in spec.metadata.items():
         if props.get(k) != str(v):

@@ -60,7 +60,6 @@ MIN_RELATIVE_STRENGTH = 0.1
 MIN_SEGMENT_S = 4.0          # shorter excerpts hold too few beats for a tempo: no candidates
 
 
-
 @dataclass
 class TempoFeatures:
     """What tempo estimation needs from a recording, computed once (:func:`analyze`)."""

@@ -238,9 +238,12 @@ class TempoStrip(TimeView):
             else:
                 colour = COMPATIBLE_COLOUR if c.compatible else INCOMPATIBLE_COLOUR
                 verdict = f"  {'fits' if c.compatible else 'no'} {c.pace_probability:.2f}"
+            # Weak candidates get a short label so that neighbours stay readable.
+            text = f"{c.bpm:.0f} bpm  {c.salience:.2f}{verdict}" if c.salience >= 0.05 else \
+                f"{c.bpm:.0f}{'' if c.compatible is None else (' fits' if c.compatible else ' no')}"
             line = pg.InfiniteLine(pos=np.log2(c.bpm), angle=0, movable=False,
                                    pen=pg.mkPen(colour, width=1 + 2.5 * c.salience / max(top, 1e-9)),
-                                   label=f"{c.bpm:.0f} bpm  {c.salience:.2f}{verdict}",
+                                   label=text,
                                    labelOpts={"position": 0.1, "color": colour, "anchors": [(0, 1), (0, 1)],
                                               "fill": pg.mkBrush(theme.LABEL_BACKGROUND)})
             line.bpm = c.bpm

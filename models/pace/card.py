@@ -34,7 +34,8 @@ def write_card(info: dict, path: Path = MODELS_DIR / "MODEL_CARD_pace.md") -> Pa
         for name, r in ab["variants"].items():
             lines.append(f"| {name} | {_pct(r['accuracy_candidates'])} | {_pct(r['accuracy_metrical'])} | "
                          f"{r['set_precision']:.3f} | {r['set_recall']:.3f} |")
-        ablation = ("\n## Against the seed recipe (ablation)\n\n" + ab.get("note", "") + "\n\n" + "\n".join(lines) + "\n")
+        ablation = ("\n## Against the seed recipe (ablation)\n\n" + ab.get("note", "") + " Every row includes the "
+                    "consistency step.\n\n" + "\n".join(lines) + "\n")
     best = max(info["history"], key=lambda h: 0.5 * (h["accuracy_candidates"] + h["accuracy_metrical"]))
     plain = info.get("test_without_consistency")
     consistency = "" if plain is None else (
@@ -93,7 +94,8 @@ tempi, one clip each at a random start (random beat phase), with the song's peri
 (or, {100 * cfg.get('local_profile_fraction', 0):.0f} % of the time, that of a random 25 s segment, as the
 live strip computes it). BCE on both outputs (beat output
 weight {cfg['beat_loss_weight']}), AdamW (lr {cfg['lr']}, weight decay {cfg['weight_decay']}), one-cycle
-schedule, {cfg['epochs']} epochs, batch ≈ {cfg['batch_size']} clips, dropout {cfg['dropout']}/{cfg['head_dropout']}, seed {cfg['seed']};
+schedule, {cfg['epochs']} epochs, batch ≈ {cfg['batch_size']} clips, dropout {cfg['dropout']}/{cfg['head_dropout']},
+seed {cfg['seed']};
 the epoch with the best validation accuracy (10 % of the training songs) is kept
 (epoch {best['epoch']}). Training took {info['train_seconds'] / 60:.1f} min wall clock
 ({info['train_cpu_seconds'] / 60:.1f} min CPU, torch with {cfg['threads']} threads) on a 2-core machine
@@ -105,7 +107,8 @@ Accuracy: over (song, candidate) pairs, threshold 0.5. "Candidates" = what `earw
 classifies (tempogram candidates; {_pct(m['candidate_positive_fraction'])} of them compatible);
 "metrical set" = every implied pace in 40–320 bpm plus its confusable neighbours
 (×2/3, ×3/4, ×4/3, ×3/2). Set P/R: per-song precision/recall of the predicted compatible-pace set
-among the candidates vs the implied paces in 40–320 bpm (mean over songs). Acc1/Acc2: top
+among the candidates vs the implied paces in 40–320 bpm (mean over songs; the candidates
+themselves cover {m.get('candidate_coverage', float('nan')):.3f} of those paces, the ceiling of set R). Acc1/Acc2: top
 (most salient) candidate vs the notated beat tempo, mir_eval.tempo convention
 `|est − ref| ≤ 0.04·ref` (Acc2 also ×2, ×3, ×½, ×⅓), after the classifier re-ranks; the last
 column is the same for the tempogram's own ranking (before classification).
@@ -122,6 +125,22 @@ generated 3/4 grooves whose half-beat is taken for a pace. Acc1 misses are mostl
 against the notated beat (a fast 2/4 felt in one, a slow 6/8 felt in eighths); the Acc2 misses
 are the 6/8-as-3/4 songs, whose top candidate is ¾ of the notated beat.
 {ablation}
+## How the recipe got here (development history, all numbers on held-out songs)
+
+1. Seed-like recipe rebuilt here (clips only, band energies + flux, 4 clips), first data set
+   (600 songs, no performance accents): 90.1 % (candidates) / 93.5 % (metrical set).
+2. + the periodicity input: 92.3 % / 94.4 %; set precision 0.88 → 0.93.
+3. Error analysis by meter and source (on the test split of that data set) showed most errors on
+   unaccompanied 6/8 tunes played with flat dynamics, where the notes alone do not decide 6/8
+   from 3/4. The data generator then gave corpus tunes the metrical accents players give them
+   (a fifth still without), and the set grew to 780 songs (new songs, same split rule, the
+   earlier test songs stay in test): 94.7 % / 96.5 %.
+4. + the consistency step at inference (chosen on validation songs): 95.0 % / 96.9 %.
+
+Because step 3 was informed by test-split errors of the earlier data set, treat the final numbers
+as slightly optimistic; the ablation above (same final data for every row) is the fair
+comparison.
+
 ## Limits
 
 - All audio is synthesized from MIDI (three GM soundfonts), metronomic up to ≤ 2 % drift: no

@@ -11,6 +11,7 @@ Metrics
   precision = the fraction of it within 5 % of an implied pace; recall = the fraction of the
   implied paces in 40–320 bpm matched (5 %) by a predicted candidate. Means over songs (a song
   with an empty predicted set has precision 1 by convention, and counts in the recall mean).
+  ``candidate_coverage`` is the recall of all candidates: the ceiling the classifier works under.
 - **Tempo Accuracy1 / Accuracy2** of the top (most salient) candidate against the notated beat
   tempo, mir_eval.tempo's relative-error convention ``|est - ref| <= tol * ref``, tol = 0.04;
   Accuracy2 also accepts ref × {2, 3, 1/2, 1/3}. Reported for the final ranking (after the
@@ -66,6 +67,7 @@ def summarize(songs: list[dict]) -> dict:
     and ``metrical_prob`` (probabilities).
     """
     correct_c, correct_m, precisions, recalls, acc1, acc2, tg_acc1, tg_acc2 = [], [], [], [], [], [], [], []
+    coverage = []
     pos_c = []
     for s in songs:
         lab_c = compatible_mask(s["candidates"], s["paces"])
@@ -76,6 +78,7 @@ def summarize(songs: list[dict]) -> dict:
         p, r = set_precision_recall(s["candidates"], s["candidate_prob"], s["paces"])
         precisions.append(p)
         recalls.append(r)
+        coverage.append(set_precision_recall(s["candidates"], np.ones(len(s["candidates"])), s["paces"])[1])
         for order, out1, out2 in ((s.get("ranked", s["candidates"]), acc1, acc2), (s["candidates"], tg_acc1, tg_acc2)):
             a1, a2 = tempo_accuracy(order[0], s["beat_bpm"]) if len(order) else (False, False)
             out1.append(a1)
@@ -89,6 +92,7 @@ def summarize(songs: list[dict]) -> dict:
         "accuracy_metrical": float(np.mean(correct_m)) if correct_m else 0.0,
         "set_precision": float(np.mean(precisions)),
         "set_recall": float(np.mean(recalls)),
+        "candidate_coverage": float(np.mean(coverage)),  # recall if every candidate were called compatible
         "tempo_accuracy1": float(np.mean(acc1)),
         "tempo_accuracy2": float(np.mean(acc2)),
         "tempogram_accuracy1": float(np.mean(tg_acc1)),

@@ -1,20 +1,24 @@
 """Train the pace-compatibility CNN, export it to ONNX, evaluate it on held-out songs.
 
-``python -m models.pace.train`` (after ``python -m models.pace.data``) writes
+``python -m models.pace.train`` (builds the data with models.pace.data if missing) writes
 
-- ``models/pace.onnx`` — the classifier, with ``metadata_props`` feature_version = pace-v1;
+- ``models/pace.onnx`` — the classifier, with ``metadata_props`` feature_version (engine.pace.FEATURE_VERSION);
 - ``models/pace.weights.npz`` — the PyTorch state as arrays (tests rebuild the torch model);
 - ``models/pace.fixture.npz`` — fixed inputs and the PyTorch outputs on them (a torch-free test
   checks onnxruntime reproduces them);
 - ``models/pace/metrics.json`` — held-out metrics (:mod:`models.pace.evaluate`) and timings;
 - ``models/MODEL_CARD_pace.md`` — rendered from the metrics by :mod:`models.pace.card`.
 
+``python -m models.pace.train --evaluate-only`` re-runs the held-out evaluation of the exported
+model (after a change to the engine's inference, e.g. the consistency step) without training.
+
 Recipe: every epoch draws, per training song, its tempogram candidates plus its implied paces
 (jittered ±3 %), confusable neighbours (×2/3, ×3/4, ×4/3, ×3/2 of a pace, ≥ 8 % from any pace)
 and two random tempi (≥ 8 % from any pace), each as one clip at a random start (so a random
 beat phase), with the song's periodicity vector (30 % of the time the vector of a random 25 s
-segment instead, as the live strip computes it). Loss: binary cross-entropy on [compatible, is-the-beat] (the second weighted 0.5),
-AdamW, one-cycle learning rate. Validation (10 % of the training songs) picks the epoch.
+segment instead, as the live strip computes it). Loss: binary cross-entropy on
+[compatible, is-the-beat] (the second weighted 0.5), AdamW, one-cycle learning rate.
+Validation (10 % of the training songs) picks the epoch.
 """
 from __future__ import annotations
 
@@ -32,7 +36,8 @@ from models.pace.evaluate import CONFUSABLE_RATIOS, metrical_candidate_set, pace
 
 MODELS_DIR = Path(__file__).resolve().parents[1]
 CONFIG = {"widths": (16, 24, 32), "periodicity_width": 48, "feature_version": engine_pace.FEATURE_VERSION,
-          "dropout": 0.1, "head_dropout": 0.3, "epochs": 20, "batch_size": 128, "lr": 3e-3, "weight_decay": 1e-3, "beat_loss_weight": 0.5, "seed": 0, "threads": 2,
+          "dropout": 0.1, "head_dropout": 0.3, "epochs": 20, "batch_size": 128, "lr": 3e-3, "weight_decay": 1e-3,
+          "beat_loss_weight": 0.5, "seed": 0, "threads": 2,
           "inputs": ("energy", "flux", "periodicity"), "local_profile_fraction": 0.3, "val_fraction": 0.1}
 
 
@@ -194,7 +199,8 @@ def build_model(config=CONFIG):
     from models.pace.net import PaceNet
 
     return PaceNet(in_channels=engine_pace.PACE_CHANNELS, widths=tuple(config["widths"]), dropout=config["dropout"],
-                   head_dropout=config["head_dropout"], periodicity_size=engine_pace.PERIODICITY_CHANNELS * len(engine_pace.PERIODICITY_RATIOS),
+                   head_dropout=config["head_dropout"],
+                   periodicity_size=engine_pace.PERIODICITY_CHANNELS * len(engine_pace.PERIODICITY_RATIOS),
                    periodicity_width=config["periodicity_width"])
 
 
@@ -211,7 +217,8 @@ def export(model, path: Path, fixture_clips: np.ndarray, fixture_periodicity: np
                       dynamic_axes={"clips": {0: "n"}, "periodicity": {0: "n"}, "logits": {0: "n"}},
                       opset_version=17, dynamo=False)
     proto = onnx.load(str(path))
-    for key, value in {"feature_version": engine_pace.FEATURE_VERSION, "n_beats": engine_pace.N_BEATS, "steps_per_beat": engine_pace.STEPS_PER_BEAT,
+    for key, value in {"feature_version": engine_pace.FEATURE_VERSION, "n_beats": engine_pace.N_BEATS,
+                       "steps_per_beat": engine_pace.STEPS_PER_BEAT,
                        "outputs": "logit(compatible), logit(is the notated beat)"}.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, str(value)

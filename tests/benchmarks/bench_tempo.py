@@ -116,7 +116,8 @@ def render_markdown(r: dict, command: str) -> str:
         f"| … tempograms + peaks only (features given) | {r['tempogram_and_peaks_only_s'] * 1000:.0f} ms | |",
         f"| pace classifier, {r['n_clips_per_candidate']} clips per candidate, {r['onnx_intra_op_threads']} "
         f"onnxruntime threads | {r['classifier_candidates_per_s']:.0f} candidates/s | ≥ "
-        f"{TARGETS['classifier_candidates_per_s']:.0f}/s {ok[r['classifier_candidates_per_s'] >= TARGETS['classifier_candidates_per_s']]} |",
+        f"{TARGETS['classifier_candidates_per_s']:.0f}/s "
+        f"{ok[r['classifier_candidates_per_s'] >= TARGETS['classifier_candidates_per_s']]} |",
         f"| tempo strip update (tempogram + local candidates + classifier), median / max of 20 | "
         f"{r['live_update_median_s'] * 1000:.0f} / {r['live_update_max_s'] * 1000:.0f} ms | ≤ 100 ms "
         f"{ok[r['live_update_median_s'] <= 0.1]} |",
