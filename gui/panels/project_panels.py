@@ -70,6 +70,7 @@ def install_project_panels(window, project_path=None) -> ProjectPanels | None:
     matching.open_pair.connect(window.open_pair)
     matching.result_ready.connect(evaluation.set_result)
     window.panels["Library"].raise_()
+    _install_tempo_strip(window, project, paces)
 
     def show_midi(midi_id: int) -> None:
         window.panels["Match labels"].show()
@@ -101,3 +102,44 @@ def install_project_panels(window, project_path=None) -> ProjectPanels | None:
     panels = ProjectPanels(project, session, library, match, paces, timer)
     window.project_panels = panels
     return panels
+
+
+def _install_tempo_strip(window, project: Project, paces: PaceLabelPanel) -> None:
+    """The tempo strip under the spectrogram (issue 7): a clicked candidate becomes a pace label
+    of the recording on screen, and the recording's labelled paces are drawn on the strip."""
+    from gui.views.tempo_strip import TempoStrip
+
+    strip = TempoStrip(window.session)
+    window.add_view("tempo", strip, stretch=1, index=1)
+    # A strip, not a main view: give it a fixed share once the splitter has laid out.
+    QTimer.singleShot(0, lambda: window.views.set_heights({"tempo": 140}))
+
+    def recording_id() -> int | None:
+        pair = window.session.pair
+        if pair is None:
+            return None
+        record = project.file_by_path(pair.audio_path) or project.add_file(pair.audio_path)
+        return record.id
+
+    def add_clicked_pace(bpm: float) -> None:
+        try:
+            file_id = recording_id()
+            if file_id is None:
+                return
+            if paces.model.file_id != file_id:
+                paces.model.select_file(file_id)
+            paces.model.add(bpm)
+        except EarwormError as exc:
+            show_error(window, exc, "Could not add the pace")
+
+    def show_labelled(_=None) -> None:
+        try:
+            file_id = recording_id()
+            strip.set_labelled_paces(project.paces(file_id) if file_id is not None else [])
+        except EarwormError:
+            strip.set_labelled_paces([])
+
+    strip.pace_clicked.connect(add_clicked_pace)
+    paces.model.paces_changed.connect(show_labelled)
+    window.session.events.pair_changed.connect(show_labelled)
+    window.destroyed.connect(lambda *_: strip.shutdown())
