@@ -219,8 +219,14 @@ def _simplify_polyline(x, y, tol):
 DISPLAY_HOP_LENGTH = 512
 
 
-def _recording_arrays(audio_path, params: AlignParams, want_display: bool):
-    """Chroma, onset strength (and the display spectrogram) of a recording, cached by content."""
+def recording_features(audio_path, params: AlignParams, want_display: bool = False):
+    """Chroma, onset strength (and the display spectrogram) of a recording, cached by content.
+
+    The file is validated first, so a missing or undecodable recording is an AudioError naming it
+    (and never reaches the cache's hashing). Returns (arrays, cache_hit).
+    """
+    media.audio_duration(audio_path)
+
     def compute():
         y = media.load_audio(audio_path, sr=params.sr)
         arrays = features.analyse_recording(y, params.sr, params.hop_length, params.onset_hop_length,
@@ -233,8 +239,8 @@ def _recording_arrays(audio_path, params: AlignParams, want_display: bool):
     return arrays, hit
 
 
-def _midi_chroma(midi, midi_path, params: AlignParams):
-    """Chroma of the MIDI (synthesized or from the piano roll), cached by content."""
+def midi_chroma_features(midi, midi_path, params: AlignParams):
+    """Chroma of the MIDI (synthesized or from the piano roll), cached by content. Returns (chroma, cache_hit)."""
     if params.midi_features not in ("pianoroll", "synth"):
         raise ValueError(f"unknown midi_features {params.midi_features!r}")
     key_params = dict(sr=params.sr, hop_length=params.hop_length, mode=params.midi_features)
@@ -307,17 +313,16 @@ def align(midi, audio, params: AlignParams | None = None, progress=None, cancel=
         midi_path = str(midi)
         midi = media.load_midi(midi_path)
     audio_path = str(audio)
-    media.audio_duration(audio_path)  # validate (named error) before the cache hashes the file
     checkpoint(0.05, "analysing the recording")
     t = time.perf_counter()
-    recording, hits["audio"] = _recording_arrays(audio_path, params, display)
+    recording, hits["audio"] = recording_features(audio_path, params, display)
     B, onset_strength, audio_dur = recording["chroma"], recording["onset_strength"], float(recording["duration_s"])
     spectrogram = ((recording["display_db"], recording["display_pitches"], recording["display_times_s"])
                    if display else None)
     timings["audio_features_s"] = time.perf_counter() - t
     checkpoint(0.45, "analysing the MIDI" + (" (synthesizing)" if params.midi_features == "synth" else ""))
     t = time.perf_counter()
-    A, hits["midi"] = _midi_chroma(midi, midi_path, params)
+    A, hits["midi"] = midi_chroma_features(midi, midi_path, params)
     timings["midi_features_s"] = time.perf_counter() - t
     if len(A) < 2 or len(B) < 2:
         raise AlignmentError(audio_path if len(B) < 2 else midi_path, "too short to align")

@@ -142,9 +142,9 @@ def features_task(kind: str, path: str, params: dict) -> dict:
     try:
         if kind == "midi":
             midi = media.load_midi(path)
-            chroma, _ = align._midi_chroma(midi, path, ap)
+            chroma, _ = align.midi_chroma_features(midi, path, ap)
         else:
-            arrays, _ = align._recording_arrays(path, ap, False)
+            arrays, _ = align.recording_features(path, ap)
             chroma = arrays["chroma"]
     except EarwormError as exc:
         return {"error": exc.reason}

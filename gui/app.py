@@ -105,7 +105,6 @@ def run_app(midi=None, audio=None, screenshot=None, project=None) -> int:
     from gui.main_window import MainWindow
 
     window = MainWindow()
-    window.project_path = project
     geometry = window.settings.value("geometry")
     if geometry is not None:
         window.restoreGeometry(geometry)

@@ -84,11 +84,9 @@ def load_pair(midi_path, audio_path, params=None, progress=None, cancel=None) ->
         For bad input (naming the file); ``engine.align.Cancelled`` when cancelled.
     """
     from engine.align import align
-    from engine.media import audio_duration
 
     t0 = time.perf_counter()
     report = progress or (lambda fraction, message: None)
-    audio_duration(audio_path)  # reads the header only: a missing or undecodable file fails here, named
     alignment = align(str(midi_path), str(audio_path), params=params, progress=lambda f, m: report(0.95 * f, m),
                       cancel=cancel, display=True)
     report(0.96, "preparing the views")

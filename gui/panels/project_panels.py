@@ -114,16 +114,19 @@ def _install_tempo_strip(window, project: Project, paces: PaceLabelPanel) -> Non
     # A strip, not a main view: give it a fixed share once the splitter has laid out.
     QTimer.singleShot(0, lambda: window.views.set_heights({"tempo": 140}))
 
-    def recording_id() -> int | None:
+    def recording_id(add: bool = False) -> int | None:
+        """The recording on screen in the project; added (probed, hashed) only when labelling it."""
         pair = window.session.pair
         if pair is None:
             return None
-        record = project.file_by_path(pair.audio_path) or project.add_file(pair.audio_path)
-        return record.id
+        record = project.file_by_path(pair.audio_path)
+        if record is None and add:
+            record = project.add_file(pair.audio_path)
+        return None if record is None else record.id
 
     def add_clicked_pace(bpm: float) -> None:
         try:
-            file_id = recording_id()
+            file_id = recording_id(add=True)
             if file_id is None:
                 return
             if paces.model.file_id != file_id:
