@@ -224,3 +224,15 @@ register(ModelSpec(
     metadata={"feature_version": "pace-v2"},
     description="pace-compatibility CNN",
 ))
+
+# Cross-modal snippet embeddings (engine.embed): one pathway per modality into one 32-d space.
+# Shapes must equal engine.embed_features' N_AUDIO_BINS / N_ROLL_BINS × SNIPPET_FRAMES.
+for _name, _bins, _what in (("embed_audio", 100, "audio"), ("embed_midi", 88, "piano-roll")):
+    register(ModelSpec(
+        name=_name,
+        filename=f"{_name}.onnx",
+        inputs=(TensorSpec("snippets", "float32", (None, 1, _bins, 24)),),
+        outputs=(TensorSpec("embedding", "float32", (None, 32)),),
+        metadata={"feature_version": "embed-v1"},
+        description=f"{_what} snippet embedding CNN",
+    ))

@@ -12,6 +12,7 @@ import time
 
 RECIPES = [
     ("pace", "models.pace.train"),
+    ("embed", "models.embed.train"),
 ]
 
 

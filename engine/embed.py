@@ -1,0 +1,421 @@
+"""Cross-modal audio ↔ MIDI embeddings: snippet retrieval, piece identification, open set.
+
+Task
+----
+Two small CNNs (``models/embed_audio.onnx``, ``models/embed_midi.onnx``; recipe and metrics in
+``models/MODEL_CARD_embed.md``) map a ~2 s excerpt of a recording and a ~2 s excerpt of a MIDI
+piano roll to unit vectors in one 32-d space, where an excerpt and its score lie close together.
+On top of that this module gives:
+
+- :func:`retrieve` — exact nearest neighbours on the unit vectors (one matrix product; at
+  library sizes of 10⁵–10⁶ snippets an approximate index buys nothing measurable);
+- :func:`identify` — which library piece a clip is: every snippet of the clip scores every
+  piece by its best-matching snippet there; the pieces are ranked by the mean of those scores,
+  and the clip is called *unknown* when the best piece does not stand out from the rest;
+- :func:`file_summary` — one vector per file (library matching's first pruning stage).
+
+Conventions
+-----------
+- Vectors are float32 rows of unit length; similarity is the dot product (cosine).
+- A :class:`Library` keeps its pieces' snippet vectors contiguous, piece by piece.
+- Features (frames, snippets) come from :mod:`engine.embed_features`; models run through
+  :mod:`engine.models` (onnxruntime), which refuses a missing or mismatched file with a
+  :class:`~engine.errors.ModelError` naming it.
+- Per-file vectors are cached by content hash and model file (:mod:`engine.cache`).
+
+Metrics
+-------
+Snippet retrieval is scored by R@k (share of queries whose own counterpart is among the k most
+similar candidates), MRR and median rank; identification by top-1 accuracy; the open-set decision
+by ROC AUC of :attr:`Identification.known_score` for known vs unknown clips (``models/embed``).
+"""
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from numba import njit
+
+from engine import cache, models
+from engine import embed_features as ef
+from engine.errors import EarwormError
+
+AUDIO_MODEL, MIDI_MODEL = "embed_audio", "embed_midi"
+EMBED_DIM = 32
+QUERY_HOP_FRAMES = 4  # a query snippet every 0.37 s
+LIBRARY_HOP_FRAMES = 4  # the same hop, so a path of slope 1 means "same tempo"
+RERANK_PIECES = 20  # pieces whose order is decided by sequence alignment
+OFF_TEMPO_PENALTY = 0.02  # per path step that is not slope 1 (similarities are ~0.5–1)
+BATCH = 512
+# Used when the model file carries no calibrated threshold (it always should).
+DEFAULT_UNKNOWN_THRESHOLD = 4.0
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class SnippetVectors:
+    """Embeddings of a file's snippets and where each snippet starts (seconds of that file)."""
+
+    vectors: np.ndarray
+    starts_s: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+
+# --------------------------------------------------------------------------------------------
+# Embedding
+# --------------------------------------------------------------------------------------------
+
+
+def _run(name: str, snippets: np.ndarray) -> np.ndarray:
+    out = np.empty((len(snippets), EMBED_DIM), dtype=np.float32)
+    for i in range(0, len(snippets), BATCH):
+        out[i:i + BATCH] = models.run(name, {"snippets": snippets[i:i + BATCH]})[0]
+    return out
+
+
+def embed_audio_snippets(snippets: np.ndarray) -> np.ndarray:
+    """Unit vectors (n, 32) of model-ready audio snippets (n, 1, 100, 24)."""
+    return _run(AUDIO_MODEL, np.ascontiguousarray(snippets, dtype=np.float32))
+
+
+def embed_midi_snippets(snippets: np.ndarray) -> np.ndarray:
+    """Unit vectors (n, 32) of model-ready piano-roll snippets (n, 1, 88, 24)."""
+    return _run(MIDI_MODEL, np.ascontiguousarray(snippets, dtype=np.float32))
+
+
+def audio_vectors(y: np.ndarray, sr: int = ef.SR, hop_frames: int = QUERY_HOP_FRAMES) -> SnippetVectors:
+    """Embeddings of the non-silent snippets of a recording (mono samples at ``sr`` = 22050 Hz)."""
+    frames = ef.audio_frames(y, sr)
+    starts = ef.snippet_starts(len(frames), hop_frames)
+    raw = ef.cut_snippets(frames, starts)
+    keep = ~ef.is_silent(raw, raw=True)
+    vectors = embed_audio_snippets(ef.compress_audio_snippets(raw[keep]))
+    return SnippetVectors(vectors, starts[keep] / ef.frames_per_second())
+
+
+def midi_vectors(midi, hop_frames: int = LIBRARY_HOP_FRAMES) -> SnippetVectors:
+    """Embeddings of the non-empty piano-roll snippets of a PrettyMIDI (MIDI seconds)."""
+    roll = ef.midi_frames(midi)
+    starts = ef.snippet_starts(len(roll), hop_frames)
+    snippets = ef.midi_snippets(roll, starts)
+    keep = ~ef.is_silent(snippets)
+    return SnippetVectors(embed_midi_snippets(snippets[keep]), starts[keep] / ef.frames_per_second())
+
+
+def _model_identity() -> str:
+    """Changes whenever either model file changes (part of every cache key)."""
+    parts = []
+    for name in (AUDIO_MODEL, MIDI_MODEL):
+        p = models.model_path(name)
+        parts.append(cache.file_hash(p) if p.is_file() else "missing")
+    return ":".join(parts)
+
+
+def recording_vectors(path, hop_frames: int = QUERY_HOP_FRAMES) -> SnippetVectors:
+    """:func:`audio_vectors` of an audio file, cached by its content and the models."""
+    from engine.media import load_audio
+
+    models.session(AUDIO_MODEL)  # a missing model is reported before any decoding
+    params = {"v": ef.FEATURE_VERSION, "hop": hop_frames, "model": _model_identity()}
+
+    def compute():
+        sv = audio_vectors(load_audio(path, sr=ef.SR), ef.SR, hop_frames)
+        return {"vectors": sv.vectors, "starts_s": sv.starts_s}
+
+    arrays, _ = cache.cached("embed/audio", cache.file_hash(path), params, compute)
+    return SnippetVectors(arrays["vectors"], arrays["starts_s"])
+
+
+def midi_file_vectors(path, hop_frames: int = LIBRARY_HOP_FRAMES) -> SnippetVectors:
+    """:func:`midi_vectors` of a MIDI file, cached by its content and the models."""
+    from engine.media import load_midi
+
+    models.session(MIDI_MODEL)
+    params = {"v": ef.FEATURE_VERSION, "hop": hop_frames, "model": _model_identity()}
+
+    def compute():
+        sv = midi_vectors(load_midi(path), hop_frames)
+        return {"vectors": sv.vectors, "starts_s": sv.starts_s}
+
+    arrays, _ = cache.cached("embed/midi", cache.file_hash(path), params, compute)
+    return SnippetVectors(arrays["vectors"], arrays["starts_s"])
+
+
+def file_summary(vectors: np.ndarray) -> np.ndarray:
+    """One unit vector for a whole file: the normalised mean of its snippet vectors."""
+    if len(vectors) == 0:
+        return np.zeros(EMBED_DIM, dtype=np.float32)
+    m = np.asarray(vectors, dtype=np.float32).mean(axis=0)
+    return m / max(float(np.linalg.norm(m)), 1e-9)
+
+
+# --------------------------------------------------------------------------------------------
+# Retrieval and identification
+# --------------------------------------------------------------------------------------------
+
+
+def retrieve(queries: np.ndarray, candidates: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` most similar candidates of each query, best first.
+
+    Returns
+    -------
+    indices : np.ndarray, int, shape (n_queries, k)
+    similarities : np.ndarray, float32, shape (n_queries, k)
+    """
+    S = np.asarray(queries, np.float32) @ np.asarray(candidates, np.float32).T
+    k = min(k, S.shape[1])
+    top = np.argpartition(-S, k - 1, axis=1)[:, :k]
+    sims = np.take_along_axis(S, top, axis=1)
+    order = np.argsort(-sims, axis=1)
+    return np.take_along_axis(top, order, axis=1), np.take_along_axis(sims, order, axis=1)
+
+
+@dataclass
+class Library:
+    """Snippet vectors of known pieces (MIDI files), contiguous piece by piece."""
+
+    names: list = field(default_factory=list)
+    paths: list = field(default_factory=list)
+    composers: list = field(default_factory=list)
+    vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, EMBED_DIM), np.float32))
+    offsets: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=int))  # piece i: offsets[i]:offsets[i+1]
+    bad_files: list = field(default_factory=list)  # (path, reason): skipped
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def piece_of(self) -> np.ndarray:
+        """The piece index of every snippet vector."""
+        return np.repeat(np.arange(len(self.names)), np.diff(self.offsets))
+
+
+def build_library(midi_paths, composers: dict | None = None, progress: Progress | None = None,
+                  cancel: Callable[[], bool] | None = None) -> Library:
+    """Embed MIDI files into a :class:`Library`; unreadable files are listed in ``bad_files``.
+
+    ``composers`` maps a path (as given) to its composer, where known.
+    """
+    from engine.errors import ModelError
+
+    lib = Library()
+    blocks = []
+    paths = [str(p) for p in midi_paths]
+    for i, p in enumerate(paths):
+        if cancel is not None and cancel():
+            break
+        if progress is not None:
+            progress(i, len(paths), os.path.basename(p))
+        try:
+            sv = midi_file_vectors(p)
+        except ModelError:
+            raise  # not the file's fault: nothing else would work either
+        except EarwormError as exc:
+            lib.bad_files.append((p, exc.reason if hasattr(exc, "reason") else str(exc)))
+            continue
+        if len(sv) == 0:
+            lib.bad_files.append((p, "no notes to embed"))
+            continue
+        lib.names.append(Path(p).stem)
+        lib.paths.append(p)
+        lib.composers.append((composers or {}).get(p))
+        blocks.append(sv.vectors)
+    if blocks:
+        lib.vectors = np.concatenate(blocks).astype(np.float32)
+        lib.offsets = np.concatenate([[0], np.cumsum([len(b) for b in blocks])])
+    if progress is not None:
+        progress(len(paths), len(paths), "")
+    return lib
+
+
+def piece_similarities(query_vectors: np.ndarray, library: Library) -> np.ndarray:
+    """(n_queries, n_pieces): each query snippet's best similarity within each piece."""
+    S = np.asarray(query_vectors, np.float32) @ library.vectors.T
+    return np.maximum.reduceat(S, library.offsets[:-1], axis=1)
+
+
+@dataclass
+class PieceScore:
+    name: str
+    path: str
+    composer: str | None
+    score: float  # sequence similarity for the best RERANK_PIECES, else mean best-snippet similarity
+    votes: int  # clip snippets for which this piece is the best
+
+
+@dataclass
+class Identification:
+    """Ranked pieces (best first), the open-set decision, and composers when known."""
+
+    pieces: list
+    known_score: float  # how far the best piece stands out (robust z-score); high = known
+    threshold: float
+    n_snippets: int
+    composers: list = field(default_factory=list)  # (composer, score of its best piece), best first
+
+    @property
+    def unknown(self) -> bool:
+        return self.known_score < self.threshold
+
+    @property
+    def best(self) -> PieceScore | None:
+        return self.pieces[0] if self.pieces else None
+
+    def to_json(self) -> dict:
+        """Plain JSON: the decision, the ranked pieces and composers."""
+        return {"unknown": bool(self.unknown), "known_score": self.known_score, "threshold": self.threshold,
+                "n_snippets": self.n_snippets,
+                "pieces": [{"name": p.name, "path": p.path, "composer": p.composer, "score": p.score, "votes": p.votes}
+                           for p in self.pieces],
+                "composers": [{"composer": c, "score": s} for c, s in self.composers]}
+
+
+def known_score(piece_scores: np.ndarray) -> float:
+    """How far the best piece's score stands above the others' (in robust standard deviations).
+
+    A clip of a known piece matches one piece far better than the rest; a clip of an unknown
+    piece matches several pieces about equally. The median and MAD keep one or two near-duplicate
+    pieces (another harmonisation of the same tune) from hiding the margin.
+    """
+    s = np.sort(np.asarray(piece_scores, np.float64))[::-1]
+    if len(s) < 3:
+        return float("inf") if len(s) else float("-inf")
+    rest = s[1:]
+    spread = 1.4826 * np.median(np.abs(rest - np.median(rest)))
+    return float((s[0] - np.median(rest)) / max(spread, 1e-3))
+
+
+def unknown_threshold() -> float:
+    """The open-set threshold calibrated with the models (``metadata_props``), or the default."""
+    sess = models.session(AUDIO_MODEL)
+    value = sess.get_modelmeta().custom_metadata_map.get("unknown_threshold")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return DEFAULT_UNKNOWN_THRESHOLD
+
+
+@njit(cache=True, nogil=True)
+def _sequence_similarity(S, penalty):
+    """Best mean similarity of a monotone path through S (query rows × piece columns).
+
+    Every query snippet is matched once, in order; between consecutive query snippets the piece
+    advances 0, 1 or 2 snippets (the clip played slower, at the same tempo, or up to twice as
+    fast), steps other than 1 cost ``penalty``. The path may start and end anywhere in the piece.
+    """
+    n, m = S.shape
+    prev = S[0].copy()
+    cur = np.empty(m)
+    for i in range(1, n):
+        for j in range(m):
+            best = prev[j] - penalty
+            if j >= 1 and prev[j - 1] > best:
+                best = prev[j - 1]
+            if j >= 2 and prev[j - 2] - penalty > best:
+                best = prev[j - 2] - penalty
+            cur[j] = best + S[i, j]
+        prev, cur = cur, prev
+    return prev.max() / n
+
+
+def sequence_similarity(query_vectors: np.ndarray, piece_vectors: np.ndarray,
+                        penalty: float = OFF_TEMPO_PENALTY) -> float:
+    """Mean similarity along the best in-order match of a clip's snippets to one piece's.
+
+    A clip of a piece matches it snippet after snippet at a steady offset; a clip of another
+    piece finds good matches only here and there. See :func:`_sequence_similarity`.
+    """
+    S = np.asarray(query_vectors, np.float32) @ np.asarray(piece_vectors, np.float32).T
+    return float(_sequence_similarity(S.astype(np.float64), float(penalty)))
+
+
+def identify(query_vectors: np.ndarray, library: Library, threshold: float | None = None,
+             top_k: int = 10, rerank: int = RERANK_PIECES) -> Identification:
+    """Rank the library's pieces for a clip's snippet vectors and decide known/unknown.
+
+    Two stages: every piece is scored by the mean over the clip's snippets of their best
+    similarity in it (order ignored); the ``rerank`` best are then ordered by
+    :func:`sequence_similarity` (order kept), which is what :attr:`PieceScore.score` reports for
+    them. The open-set score is the robust z-score of the best sequence similarity among those.
+
+    Parameters
+    ----------
+    query_vectors : np.ndarray, shape (n, 32)
+        Unit vectors of the clip's snippets in time order (e.g. ``recording_vectors(path).vectors``).
+    library : Library
+    threshold : float, optional
+        Clips whose :func:`known_score` is below it are "unknown"; default: the models'
+        calibrated threshold.
+    top_k : int
+        How many pieces to return.
+    rerank : int
+        How many pieces the second stage orders.
+    """
+    if threshold is None:
+        threshold = unknown_threshold()
+    if len(library) == 0 or len(query_vectors) == 0:
+        return Identification([], float("-inf"), threshold, len(query_vectors))
+    B = piece_similarities(query_vectors, library)
+    scores = B.mean(axis=0).astype(np.float64)
+    votes = np.bincount(B.argmax(axis=1), minlength=len(library))
+    first = np.argsort(-scores)[:max(1, rerank, top_k)]  # every listed piece gets the sequence score
+    off = library.offsets
+    sequence = np.array([sequence_similarity(query_vectors, library.vectors[off[i]:off[i + 1]]) for i in first])
+    ranked = list(first[np.argsort(-sequence, kind="stable")]) + list(np.argsort(-scores)[len(first):])
+    final = scores.copy()
+    final[first] = sequence
+    pieces = [PieceScore(library.names[i], library.paths[i], library.composers[i], float(final[i]), int(votes[i]))
+              for i in ranked[:top_k]]
+    composers = {}  # each composer at its best piece's rank (scores of the two stages differ in scale)
+    for i in ranked:
+        c = library.composers[i]
+        if c and c not in composers:
+            composers[c] = float(final[i])
+    return Identification(pieces, known_score(sequence), threshold, len(query_vectors), list(composers.items()))
+
+
+def identify_recording(audio_path, library: Library, threshold: float | None = None) -> Identification:
+    """:func:`identify` for an audio file (validated; its vectors cached)."""
+    return identify(recording_vectors(audio_path).vectors, library, threshold)
+
+
+# --------------------------------------------------------------------------------------------
+# Libraries from folders and projects
+# --------------------------------------------------------------------------------------------
+
+MIDI_SUFFIXES = (".mid", ".midi")
+
+
+def library_paths(source) -> tuple[list[str], dict]:
+    """MIDI paths and known composers of a library given as a folder or a project database.
+
+    A folder is searched recursively; an optional ``composers.csv`` in it (``file,composer``,
+    file relative to the folder) names composers. A project gives its (present) MIDI files and the
+    ``composer`` of their metadata where set.
+    """
+    from engine.errors import StoreError
+
+    p = Path(source)
+    if p.is_dir():
+        paths = sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in MIDI_SUFFIXES and f.is_file())
+        composers = {}
+        sheet = p / "composers.csv"
+        if sheet.is_file():
+            with open(sheet, newline="") as f:
+                for row in csv.DictReader(f):
+                    if row.get("file") and row.get("composer"):
+                        composers[str(p / row["file"])] = row["composer"]
+        return paths, composers
+    if p.is_file():
+        from engine.store import Project
+
+        with Project(p, create=False) as project:
+            files = [f for f in project.files("midi") if not f.missing]
+        return [f.path for f in files], {f.path: f.metadata.get("composer") for f in files if f.metadata.get("composer")}
+    raise StoreError(p, "no such folder or project file")
