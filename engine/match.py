@@ -10,6 +10,8 @@ costs far too much, so a cascade (:mod:`engine.match_stages`) does it:
 1. features of every file once (chroma via :mod:`engine.align`'s content-addressed cache, so the
    confirming alignments and the window reuse them), reduced to a summary vector and a pooled
    chroma sequence; bad files are reported with the reason and skipped;
+   (0.) with ``embedding_k``: each MIDI's top ``embedding_k`` recordings by a whole-file score of
+   the cross-modal embeddings (:mod:`engine.match_embedding`); the prune chooses among those;
 2. prune: z-scored summary scores of all pairs, top ``k_prune`` recordings per MIDI;
 3. coarse DTW on pooled chroma for those (+ ``n_null`` random pairs per MIDI), z-scored by row
    and column; 4. confirm: :func:`engine.align.align` on each MIDI's top ``k_confirm``.
@@ -23,7 +25,8 @@ Conventions
 - File names are paths relative to the given folders (POSIX separators), sorted.
 - ``scores[m, a]``: the calibrated confidence of the deepest stage the pair reached; within a
   MIDI's row the cascade's order is kept (a confirmed pair scores above every unconfirmed one of
-  that MIDI, a coarse-DTW pair above every pruned one).
+  that MIDI, a coarse-DTW pair above every pruned one, a pair the embedding stage kept above every
+  one it dropped: those are at stage 0).
 - ``gap``: the MIDI's best confidence minus its runner-up's.
 - Batch work runs on local processes or a Dask cluster (:mod:`engine.distributed`). Results are
   stored as they arrive in a run directory (``features/<hash>.npz``, ``confirmed.jsonl``) and, with
@@ -65,15 +68,24 @@ class MatchParams:
     k_confirm: int = 2            # pairs per MIDI confirmed by the full alignment
     threshold: float = 0.5        # calibrated confidence needed to claim a match
     seed: int = 0                 # for the random null pairs
+    embedding_k: int = 0          # recordings kept per MIDI by the embedding stage in front (0: no such stage)
+    embedding_score: str = "summary"  # its file-level score: "summary" or "set" (engine.match_embedding)
 
     def align_params(self):
         from engine.align import AlignParams
 
         return AlignParams(midi_features="pianoroll", gully=self.gully, refine_onsets=False)
 
+    def identity(self) -> dict:
+        """The parameters as a dict; the embedding stage's only when it is on (older runs stay valid)."""
+        d = asdict(self)
+        if not self.embedding_k:
+            del d["embedding_k"], d["embedding_score"]
+        return d
+
     def tag(self) -> str:
         """A short string naming these parameters (run directories, project results)."""
-        digest = hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+        digest = hashlib.sha1(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:10]
         return f"match/v{RUN_VERSION}/{digest}"
 
 
@@ -86,7 +98,7 @@ class MatchResult:
     midi_names: list
     audio_names: list
     scores: np.ndarray            # (n_midi, n_audio) calibrated confidence
-    stage: np.ndarray             # (n_midi, n_audio) deepest stage reached: 1 prune, 2 coarse, 3 confirm
+    stage: np.ndarray             # (n_midi, n_audio) deepest stage: 0 embedding, 1 prune, 2 coarse, 3 confirm
     predicted: np.ndarray         # per MIDI: audio index or -1
     best: np.ndarray              # per MIDI: best confirmed audio index (-1 if none could be)
     confidence: np.ndarray        # per MIDI: confidence of ``best``
@@ -118,7 +130,8 @@ class MatchResult:
         if not len(rows):
             return {}
         at = self.stage[rows, cols]
-        return {"prune": float(np.mean(at >= 2)), "coarse": float(np.mean(at >= 3)),
+        return {**({"embedding": float(np.mean(at >= 1))} if self.params.embedding_k else {}),
+                "prune": float(np.mean(at >= 2)), "coarse": float(np.mean(at >= 3)),
                 "confirm_rank1": float(np.mean(self.best[rows] == cols))}
 
 
@@ -152,9 +165,17 @@ def features_task(kind: str, path: str, params: dict) -> dict:
     frame_s = ap.hop_length / ap.sr
     if len(chroma) < max(p.n_segments, 4 * p.pool_frames):
         return {"error": f"too little music to match ({len(chroma) * frame_s:.1f} s)"}
-    return {"summary": stages.summary_vector(chroma, p.n_segments, p.smooth_segments),
-            "pooled": stages.pooled_chroma(chroma, p.pool_frames),
-            "duration_s": np.float64(len(chroma) * frame_s)}
+    out = {"summary": stages.summary_vector(chroma, p.n_segments, p.smooth_segments),
+           "pooled": stages.pooled_chroma(chroma, p.pool_frames),
+           "duration_s": np.float64(len(chroma) * frame_s)}
+    if p.embedding_k:
+        from engine.match_embedding import embedding_features
+
+        embedded = embedding_features(kind, path)
+        if "error" in embedded:
+            return embedded
+        out.update(embedded)
+    return out
 
 
 def confirm_task(midi_path: str, audio_paths: list, params: dict) -> list:
@@ -230,14 +251,14 @@ class RunDir:
             f.write(json.dumps({"midi": midi_hash, "audio": audio_hash, "value": value}) + "\n")
 
 
-def default_run_dir(midi_dir, audio_dir, params: MatchParams) -> Path | None:
-    """A run directory in the cache, named after the folders and parameters (None if no cache)."""
+def default_run_dir(midi_dir, audio_dir, params: MatchParams, models: str = "") -> Path | None:
+    """A run directory in the cache, named after the folders, parameters and models (None if no cache)."""
     from engine.cache import cache_dir
 
     root = cache_dir()
     if root is None:
         return None
-    key = hashlib.sha1(f"{os.path.abspath(midi_dir)}\n{os.path.abspath(audio_dir)}\n{params.tag()}".encode()).hexdigest()
+    key = hashlib.sha1(f"{os.path.abspath(midi_dir)}\n{os.path.abspath(audio_dir)}\n{params.tag()}{models}".encode()).hexdigest()
     return root / "match-runs" / key[:16]
 
 
@@ -291,9 +312,18 @@ def run_match(midi_dir, audio_dir, params: MatchParams | None = None, *, run_dir
         except EarwormError as exc:
             raise MatchError(folder, exc.reason) from None
         files[kind] = sorted(Path(p).relative_to(os.path.abspath(folder)).as_posix() for p in found)
-    identity = {"version": RUN_VERSION, "params": asdict(params), "midi_dir": os.path.abspath(midi_dir),
+    identity = {"version": RUN_VERSION, "params": params.identity(), "midi_dir": os.path.abspath(midi_dir),
                 "audio_dir": os.path.abspath(audio_dir)}
-    run_dir = run_dir if run_dir is not None else default_run_dir(midi_dir, audio_dir, params)
+    if params.embedding_k:
+        from engine import match_embedding
+
+        if params.embedding_score not in match_embedding.SCORES:
+            raise MatchError(midi_dir, f"unknown embedding score {params.embedding_score!r} "
+                                       f"(one of {', '.join(match_embedding.SCORES)})")
+        match_embedding.check_models()  # a missing model is one clear error, not one per file
+        identity["embedding_models"] = match_embedding.model_identity()
+    run_dir = run_dir if run_dir is not None else default_run_dir(midi_dir, audio_dir, params,
+                                                                 identity.get("embedding_models", ""))
     store = RunDir(run_dir, identity) if run_dir is not None else None
     sink = _ProjectSink(project, midi_dir, audio_dir, params.tag(), say) if project is not None else None
 
@@ -346,6 +376,13 @@ def run_match(midi_dir, audio_dir, params: MatchParams | None = None, *, run_dir
         top, _, prune_sums = stages.prune(U, V, params.k_prune)
         Z1 = stages.prune_scores(U, V, prune_sums)
         timings["prune_s"] = time.perf_counter() - t
+        filtering = 0 < params.embedding_k < n_audio  # a stage keeping every recording changes nothing
+        if filtering:  # 0. the embedding stage's candidates; the prune chooses among them
+            t = time.perf_counter()
+            candidates = match_embedding.stage_candidates([feats[p] for p in midi_paths], [feats[p] for p in audio_paths],
+                                                          params.embedding_k, params.embedding_score)
+            top = match_embedding.restrict_top(Z1, candidates, params.k_prune)
+            timings["embedding_s"] = time.perf_counter() - t
 
         # 3. coarse DTW on the kept pairs and a few random ones per MIDI
         say(0.56, "coarse alignment")
@@ -408,11 +445,14 @@ def run_match(midi_dir, audio_dir, params: MatchParams | None = None, *, run_dir
 
     # 5. calibrated confidences, cascade order kept within each row, decisions
     decided = stages.decide(Z1, pm, pa, z2, in_top, confirm_idx, c3, params.threshold, calibration)
+    if filtering:
+        match_embedding.mark_dropped(decided, candidates)
     result = MatchResult(midi_dir, audio_dir, midi_names, audio_names, params=params, **decided)
     result.bad_files = bad
     result.counts = {"midi": n_midi, "audio": n_audio, "bad_files": len(bad), "prune_pairs": n_midi * n_audio,
                      "coarse_pairs": len(pm), "confirm_pairs": len(confirm_idx),
-                     "confirm_pairs_computed": sum(map(len, task_rows)), "features_computed": len(todo)}
+                     "confirm_pairs_computed": sum(map(len, task_rows)), "features_computed": len(todo),
+                     **({"embedding_pairs": n_midi * n_audio} if params.embedding_k else {})}
     timings["total_s"] = time.perf_counter() - t_start
     result.timings = timings
     if sink:
