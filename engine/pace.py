@@ -17,9 +17,12 @@ notated beat. Two inputs per candidate, computed here from :class:`engine.tempo.
 A small CNN + MLP (``models/pace.onnx``, trained by ``models/pace``, run with onnxruntime through
 :mod:`engine.models`) gives logits; ``N_CLIPS`` clips at fixed placements over the song are
 averaged per candidate. :func:`classify_paces` fills the candidates in, makes the song's pace
-probabilities consistent with one metrical hierarchy (:func:`make_consistent`) and re-ranks them:
-``salience`` becomes ∝ tempogram salience × beat probability × pace probability (most salient
-first), the tempogram-only value is kept in ``tempogram_salience``.
+probabilities consistent with one metrical hierarchy (:func:`make_consistent`) and re-ranks them
+(:func:`beat_scores`) by tempogram salience (which holds a log-normal tempo prior) × P(is the
+notated beat) × P(compatible); ``models/pace/ranking.py`` checks this rule against fitted
+alternatives on songs the classifier never saw (never on the held-out test songs). ``salience``
+becomes that product normalised over the song (sums to 1, most salient first); the
+tempogram-only value is kept in ``tempogram_salience``.
 
 Conventions
 -----------
@@ -216,6 +219,50 @@ def make_consistent(bpm, probability, weight: float = CONSISTENCY_WEIGHT) -> np.
     return (1 - weight) * probability + weight * best
 
 
+# The re-ranking (:func:`beat_scores`), a score per candidate of "this is the notated beat":
+# score = W_SALIENCE·ln(tempogram salience) + W_BEAT·ln P(beat) + W_PACE·ln P(compatible)
+#         [− ½·(log2(bpm / RANK_PRIOR_CENTER_BPM) / RANK_PRIOR_OCTAVES)² when RANK_PRIOR_OCTAVES is set],
+# i.e. with unit weights and no extra prior the product salience × P(beat) × P(compatible) (the
+# tempogram salience already holds a log-normal prior: centre 120 bpm, one octave, as librosa's).
+# models/pace/ranking.py compares this rule with a conditional logit fitted on the training songs
+# and with an extra prior, on the validation songs the classifier never saw (models/pace/ranking.json):
+# the fitted weights gain only on the classifier's own training songs (their P(beat) is
+# overconfident there) and lose on the validation songs, so the product rule stays.
+RANK_WEIGHTS = {"salience": 1.0, "beat": 1.0, "pace": 1.0}
+RANK_PRIOR_CENTER_BPM = 120.0
+RANK_PRIOR_OCTAVES: float | None = None
+
+
+def beat_scores(bpm, tempogram_salience, beat_probability, pace_probability, weights=None,
+                prior_center_bpm: float | None = None, prior_octaves: float | None = None) -> np.ndarray:
+    """Log-scores of "this candidate is the notated beat" (the re-ranking; see RANK_WEIGHTS).
+
+    ``softmax(beat_scores(...))`` over one song's candidates is the ranker's probability that each
+    is the beat; higher first is the candidate order. Defaults: the constants above (``weights``
+    may override some of them; ``prior_octaves`` ≤ 0 turns the extra prior off).
+    """
+    w = dict(RANK_WEIGHTS, **(weights or {}))
+    center = RANK_PRIOR_CENTER_BPM if prior_center_bpm is None else prior_center_bpm
+    octaves = RANK_PRIOR_OCTAVES if prior_octaves is None else prior_octaves
+
+    def log(x):
+        return np.log(np.maximum(np.asarray(x, dtype=np.float64), np.finfo(np.float64).tiny))
+
+    scores = (w["salience"] * log(tempogram_salience) + w["beat"] * log(beat_probability)
+              + w["pace"] * log(pace_probability))
+    if octaves is not None and octaves > 0:
+        scores = scores - 0.5 * (np.log2(np.asarray(bpm, dtype=np.float64) / center) / octaves) ** 2
+    return scores
+
+
+def softmax(scores) -> np.ndarray:
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.size == 0:
+        return scores
+    e = np.exp(scores - scores.max())
+    return e / e.sum()
+
+
 def classify_paces(features: TempoFeatures, candidates: list[TempoCandidate], n_clips: int = N_CLIPS,
                    model_path=None, threshold: float = COMPATIBLE_THRESHOLD, center_s: float | None = None,
                    rerank: bool = True, consistent: bool = True) -> list[TempoCandidate]:
@@ -224,9 +271,10 @@ def classify_paces(features: TempoFeatures, candidates: list[TempoCandidate], n_
     With ``consistent`` (default), the pace probabilities are made consistent across the
     candidates (:func:`make_consistent`).
 
-    With ``rerank`` (default), ``salience`` becomes ∝ tempogram salience × beat probability ×
-    pace probability (sum 1), the tempogram-only value goes to ``tempogram_salience``, and the
-    returned list is most salient first. The candidate objects are updated in place.
+    With ``rerank`` (default), ``salience`` becomes the ranker's probability that the candidate
+    is the notated beat (``softmax(beat_scores(...))``, sum 1), the tempogram-only value goes to
+    ``tempogram_salience``, and the returned list is most salient first. The candidate objects
+    are updated in place.
     """
     if not candidates:
         return []
@@ -239,9 +287,10 @@ def classify_paces(features: TempoFeatures, candidates: list[TempoCandidate], n_
         c.compatible = bool(p[0] >= threshold)
     if not rerank:
         return list(candidates)
-    weight = np.array([c.salience * c.beat_probability * c.pace_probability for c in candidates])
-    weight = weight / weight.sum() if weight.sum() > 0 else np.full(len(candidates), 1.0 / len(candidates))
-    for c, w in zip(candidates, weight):
+    for c in candidates:
         c.tempogram_salience = c.tempogram_salience if c.tempogram_salience is not None else c.salience
+    weight = softmax(beat_scores([c.bpm for c in candidates], [c.tempogram_salience for c in candidates],
+                                 [c.beat_probability for c in candidates], [c.pace_probability for c in candidates]))
+    for c, w in zip(candidates, weight):
         c.salience = float(w)
     return sorted(candidates, key=lambda c: -c.salience)

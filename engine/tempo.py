@@ -19,7 +19,9 @@ wants every pace the song fits, not one tempo. Two steps:
    both for a file (what ``earworm tempo`` prints).
 
 For the live tempo strip: :func:`tempogram_around` (the tempogram near a time, on a log-bpm
-axis) and :func:`local_candidates` (the candidates of the window around a time).
+axis) and :func:`local_candidates` (the candidates of the window around a time). A recording's
+whole-song candidates are kept in the project (:func:`store_candidates` /
+:func:`stored_candidates`, result kind ``tempo_candidates``) for the pace panel's suggestions.
 
 Conventions
 -----------
@@ -339,6 +341,38 @@ def estimate_paces(path, classify: bool = True, model_path=None) -> list[TempoCa
 
         candidates = classify_paces(features, candidates, model_path=model_path)
     return candidates
+
+
+# --- the project store ---------------------------------------------------------------------------
+
+def store_candidates(project, file_id: int, candidates: list[TempoCandidate]) -> None:
+    """Save a recording's whole-song candidates in a project (:class:`engine.store.Project`) as its
+    ``tempo_candidates`` result, replacing earlier ones: ``value`` = the top candidate's bpm,
+    ``data`` = ``{"candidates": [TempoCandidate.to_json(), ...]}`` in the given order. The pace
+    panel offers them as one-click pace labels (:func:`stored_candidates`)."""
+    from engine.store import TEMPO_CANDIDATES
+
+    project.put_result(TEMPO_CANDIDATES, file_id, value=float(candidates[0].bpm) if candidates else None,
+                       data={"candidates": [c.to_json() for c in candidates]})
+
+
+def stored_candidates(project, file_id: int) -> list[TempoCandidate]:
+    """A recording's stored candidates (every stored result, in stored order). Besides the layout
+    :func:`store_candidates` writes, a bare list of ``{"bpm": x}`` or of numbers is read too."""
+    from engine.store import TEMPO_CANDIDATES
+
+    out = []
+    for result in project.results(TEMPO_CANDIDATES, file_id, params=None):
+        data = result.data
+        items = data.get("candidates", data.get("bpm", [])) if isinstance(data, dict) else data or []
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict) and item.get("bpm") is not None:
+                out.append(TempoCandidate(bpm=float(item["bpm"]), salience=float(item.get("salience") or 0.0),
+                                          pace_probability=item.get("pace_probability"),
+                                          compatible=item.get("compatible")))
+            elif isinstance(item, (int, float)):
+                out.append(TempoCandidate(bpm=float(item), salience=0.0))
+    return out
 
 
 # --- labels --------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
 import soundfile as sf
 
@@ -95,3 +96,89 @@ def test_bad_audio_reports_an_error(qtbot, strip, tmp_path):
         strip.set_audio(bad)
     assert str(bad) in str(blocker.args[0])
     assert strip.features is None and strip.current_candidates == []
+
+
+def test_place_labels_keeps_close_labels_apart():
+    rows = [(50.0, 14.0, [120.0, 40.0]), (56.0, 14.0, [120.0, 40.0]), (60.0, 14.0, [120.0, 40.0]),
+            (200.0, 14.0, [120.0])]
+    spots = ts.place_labels(rows, width_px=400.0, x0_px=20.0, obstacles=[(0, 45, 30, 60)])
+    assert spots[0] == (30 + ts.LABEL_GAP_PX, 0)            # moved right of the obstacle
+    assert spots[1][0] >= spots[0][0] + 120 and spots[1][1] == 0  # next column, full text
+    assert spots[2][1] == 1                                   # no room for the full text: short form
+    assert spots[3] == (20.0, 0)                              # far away: untouched
+    assert ts.place_labels([(0.0, 14.0, [500.0])], 400.0, 20.0) == [None]  # nothing fits: hidden
+
+
+def test_candidate_labels_do_not_overlap_when_candidates_are_close(qtbot, strip):
+    strip.show()
+    qtbot.waitExposed(strip)
+    qtbot.wait(100)  # the plot's layout gives the view box its size
+    close = [tempo.TempoCandidate(b, s, p, p >= 0.5) for b, s, p in
+             [(102.0, 0.5, 0.9), (98.0, 0.2, 0.8), (96.0, 0.1, 0.3), (82.0, 0.08, 0.2), (68.0, 0.04, 0.1),
+              (64.0, 0.03, 0.7), (58.0, 0.03, 0.2), (204.0, 0.02, 0.9)]]
+    strip.set_labelled_paces([100.0])
+    strip._show_candidates(close)
+    labels = [line.label for line in strip._candidate_lines]
+    shown = [label for label in labels if label.isVisible()]
+    assert len(shown) >= 6  # close candidates are moved, not hidden, while there is room
+    rects = [label.sceneBoundingRect() for label in shown] + [strip._labelled_lines[0].label.sceneBoundingRect()]
+    for i, a in enumerate(rects):
+        for b in rects[i + 1:]:
+            assert not a.intersects(b), (a, b)
+    for label, line in zip(labels, strip._candidate_lines):  # each label stays on its own line
+        if label.isVisible():
+            y = strip.viewbox.mapViewToScene(pg.Point(0, line.value())).y()
+            assert label.sceneBoundingRect().top() - 1 <= y <= label.sceneBoundingRect().bottom() + 1
+    strip.resize(500, 120)  # a smaller strip: laid out again
+    qtbot.wait(50)
+    shown = [label.sceneBoundingRect() for label in labels if label.isVisible()]
+    assert all(not a.intersects(b) for i, a in enumerate(shown) for b in shown[i + 1:])
+
+
+def test_strip_candidates_become_one_click_pace_suggestions(qtbot, tmp_path):
+    """The window's strip computes a recording's candidates → stored in the project → the pace
+    panel offers them → one click stores a pace label."""
+    from PySide6.QtCore import QSettings, Qt
+
+    from engine.store import Project
+    from gui.main_window import MainWindow
+    from gui.panels.project_panels import install_project_panels
+
+    wav = tmp_path / "click.wav"
+    sf.write(wav, click_track(120.0, 30.0), tempo.SR)
+    with Project(tmp_path / "p.earworm") as project:
+        audio_id = project.add_file(wav).id
+    window = MainWindow(settings=QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat), dialogs=False)
+    qtbot.addWidget(window)
+    panels = install_project_panels(window, tmp_path / "p.earworm")
+    panels.paces.select_file(audio_id)
+    assert panels.paces.model.suggestions() == []  # nothing computed yet
+    strip = window.findChild(ts.TempoStrip)
+    stored = []
+    panels.paces.model.suggestions_changed.connect(stored.append)
+    with qtbot.waitSignal(strip.song_candidates_ready, timeout=60000) as ready:
+        strip.set_audio(wav)
+    assert ready.args[0] == str(wav)
+    qtbot.waitUntil(lambda: stored == [audio_id], timeout=20000)
+    fits = [c.bpm for c in ready.args[1] if c.compatible]
+    assert any(abs(b / 120 - 1) < 0.04 for b in fits), ready.args[1]
+    buttons = {b.text(): b for b in _suggestion_buttons(panels.paces)}
+    assert list(buttons) == [f"{b:.1f}" for b in panels.paces.model.suggestions()]
+    # the candidates the song fits (stored to 0.01 bpm), none of those it does not fit
+    np.testing.assert_allclose(sorted(float(text) for text in buttons), sorted(fits), atol=0.06)
+    beat = next(text for text in buttons if abs(float(text) / 120 - 1) < 0.04)
+    qtbot.mouseClick(buttons[beat], Qt.MouseButton.LeftButton)
+    with Project(tmp_path / "p.earworm") as project:
+        labelled = project.paces(audio_id)
+    assert len(labelled) == 1 and abs(labelled[0] / 120 - 1) < 0.04
+    assert beat not in {b.text() for b in _suggestion_buttons(panels.paces)}  # labelled: no longer offered
+    strip.shutdown()
+    window.runner.wait()
+
+
+def _suggestion_buttons(panel):
+    from PySide6.QtWidgets import QPushButton
+
+    row = panel.suggestion_row
+    widgets = [row.itemAt(i).widget() for i in range(row.count())]
+    return [w for w in widgets if isinstance(w, QPushButton)]

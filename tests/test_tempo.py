@@ -245,6 +245,63 @@ def test_classify_paces_fills_probabilities_and_reranks(click_features):
     assert all(c.compatible is not None for c in live)
 
 
+def test_beat_scores_default_is_the_product_and_the_prior_prefers_moderate_tempi():
+    bpm, salience, beat, fits = [60.0, 120.0, 240.0], [0.2, 0.3, 0.5], [0.5, 0.5, 0.5], [0.9, 0.9, 0.9]
+    product = np.array(salience) * np.array(beat) * np.array(fits)
+    np.testing.assert_allclose(pace.softmax(pace.beat_scores(bpm, salience, beat, fits)), product / product.sum())
+    flat = pace.beat_scores(bpm, [1 / 3] * 3, beat, fits, prior_octaves=1.0)
+    assert np.argmax(flat) == 1 and flat[0] == pytest.approx(flat[2])  # symmetric in octaves around 120
+    no_salience = pace.beat_scores(bpm, salience, [0.9, 0.1, 0.1], fits, weights={"salience": 0.0})
+    assert np.argmax(no_salience) == 0
+
+
+def test_shipped_ranking_is_the_best_on_the_validation_songs():
+    """engine.pace's constants follow models/pace/ranking.json (songs the classifier never saw)."""
+    from pathlib import Path
+
+    doc = json.loads((Path(__file__).resolve().parents[1] / "models" / "pace" / "ranking.json").read_text())
+    on_validation = {name: r["validation_songs"]["accuracy1"] + r["validation_songs"]["accuracy2"]
+                     for name, r in doc["rankings"].items()}
+    assert max(on_validation.values()) - on_validation["product"] <= 1e-9  # ties go to the simplest
+    assert pace.RANK_WEIGHTS == {"salience": 1.0, "beat": 1.0, "pace": 1.0} and pace.RANK_PRIOR_OCTAVES is None
+
+
+def test_candidates_are_stored_in_a_project_and_read_back(tmp_path):
+    from engine.store import TEMPO_CANDIDATES, Project
+
+    wav = tmp_path / "click.wav"
+    sf.write(wav, click_track(100.0, 8.0), SR)
+    found = [tempo.TempoCandidate(100.0, 0.7, 0.9, True), tempo.TempoCandidate(150.0, 0.3, 0.1, False)]
+    with Project(tmp_path / "p.earworm") as project:
+        audio = project.add_file(wav)
+        tempo.store_candidates(project, audio.id, found)
+        tempo.store_candidates(project, audio.id, found[:1] + found)  # replaces, never piles up
+        stored = project.results(TEMPO_CANDIDATES, audio.id, params=None)
+        assert len(stored) == 1 and stored[0].value == 100.0
+        back = tempo.stored_candidates(project, audio.id)
+        assert [(c.bpm, c.compatible) for c in back] == [(100.0, True), (100.0, True), (150.0, False)]
+        project.put_result(TEMPO_CANDIDATES, audio.id, data=[{"bpm": 96.0}, 120], params="older layout")
+        assert [c.bpm for c in tempo.stored_candidates(project, audio.id)][-2:] == [96.0, 120.0]
+
+
+def test_cli_tempo_stores_candidates_in_a_project(tmp_path, capsys):
+    from engine.cli import main
+    from engine.store import Project
+
+    wav = tmp_path / "click.wav"
+    sf.write(wav, click_track(100.0, 30.0), SR)
+    out = tmp_path / "out.json"
+    assert main(["tempo", str(wav), "--json", str(out), "--project", str(tmp_path / "p.earworm")]) == 0
+    printed = json.loads(out.read_text())["candidates"]
+    with Project(tmp_path / "p.earworm") as project:
+        audio = project.file_by_path(wav)
+        assert audio is not None  # the recording was added to the project
+        stored = tempo.stored_candidates(project, audio.id)
+    assert [round(c.bpm, 2) for c in stored] == [c["bpm"] for c in printed]
+    assert [c.compatible for c in stored] == [c["compatible"] for c in printed]
+    assert "stored" in capsys.readouterr().out
+
+
 def drum_groove(bpm: float, beats_per_bar: int, duration_s: float = 30.0):
     """Kick on the downbeat, snare on the other beats' backbeats, hi-hat eighths, a bass note per bar."""
     import pretty_midi

@@ -27,11 +27,12 @@ import time
 import numpy as np
 
 from engine.errors import StoreError
-from engine.store import ALIGNMENT_CONFIDENCE, TEMPO_CANDIDATES, Candidate, HistoryEntry, LibraryRow, Project
+from engine.store import ALIGNMENT_CONFIDENCE, Candidate, HistoryEntry, LibraryRow, Project
 from engine.store_schema import MAX_BPM, MIN_BPM
 from gui.session import Event
 
 LABEL_KEYS = {"y": "match", "n": "no_match", "u": "unsure"}
+SUGGESTION_TOLERANCE = 0.02  # a suggested tempo this close to a labelled pace is not offered again
 
 
 class LabelSession:
@@ -372,10 +373,25 @@ class TapTempo:
         self.taps_s = []
 
 
+def store_tempo_candidates_job(project_path, audio_path, candidates, progress=None, cancel=None) -> int | None:
+    """Background job: store a recording's whole-song tempo candidates in the project at
+    ``project_path`` (own connection; ``engine.tempo.store_candidates``) if the recording is in
+    it. Returns its file id, or None when it is not in the project (nothing stored)."""
+    from engine.tempo import store_candidates
+
+    with Project(project_path) as project:
+        record = project.file_by_path(audio_path)
+        if record is None:
+            return None
+        store_candidates(project, record.id, candidates)
+        return record.id
+
+
 class PaceModel:
     """One file's pace set, tap tempo, and suggested tempi.
 
-    Events: ``paces_changed(paces_bpm)``, ``tap_changed(bpm or None)``, ``file_changed(file_id)``.
+    Events: ``paces_changed(paces_bpm)``, ``tap_changed(bpm or None)``, ``file_changed(file_id)``,
+    ``suggestions_changed(file_id)`` (new candidates were stored for that file).
     ``selected`` is the pace half/double acts on: the last one added or clicked.
     """
 
@@ -388,6 +404,7 @@ class PaceModel:
         self.paces_changed = Event("paces_changed")
         self.tap_changed = Event("tap_changed")
         self.file_changed = Event("file_changed")
+        self.suggestions_changed = Event("suggestions_changed")
         self.session.labels_changed.connect(self._on_labels_changed)
 
     @property
@@ -412,15 +429,26 @@ class PaceModel:
             self._reload()
 
     def suggestions(self) -> list[float]:
-        """Candidate tempi computed by the tempo analysis (results ``tempo_candidates``), if any."""
+        """The file's stored tempo candidates (results ``tempo_candidates``) that it fits and that are
+        not labelled yet (within SUGGESTION_TOLERANCE), in stored order (most salient first).
+        Candidates the classifier called incompatible are left out; unclassified ones are kept."""
+        from engine.tempo import stored_candidates
+
         if self.file_id is None:
             return []
-        found = self.project.results(TEMPO_CANDIDATES, self.file_id, params=None)
         values = []
-        for r in found:
-            data = r.data if isinstance(r.data, list) else (r.data or {}).get("bpm", []) if isinstance(r.data, dict) else []
-            values += [float(v["bpm"] if isinstance(v, dict) else v) for v in data]
-        return [v for v in values if MIN_BPM <= v <= MAX_BPM]
+        for c in stored_candidates(self.project, self.file_id):
+            known = self.paces + values
+            if c.compatible is False or not MIN_BPM <= c.bpm <= MAX_BPM:
+                continue
+            if not any(abs(c.bpm / k - 1) <= SUGGESTION_TOLERANCE for k in known):
+                values.append(c.bpm)
+        return values
+
+    def candidates_stored(self, file_id: int | None) -> None:
+        """Call on the GUI thread after candidates were stored for ``file_id`` (by a job)."""
+        if file_id is not None:
+            self.suggestions_changed.emit(file_id)
 
     def tap(self, t_s: float | None = None) -> float | None:
         bpm = self.tapper.tap(t_s)

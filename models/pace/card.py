@@ -21,6 +21,82 @@ def _row(name, m):
             f"{m.get('tempogram_accuracy1', float('nan')):.3f} / {m.get('tempogram_accuracy2', float('nan')):.3f} |")
 
 
+def _targets(m: dict) -> str:
+    met = {"accuracy": m["accuracy_candidates"] >= 0.95, "Acc1": m["tempo_accuracy1"] >= 0.95,
+           "Acc2": m["tempo_accuracy2"] >= 0.98}
+    return ("Met: " + (", ".join(k for k, v in met.items() if v) or "none") + "; not met: "
+            + (", ".join(k for k, v in met.items() if not v) or "none") + ".")
+
+
+def _misses(info: dict) -> str:
+    misses = info.get("test_tempo_misses")
+    if not misses:
+        return ""
+    n = sum(misses["by_ratio"].values())
+    parts = ", ".join(f"{k} {v}" for k, v in misses["by_ratio"].items())
+    meters = ", ".join(f"{k} {v}" for k, v in list(misses["by_meter"].items())[:6])
+    return (f"The {n} held-out Acc1 misses, by top candidate / notated beat: {parts} (most common by meter: "
+            f"{meters}). Octave misses (×2, ×½) are mostly the same metrical levels read with another notated "
+            "beat (see the label ceiling below); the ×3/2, ×3/4, ×2/3 misses (the Acc2 misses) group the same "
+            "eighth notes in twos instead of threes or the reverse (6/8 heard as 3/4 or 3/2, 3/4 heard as 6/8).")
+
+
+def _ranking_section(info: dict) -> str:
+    """Choosing the top candidate: the rankings of models/pace/ranking.py and the label ceiling."""
+    path = MODELS_DIR / "pace" / "ranking.json"
+    if not path.exists():
+        return ""
+    doc = json.loads(path.read_text())
+    test = info.get("test_rankings", {})
+    names = {"product": "salience × P(beat) × P(compatible) (**shipped**)",
+             "product_prior_1oct": "the same × log-normal prior (120 bpm, 1 octave)",
+             "fitted": "conditional logit fitted on the training songs"}
+    lines = ["| ranking | classifier's training songs (in-sample) | validation songs (unseen) | held-out test |",
+             "|---|---|---|---|"]
+    for key, label in names.items():
+        r = doc["rankings"][key]
+        t = test.get(key)
+        lines.append(f"| {label} | {r['classifier_training_songs']['accuracy1']:.3f} / "
+                     f"{r['classifier_training_songs']['accuracy2']:.3f} | {r['validation_songs']['accuracy1']:.3f} / "
+                     f"{r['validation_songs']['accuracy2']:.3f} | "
+                     + (f"{t['accuracy1']:.3f} / {t['accuracy2']:.3f}" if t else "—") + " |")
+    fw = doc.get("fitted_engine_form") or {}
+    fitted = "" if not fw else (
+        f" The fitted logit weighs ln salience {fw['weights']['salience']:.2f}, ln P(beat) {fw['weights']['beat']:.2f}, "
+        f"ln P(compatible) {fw['weights']['pace']:.2f}, with a log-normal prior centred at {fw['prior_center_bpm']:.0f} bpm, "
+        f"{fw['prior_octaves']:.2f} octaves wide.")
+    ceiling = doc["label_ceiling_accuracy1"]
+    test_ceiling = info["test"].get("label_ceiling_accuracy1")
+    return f"""
+## Choosing the top candidate (tempo Accuracy1 / Accuracy2)
+
+`python -m models.pace.ranking` (results in `models/pace/ranking.json`) compares rankings of a
+song's candidates by Acc1 / Acc2. The weights are fitted on the {doc['n_classifier_training_songs']} songs the
+classifier was trained on ({doc['n_folds']}-fold cross-validated there) and the rule is *chosen* on the
+{doc['n_validation_songs']} validation songs, which the classifier never trained on; the held-out test songs were
+used for neither, their column is reported after the choice. (To be exact: a first version of the
+fitted logit, on logit P(beat), was scored once on the test songs, 0.881 / 0.947, before the
+validation comparison existed; the choice rests on the validation songs but was made after that look.)
+
+{chr(10).join(lines)}
+
+The fitted logit gains only where the classifier's P(beat) is overconfident (its own training songs)
+and loses on unseen songs, so the engine keeps the product rule.{fitted} The tempogram salience
+already holds a log-normal prior (120 bpm, one octave, as librosa's beat tracker); another one
+does not help.
+
+**Label ceiling.** The notated beat is partly a convention the audio cannot reveal: a reel in 2/2
+at half = 80 has the same metrical levels in 40–320 bpm as one in 4/4 at quarter = 160 (or 2/4 at
+quarter = 160 felt in one). An oracle that knows each song's exact levels in range and its source,
+and picks the (meter, beat) reading the training data's meter frequencies and tempo ranges make
+likeliest, reaches Acc1 {ceiling['classifier_training_songs']:.3f} on the classifier's training songs,
+{ceiling['validation_songs']:.3f} on the validation songs{'' if test_ceiling is None else f' and {test_ceiling:.3f} on the test songs'}
+(computed from labels only). The Acc1 target of 0.95 is above that on this data: what remains
+is notation, not hearing (a method can pass the oracle only by hearing more than the levels, e.g. a
+style that goes with a meter). Acc2 has no such ceiling; its misses are meter errors of the classifier.
+"""
+
+
 def write_card(info: dict, path: Path = MODELS_DIR / "MODEL_CARD_pace.md") -> Path:
     """Write the card for the metrics ``info`` (as written by models.pace.train.main)."""
     m, cfg, data = info["test"], info["config"], info["data"]
@@ -37,6 +113,7 @@ def write_card(info: dict, path: Path = MODELS_DIR / "MODEL_CARD_pace.md") -> Pa
         ablation = ("\n## Against the seed recipe (ablation)\n\n" + ab.get("note", "") + " Every row includes the "
                     "consistency step.\n\n" + "\n".join(lines) + "\n")
     best = max(info["history"], key=lambda h: 0.5 * (h["accuracy_candidates"] + h["accuracy_metrical"]))
+    ranking_section = _ranking_section(info)
     plain = info.get("test_without_consistency")
     consistency = "" if plain is None else (
         f"\nWithout the consistency step (raw model probabilities): accuracy {_pct(plain['accuracy_candidates'])} "
@@ -62,7 +139,8 @@ onnxruntime on the CPU.
   4 clips per candidate (fixed placements over the song), makes the song's pace probabilities
   consistent with one metrical hierarchy (`engine.pace.make_consistent`: 0.7 × model + 0.3 ×
   membership in the likeliest hierarchy, which only moves verdicts between 0.29 and 0.71), then
-  re-ranks the candidates by tempogram salience × P(beat) × P(compatible).
+  re-ranks the candidates by tempogram salience × P(beat) × P(compatible) (the rule chosen on
+  validation songs, see "Choosing the top candidate").
 - Architecture (`models/pace/net.py`): narrow convolutions (1×5, 3×1, 1×3, 3×1, 3×3; widths
   {tuple(cfg['widths'])}) with batch norm, dropout between blocks, global mean+max pooling; the
   periodicity vector through a {cfg.get('periodicity_width', 48)}-unit layer; both into a linear
@@ -118,13 +196,12 @@ column is the same for the tempogram's own ranking (before classification).
 {chr(10).join(rows)}
 
 Targets from the issue: accuracy ≥ 95 % (the seed reached 91 %), Acc1 ≥ 0.95, Acc2 ≥ 0.98.
+{_targets(m)}
 {consistency}
 Where it fails: the errors concentrate on triple and compound meters — solo fiddle tunes in 6/8
 read as 3/4 (running eighths grouped 2+2+2 instead of 3+3; both are valid for the notes), and
-generated 3/4 grooves whose half-beat is taken for a pace. Acc1 misses are mostly octave choices
-against the notated beat (a fast 2/4 felt in one, a slow 6/8 felt in eighths); the Acc2 misses
-are the 6/8-as-3/4 songs, whose top candidate is ¾ of the notated beat.
-{ablation}
+generated 3/4 grooves whose half-beat is taken for a pace. {_misses(info)}
+{ranking_section}{ablation}
 ## How the recipe got here (development history, all numbers on held-out songs)
 
 1. Seed-like recipe rebuilt here (clips only, band energies + flux, 4 clips), first data set

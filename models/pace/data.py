@@ -35,6 +35,11 @@ def _seed_of(text: str) -> int:
     return zlib.crc32(f"{SEED}:{text}".encode())
 
 
+def is_validation(song_id: str, fraction: float) -> bool:
+    """Whether a training-split song is one of the validation songs (kept out of training)."""
+    return (_seed_of(song_id + ":val") % 1000) / 1000 < fraction
+
+
 def corpus_songs(counts=COUNTS):
     """Yield (Song, split) from the music21 corpus, then generated grooves (seeded)."""
     from music21 import corpus

@@ -6,6 +6,8 @@
 - ``models/pace.weights.npz`` — the PyTorch state as arrays (tests rebuild the torch model);
 - ``models/pace.fixture.npz`` — fixed inputs and the PyTorch outputs on them (a torch-free test
   checks onnxruntime reproduces them);
+- ``models/pace/ranking.json`` — the re-rankings of the candidates compared on the validation
+  songs (:mod:`models.pace.ranking`, which picks the engine's rule);
 - ``models/pace/metrics.json`` — held-out metrics (:mod:`models.pace.evaluate`) and timings;
 - ``models/MODEL_CARD_pace.md`` — rendered from the metrics by :mod:`models.pace.card`.
 
@@ -134,10 +136,12 @@ def predict(model_fn, songs: Songs, inputs, n_clips: int = engine_pace.N_CLIPS, 
         if consistent:  # as engine.pace.classify_paces does, within each candidate set
             prob[: cand.size, 0] = engine_pace.make_consistent(cand, prob[: cand.size, 0])
             prob[cand.size:, 0] = engine_pace.make_consistent(metrical, prob[cand.size:, 0])
-        # The engine's final ranking (engine.pace.classify_paces): salience × P(beat) × P(compatible).
-        ranked = cand[np.argsort(-(songs.saliences[i] * prob[: cand.size, 1] * prob[: cand.size, 0]), kind="stable")]
+        # The engine's final ranking (engine.pace.classify_paces → beat_scores; models.pace.ranking chose it).
+        scores = engine_pace.beat_scores(cand, songs.saliences[i], prob[: cand.size, 1], prob[: cand.size, 0])
+        ranked = cand[np.argsort(-scores, kind="stable")]
         out.append({"song_id": rec["song_id"], "paces": rec["paces"], "beat_bpm": rec["beat_bpm"], "ranked": ranked,
-                    "candidates": cand, "candidate_prob": prob[: cand.size, 0], "candidate_beat_prob": prob[: cand.size, 1],
+                    "candidates": cand, "candidate_salience": songs.saliences[i],
+                    "candidate_prob": prob[: cand.size, 0], "candidate_beat_prob": prob[: cand.size, 1],
                     "metrical": metrical, "metrical_prob": prob[cand.size:, 0]})
     return out
 
@@ -150,7 +154,7 @@ def train(config=CONFIG, records=None, log=print):
     torch.set_num_threads(config["threads"])
     rng = np.random.default_rng(config["seed"])
     records = records if records is not None else [r for r in pace_data.load_index()["records"] if r["split"] == "train"]
-    is_val = [(pace_data._seed_of(r["song_id"] + ":val") % 1000) / 1000 < config["val_fraction"] for r in records]
+    is_val = [pace_data.is_validation(r["song_id"], config["val_fraction"]) for r in records]
     train_songs = Songs([r for r, v in zip(records, is_val) if not v])
     val_songs = Songs([r for r, v in zip(records, is_val) if v])
     log(f"train songs {len(train_songs)}, validation songs {len(val_songs)}")
@@ -263,6 +267,9 @@ def main(config=CONFIG, out_path: Path = MODELS_DIR / "pace.onnx") -> dict:
     fixture = engine_pace.beat_clips(songs.frames[0], FRAME_RATE, bpm, np.full(bpm.size, 5.0))
     fixture_periodicity = engine_pace.periodicity_features(songs.profiles[0], FRAME_RATE, bpm)
     export(model, out_path, fixture, fixture_periodicity)
+    from models.pace import ranking
+
+    ranking.main()  # the rankings compared on this model's validation songs (models/pace/ranking.json)
     info = {"config": {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}, "history": history,
             "data": {"n_songs": len(records), "n_train": len(records) - len(test_records), "n_test": len(test_records),
                      "build_seconds": index.get("seconds"), "counts": index.get("counts")},
@@ -278,8 +285,13 @@ def evaluate(info: dict, out_path: Path = MODELS_DIR / "pace.onnx") -> dict:
     for src in sorted({r["source"] for r in test_records}):
         by_source[src] = summarize([res for res, r in zip(results, test_records) if r["source"] == src])
     plain = summarize(predict(onnx_fn(out_path), Songs(test_records), info["config"]["inputs"], consistent=False))
+    from models.pace import ranking
+
+    train_records = [r for r in pace_data.load_index()["records"] if r["split"] == "train"]
+    metrics["label_ceiling_accuracy1"] = ranking.label_ceiling(test_records, train_records)
     info.update({"test": metrics, "test_by_source": by_source, "test_without_consistency": plain,
-                 "onnx_bytes": out_path.stat().st_size})
+                 "test_rankings": ranking.held_out_accuracies(results),
+                 "test_tempo_misses": ranking.miss_breakdown(results, test_records), "onnx_bytes": out_path.stat().st_size})
     (MODELS_DIR / "pace" / "metrics.json").write_text(json.dumps(info, indent=1))
     from models.pace.card import write_card
 

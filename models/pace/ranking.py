@@ -1,0 +1,217 @@
+"""Which tempo candidate is the notated beat? Compare re-rankings on songs the classifier never saw.
+
+``python -m models.pace.ranking`` runs the exported classifier (``models/pace.onnx``, through
+onnxruntime, with the engine's clip placement and consistency step) on every song of the
+*training* split and compares, by Accuracy1/Accuracy2 of the top candidate (mir_eval
+convention, 4 %), these rankings of a song's candidates:
+
+- ``product`` — the engine's rule (:func:`engine.pace.beat_scores` with its defaults):
+  tempogram salience × P(beat) × P(compatible);
+- ``product_prior_1oct`` — the same × an extra log-normal tempo prior (120 bpm, one octave);
+- ``fitted`` — a conditional logit (softmax over the song's candidates) of the notated beat on
+  ln salience, ln P(beat), ln P(compatible), log2(bpm/120) and its square (a log-normal prior
+  with fitted centre and width), maximum likelihood with a small L2 penalty.
+
+They are scored on two groups: the songs the classifier was trained on (``fitted`` is
+fitted there, 5-fold cross-validated) and the *validation* songs (10 % of the training split,
+held out of training and used only to pick the epoch): only the second tells how a ranking does
+on unseen audio, because the classifier's P(beat) is overconfident on its own training songs.
+The engine keeps the rule that does best on the validation songs (ties: the simplest). Results:
+``models/pace/ranking.json``. The held-out test songs are never read here.
+
+Label ceiling (:func:`label_ceiling`): the notated beat is a convention the audio cannot always
+reveal (a reel in 2/2 at half = 80 sounds like one in 4/4 at quarter = 160: the same metrical
+levels in 40–320 bpm). It is the Accuracy1 of an oracle that knows a song's exact metrical levels
+in range and its source, and picks the (meter, beat) reading that the training data's meter
+frequencies and tempo ranges make likeliest: roughly what notation costs a method that hears the
+meter perfectly (a method may still beat it by hearing more than the levels, e.g. a style).
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from engine.tempo import metrical_paces
+from models.pace.evaluate import paces_in_range, tempo_accuracy
+
+OUT = Path(__file__).resolve().parent / "ranking.json"
+N_FOLDS = 5
+L2_PENALTY = 1e-3
+REFERENCE_BPM = 120.0
+FEATURES = ("ln_salience", "ln_beat", "ln_pace", "log2_bpm", "log2_bpm_squared")
+# The fixed rules compared with the fitted one, as weights on FEATURES.
+RULES = {"product": (1.0, 1.0, 1.0, 0.0, 0.0), "product_prior_1oct": (1.0, 1.0, 1.0, 0.0, -0.5)}
+MISS_RATIOS = {"×2": 2.0, "×½": 0.5, "×3": 3.0, "×⅓": 1 / 3, "×4": 4.0, "×¼": 0.25, "×3/2": 1.5, "×2/3": 2 / 3,
+               "×3/4": 0.75, "×4/3": 4 / 3}
+
+
+def candidate_features(bpm, salience, beat_probability, pace_probability) -> np.ndarray:
+    """(n, 5) features of one song's candidates, in FEATURES order."""
+    def log(x):  # as engine.pace.beat_scores takes logarithms
+        return np.log(np.maximum(np.asarray(x, dtype=np.float64), 1e-12))
+
+    octaves = np.log2(np.asarray(bpm, dtype=np.float64) / REFERENCE_BPM)
+    return np.column_stack([log(salience), log(beat_probability), log(pace_probability), octaves, octaves ** 2])
+
+
+def negative_log_likelihood(w: np.ndarray, songs: list[tuple[np.ndarray, np.ndarray]], penalty: float = L2_PENALTY):
+    """Mean −ln P(a correct candidate) under softmax(features @ w), + penalty·|w|²; with gradient."""
+    total, grad = 0.0, np.zeros_like(w)
+    for x, y in songs:
+        s = x @ w
+        p = np.exp(s - s.max())
+        p /= p.sum()
+        q = p * y
+        total -= np.log(q.sum() + 1e-300)
+        grad -= (q / max(q.sum(), 1e-300) - p) @ x
+    n = max(len(songs), 1)
+    return total / n + penalty * w @ w, grad / n + 2 * penalty * w
+
+
+def fit(songs: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Weights (FEATURES order) maximising the likelihood of the notated beat."""
+    import scipy.optimize
+
+    usable = [(x, y) for x, y in songs if y.any()]  # a song whose beat is not a candidate teaches nothing
+    start = np.array([1.0, 1.0, 1.0, 0.0, -0.5])
+    result = scipy.optimize.minimize(negative_log_likelihood, start, args=(usable,), jac=True, method="L-BFGS-B")
+    return result.x
+
+
+def engine_form(w: np.ndarray) -> dict:
+    """Fitted weights as engine.pace.beat_scores takes them (prior centre and width from a, b)."""
+    a, b = float(w[3]), float(w[4])
+    if b >= 0:
+        raise ValueError(f"the fitted prior is not log-normal (b = {b:.3f} ≥ 0)")
+    return {"weights": {"salience": float(w[0]), "beat": float(w[1]), "pace": float(w[2])},
+            "prior_center_bpm": REFERENCE_BPM * 2 ** (-a / (2 * b)), "prior_octaves": (-2 * b) ** -0.5}
+
+
+def accuracies(choices_bpm, references_bpm) -> tuple[float, float]:
+    hits = [tempo_accuracy(c, r) if c is not None else (False, False) for c, r in zip(choices_bpm, references_bpm)]
+    return float(np.mean([h[0] for h in hits])), float(np.mean([h[1] for h in hits]))
+
+
+def label_ceiling(records: list[dict], prior_records: list[dict]) -> float:
+    """Accuracy1 of the metrical-level oracle (module docstring) on ``records``, with meter
+    frequencies (per source) and tempo ranges taken from ``prior_records``."""
+    from models.pace.songs import Meter
+
+    def tempo_range(meter):
+        return (40.0, 125.0) if meter.compound else (50.0, 120.0) if meter.beat_ql == 2.0 else (60.0, 180.0)
+
+    counts = Counter((r["source"], r["meter"]) for r in prior_records)
+    ratios = (1, 2, 1 / 2, 3, 1 / 3, 3 / 2, 2 / 3, 4, 1 / 4, 6, 1 / 6, 3 / 4, 4 / 3)
+    hits = []
+    for r in records:
+        heard = np.sort(paces_in_range(metrical_paces(r["beat_bpm"], r["beats_per_bar"], r["beat_division"])))
+        best, best_p = r["beat_bpm"], -1.0
+        for (source, ratio_text), n in counts.items():
+            if source != r["source"]:
+                continue
+            meter = Meter(ratio_text)
+            lo, hi = tempo_range(meter)
+            for f in ratios:
+                beat = r["beat_bpm"] * f
+                levels = np.sort(paces_in_range(metrical_paces(beat, meter.beats_per_bar, meter.beat_division)))
+                same = levels.size == heard.size and np.all(np.abs(levels / heard - 1) < 0.03)
+                density = n / np.log(hi / lo)  # log-uniform beat tempo per meter, as the data draws it
+                if lo <= beat <= hi and same and density > best_p:
+                    best, best_p = beat, density
+        hits.append(tempo_accuracy(best, r["beat_bpm"])[0])
+    return float(np.mean(hits))
+
+
+def main() -> dict:
+    from models.pace import data as pace_data
+    from models.pace.train import CONFIG, MODELS_DIR, Songs, onnx_fn, predict
+
+    records = [r for r in pace_data.load_index()["records"] if r["split"] == "train"]
+    data = Songs(records)
+    results = predict(onnx_fn(MODELS_DIR / "pace.onnx"), data, CONFIG["inputs"])
+    is_val = np.array([pace_data.is_validation(r["song_id"], CONFIG["val_fraction"]) for r in records])
+    songs = []
+    for rec, res, salience in zip(records, results, data.saliences):
+        bpm = res["candidates"]
+        x = candidate_features(bpm, salience, res["candidate_beat_prob"], res["candidate_prob"])
+        songs.append((x, np.abs(bpm / rec["beat_bpm"] - 1) <= 0.04))
+    rules = {name: np.array(w) for name, w in RULES.items()}
+    trained = np.where(~is_val)[0]
+    folds = np.array([pace_data._seed_of(records[i]["song_id"] + ":ranking-fold") % N_FOLDS for i in trained])
+    choices = {name: [None] * len(records) for name in (*rules, "fitted")}
+    for k in range(N_FOLDS):  # on the classifier's training songs: fitted out of fold
+        w = fit([songs[i] for i, f in zip(trained, folds) if f != k])
+        for i in trained[folds == k]:
+            choices["fitted"][i] = _top(results[i]["candidates"], songs[i][0] @ w)
+    w_fitted = fit([songs[i] for i in trained])
+    for i in np.where(is_val)[0]:  # on the validation songs: fitted on every classifier-training song
+        choices["fitted"][i] = _top(results[i]["candidates"], songs[i][0] @ w_fitted)
+    for name, w in rules.items():
+        for i in range(len(records)):
+            choices[name][i] = _top(results[i]["candidates"], songs[i][0] @ w)
+    refs = np.array([r["beat_bpm"] for r in records])
+    table = {}
+    for name, chosen in choices.items():
+        chosen = np.array(chosen, dtype=object)
+        table[name] = {group: dict(zip(("accuracy1", "accuracy2"), accuracies(chosen[mask], refs[mask])))
+                       for group, mask in (("classifier_training_songs", ~is_val), ("validation_songs", is_val))}
+    ceiling = {group: label_ceiling([records[i] for i in np.where(mask)[0]], records)
+               for group, mask in (("classifier_training_songs", ~is_val), ("validation_songs", is_val))}
+    info = {"features": FEATURES, "fitted_weights": w_fitted.tolist(),
+            "fitted_engine_form": _engine_form_or_none(w_fitted),
+            "n_classifier_training_songs": int((~is_val).sum()), "n_validation_songs": int(is_val.sum()),
+            "l2_penalty": L2_PENALTY, "n_folds": N_FOLDS, "rankings": table,
+            "beat_in_candidates": float(np.mean([y.any() for _, y in songs])), "label_ceiling_accuracy1": ceiling}
+    OUT.write_text(json.dumps(info, indent=1))
+    print(json.dumps(info, indent=1))
+    return info
+
+
+def held_out_accuracies(results: list[dict]) -> dict:
+    """Accuracy1/2 on the held-out test songs of each ranking compared here, with the weights
+    ranking.json holds (fixed before the test songs were looked at): reported, never tuned on.
+    ``results`` as models.pace.train.predict returns them."""
+    doc = json.loads(OUT.read_text()) if OUT.exists() else {}
+    weights = {name: np.array(w) for name, w in RULES.items()}
+    if "fitted_weights" in doc:
+        weights["fitted"] = np.array(doc["fitted_weights"])
+    out = {}
+    for name, w in weights.items():
+        chosen = [_top(r["candidates"], candidate_features(r["candidates"], r["candidate_salience"],
+                                                           r["candidate_beat_prob"], r["candidate_prob"]) @ w)
+                  for r in results]
+        out[name] = dict(zip(("accuracy1", "accuracy2"), accuracies(chosen, [r["beat_bpm"] for r in results])))
+    return out
+
+
+def miss_breakdown(results: list[dict], records: list[dict]) -> dict:
+    """Where the top candidate misses the notated beat (Accuracy1 misses): counts by the ratio
+    top / beat (MISS_RATIOS within 4 %, else "other") and by meter. For the model card."""
+    by_ratio, by_meter = Counter(), Counter()
+    for res, rec in zip(results, records):
+        ranked = res["ranked"]
+        if len(ranked) and tempo_accuracy(ranked[0], rec["beat_bpm"])[0]:
+            continue
+        q = ranked[0] / rec["beat_bpm"] if len(ranked) else np.nan
+        name = next((k for k, f in MISS_RATIOS.items() if abs(q / f - 1) <= 0.04), "other")
+        by_ratio[name] += 1
+        by_meter[f"{rec['meter']} {name}"] += 1
+    return {"by_ratio": dict(by_ratio.most_common()), "by_meter": dict(by_meter.most_common())}
+
+
+def _top(bpm: np.ndarray, scores: np.ndarray):
+    return float(bpm[int(np.argmax(scores))]) if bpm.size else None
+
+
+def _engine_form_or_none(w: np.ndarray):
+    try:
+        return engine_form(w)
+    except ValueError:
+        return None
+
+
+if __name__ == "__main__":
+    main()
