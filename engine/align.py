@@ -7,13 +7,10 @@ played, and returns an :class:`Alignment`: the warping path, time maps both ways
 and the MIDI warped into the recording's timeline.
 
 Pipeline: features of both sides (:mod:`engine.features`; cached by file content) → cosine cost
-→ multiscale DTW with additive penalty and gully (:mod:`engine.dtw`) → note-onset refinement
-(:mod:`engine.refine`) → time maps in seconds.
-
-Measured on one synthetic pair (Bach chorale, tempo curve ±10 %, other soundfont, mp3): chroma-only
-DTW + onset refinement 8 ms mean onset error; onsets inside the DTW cost made it worse (30-50 ms),
-and features straight from the piano roll were worse than synthesizing (35-50 ms). See
-docs/BENCHMARKS.md for the full benchmark.
+→ multiscale chroma DTW with additive penalty and gully (:mod:`engine.dtw`) → note-level pass
+(:mod:`engine.refine`: instruments the recording lacks are left out of the MIDI's features and the
+DTW is run again; fine DTW at 11.6 ms on chroma + onsets around that path; note-onset anchors) →
+time maps in seconds. See docs/BENCHMARKS.md for what each step is worth on the benchmark.
 
 Conventions
 -----------
@@ -26,7 +23,9 @@ Conventions
 """
 from __future__ import annotations
 
+import concurrent.futures
 import copy
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,14 +46,17 @@ class AlignParams:
 
     sr: int = 22050
     hop_length: int = 1024                # DTW (chroma) frames: 46 ms at 22 050 Hz
-    onset_hop_length: int = 256           # refinement (onset) frames: 11.6 ms
+    onset_hop_length: int = 256           # note-level pass (fine chroma, onsets) frames: 11.6 ms
     midi_features: str = "synth"          # "synth" (FluidSynth, most accurate) or "pianoroll" (no synthesis, fast)
     soundfont: str | None = None          # for midi_features="synth"
     penalty_scale: float = 1.0            # non-diagonal step penalty = scale × median cost
-    gully: float = 0.1                    # fraction that may be left out at either end
+    gully: float = 0.2                    # fraction that may be left out at either end
     radius_frames: int = 24               # band half-width at each finer level of the multiscale DTW
     max_coarse_frames: int = 1500
-    refine_onsets: bool = True            # snap note onsets to the recording's onsets after DTW
+    refine_onsets: bool = True            # the note-level pass after the DTW (engine.refine)
+    presence_threshold: float = 0.1       # instruments with a gain below this (vs the loudest) count as absent
+    fine_onset_weight: float = 0.3        # onsets' weight in the fine DTW's cost (chroma: the rest)
+    fine_radius_s: float = 0.4            # fine DTW band half-width around the smoothed DTW path
 
     def feature_params(self) -> dict:
         keys = ("sr", "hop_length", "onset_hop_length")
@@ -80,19 +82,17 @@ class Alignment:
     cost_preview_midi_s: np.ndarray | None = None
     cost_preview_audio_s: np.ndarray | None = None
     spectrogram: tuple | None = None               # (S_db, bin_midi_pitches, times_s) if asked for
-    anchor_midi_s: np.ndarray | None = None        # note-onset anchors from the refinement
+    anchor_midi_s: np.ndarray | None = None        # note-onset anchors from the note-level pass
     anchor_audio_s: np.ndarray | None = None
 
     def __post_init__(self):
-        x, y = _monotone_knots(self.path_midi_s, self.path_audio_s)
         if self.anchor_midi_s is not None and len(self.anchor_midi_s) >= 2:
-            # Inside the anchors' span the note-level anchors rule; outside it, the DTW path.
-            lo, hi = self.anchor_midi_s[0], self.anchor_midi_s[-1]
-            outside = (x < lo) | (x > hi)
-            order = np.argsort(np.concatenate([x[outside], self.anchor_midi_s]), kind="stable")
-            x = np.concatenate([x[outside], self.anchor_midi_s])[order]
-            y = np.concatenate([y[outside], self.anchor_audio_s])[order]
-            x, y = _monotone_knots(x, y)
+            # The note-level anchors rule the map; between them it is linear, and past the first and
+            # last it goes on at their mean tempo (where no note of the recording says otherwise, a
+            # guess as good as the DTW path's, which runs at slope 1 through silence).
+            x, y = _monotone_knots(self.anchor_midi_s, self.anchor_audio_s)
+        else:
+            x, y = _monotone_knots(self.path_midi_s, self.path_audio_s)
         self._m2a = (x, y)
         self._a2m = _monotone_knots(y, x)
 
@@ -219,28 +219,36 @@ def _simplify_polyline(x, y, tol):
 DISPLAY_HOP_LENGTH = 512
 
 
-def recording_features(audio_path, params: AlignParams, want_display: bool = False):
-    """Chroma, onset strength (and the display spectrogram) of a recording, cached by content.
+def recording_features(audio_path, params: AlignParams, want_display: bool = False, on_display=None):
+    """Chroma, the note-level features (with ``params.refine_onsets``) and the display spectrogram
+    (if wanted) of a recording, cached by content.
 
     The file is validated first, so a missing or undecodable recording is an AudioError naming it
-    (and never reaches the cache's hashing). Returns (arrays, cache_hit).
+    (and never reaches the cache's hashing). Returns (arrays, cache_hit). When they are computed
+    (not cached), ``on_display((S_db, bin_midi_pitches, times_s), duration_s)`` is called as soon
+    as the display spectrogram is made, before the slower features.
     """
     media.audio_duration(audio_path)
 
     def compute():
         y = media.load_audio(audio_path, sr=params.sr)
+        shown = None if on_display is None else (lambda *display: on_display(display, len(y) / params.sr))
         arrays = features.analyse_recording(y, params.sr, params.hop_length, params.onset_hop_length,
-                                            display_hop_length=DISPLAY_HOP_LENGTH if want_display else None)
+                                            display_hop_length=DISPLAY_HOP_LENGTH if want_display else None,
+                                            on_display=shown, fine=params.refine_onsets)
         arrays["duration_s"] = np.array(len(y) / params.sr)
         return arrays
 
-    key_params = dict(params.feature_params(), display=want_display)
-    arrays, hit = cache.cached("recording/v3", cache.file_hash(audio_path), key_params, compute)
+    key_params = dict(params.feature_params(), display=want_display, fine=params.refine_onsets)
+    arrays, hit = cache.cached("recording/v4", cache.file_hash(audio_path), key_params, compute)
     return arrays, hit
 
 
-def midi_chroma_features(midi, midi_path, params: AlignParams):
-    """Chroma of the MIDI (synthesized or from the piano roll), cached by content. Returns (chroma, cache_hit)."""
+def midi_chroma_features(midi, midi_path, params: AlignParams, cancel=None):
+    """Chroma of the MIDI (synthesized or from the piano roll), cached by content. Returns (chroma, cache_hit).
+
+    ``cancel()`` returning True stops a synthesis early (``InterruptedError``; nothing is cached).
+    """
     if params.midi_features not in ("pianoroll", "synth"):
         raise ValueError(f"unknown midi_features {params.midi_features!r}")
     key_params = dict(sr=params.sr, hop_length=params.hop_length, mode=params.midi_features)
@@ -249,7 +257,7 @@ def midi_chroma_features(midi, midi_path, params: AlignParams):
 
     def compute():
         if params.midi_features == "synth":
-            y = media.synthesize(midi, sr=params.sr, soundfont=params.soundfont)
+            y = media.synthesize(midi, sr=params.sr, soundfont=params.soundfont, cancel=cancel)
             return {"chroma": features.audio_chroma(y, params.sr, params.hop_length)}
         return {"chroma": features.midi_chroma(midi, params.sr, params.hop_length)}
 
@@ -257,6 +265,40 @@ def midi_chroma_features(midi, midi_path, params: AlignParams):
         return compute()["chroma"], False
     arrays, hit = cache.cached("midi_chroma/v3", cache.file_hash(midi_path), key_params, compute)
     return arrays["chroma"], hit
+
+
+def midi_features(midi, midi_path, params: AlignParams, instruments=None, cancel=None):
+    """Everything the alignment compares of the MIDI, cached by content. Returns (arrays, cache_hit).
+
+    ``arrays``: ``chroma`` at ``hop_length`` and, with ``params.refine_onsets``, ``fine_chroma``
+    and ``onset_strength`` at ``onset_hop_length`` (:func:`engine.features.fine_features`), of the
+    synthesized MIDI or straight from its piano roll. ``instruments``: indices of the instruments
+    to keep (``midi`` is then expected to hold only those, in order; part of the cache key).
+    ``cancel()`` returning True stops a synthesis early (``InterruptedError``; nothing is cached).
+    """
+    if params.midi_features not in ("pianoroll", "synth"):
+        raise ValueError(f"unknown midi_features {params.midi_features!r}")
+    key_params = dict(params.feature_params(), mode=params.midi_features, fine=params.refine_onsets,
+                      instruments=None if instruments is None else [int(k) for k in instruments])
+    if params.midi_features == "synth":
+        key_params["soundfont"] = str(media.find_soundfont(params.soundfont))
+
+    def compute():
+        if params.midi_features == "synth":
+            y = media.synthesize(midi, sr=params.sr, soundfont=params.soundfont, cancel=cancel)
+            arrays = {"chroma": features.audio_chroma(y, params.sr, params.hop_length)}
+            if params.refine_onsets:
+                fine = features.fine_features(y, params.sr, params.onset_hop_length)
+                arrays.update(fine_chroma=fine["fine_chroma"], onset_strength=fine["onset_strength"])
+            return arrays
+        arrays = {"chroma": features.midi_chroma(midi, params.sr, params.hop_length)}
+        if params.refine_onsets:
+            arrays.update(features.midi_fine_features(midi, params.sr, params.onset_hop_length))
+        return arrays
+
+    if midi_path is None:
+        return compute(), False
+    return cache.cached("midi/v4", cache.file_hash(midi_path), key_params, compute)
 
 
 def cost_preview(A, B, weight_sum, max_frames=600):
@@ -270,7 +312,29 @@ def cost_preview(A, B, weight_sum, max_frames=600):
 
 # ---- the aligner ------------------------------------------------------------------------------
 
-def align(midi, audio, params: AlignParams | None = None, progress=None, cancel=None, display: bool = False) -> Alignment:
+_midi_side_lock = threading.Lock()
+_midi_side_pool = None
+
+
+def _midi_side_executor() -> concurrent.futures.ThreadPoolExecutor:
+    """One long-lived helper thread for the MIDI side of :func:`align`; long-lived so that its
+    FluidSynth synth (cached per thread by :mod:`engine.media`) is loaded once per process."""
+    global _midi_side_pool
+    with _midi_side_lock:
+        if _midi_side_pool is None:
+            _midi_side_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="earworm-midi-side")
+        return _midi_side_pool
+
+
+def _timed(fn, *args, **kwargs):
+    """``fn``'s result, its wall time and its thread's CPU time (s)."""
+    t, cpu = time.perf_counter(), time.thread_time()
+    result = fn(*args, **kwargs)
+    return result, time.perf_counter() - t, time.thread_time() - cpu
+
+
+def align(midi, audio, params: AlignParams | None = None, progress=None, cancel=None, display: bool = False,
+          preview=None) -> Alignment:
     """Align a MIDI file to a recording.
 
     Parameters
@@ -286,6 +350,12 @@ def align(midi, audio, params: AlignParams | None = None, progress=None, cancel=
         Polled between stages; when it returns True, :class:`Cancelled` is raised.
     display : bool
         Also compute the display spectrogram (``Alignment.spectrogram``).
+    preview : callable(midi, audio_duration_s, spectrogram), optional
+        Called once (from the calling thread) as soon as the MIDI is read and the recording's
+        display spectrogram made — before the recording's other features, the MIDI side and the
+        DTW — so a window can draw the recording and the unaligned notes meanwhile.
+        ``spectrogram`` is ``(S_db, bin_midi_pitches, times_s)`` or None without ``display``. Not
+        called when the alignment comes from the cache.
 
     Returns
     -------
@@ -309,34 +379,73 @@ def align(midi, audio, params: AlignParams | None = None, progress=None, cancel=
 
     checkpoint(0.0, "reading MIDI")
     midi_path = None
+    t, cpu = time.perf_counter(), time.thread_time()
     if isinstance(midi, (str, Path)):
         midi_path = str(midi)
         midi = media.load_midi(midi_path)
+    timings["read_midi_s"], timings["read_midi_cpu_s"] = time.perf_counter() - t, time.thread_time() - cpu
     audio_path = str(audio)
+    # The whole result is cached too, keyed by both files' content and every parameter; looked up
+    # first, so that a cached alignment neither waits for the MIDI side nor shows a preview.
+    solved, solved_key = None, None
+    if midi_path is not None:
+        media.audio_duration(audio_path)  # a missing or unreadable recording: AudioError naming it
+        key_params = dict(asdict(params), midi=cache.file_hash(midi_path), version=SOLVER_VERSION)
+        solved_key = cache.cache_key("alignment/v1", cache.file_hash(audio_path), key_params)
+        solved = cache.load(solved_key)
+    hits["alignment"] = solved is not None
+
     checkpoint(0.05, "analysing the recording")
-    t = time.perf_counter()
-    recording, hits["audio"] = recording_features(audio_path, params, display)
-    B, onset_strength, audio_dur = recording["chroma"], recording["onset_strength"], float(recording["duration_s"])
-    spectrogram = ((recording["display_db"], recording["display_pitches"], recording["display_times_s"])
-                   if display else None)
-    timings["audio_features_s"] = time.perf_counter() - t
-    checkpoint(0.45, "analysing the MIDI" + (" (synthesizing)" if params.midi_features == "synth" else ""))
-    t = time.perf_counter()
-    A, hits["midi"] = midi_chroma_features(midi, midi_path, params)
-    timings["midi_features_s"] = time.perf_counter() - t
+    # The MIDI side (FluidSynth, which runs without the GIL) works on a helper thread while this
+    # thread analyses the recording (numpy/scipy, also without the GIL): two cores, both busy.
+    stop_midi_side = threading.Event()
+    midi_side = _midi_side_executor().submit(
+        _timed, midi_features, midi, midi_path, params,
+        cancel=lambda: stop_midi_side.is_set() or (cancel is not None and cancel()))
+    try:
+        t, cpu = time.perf_counter(), time.thread_time()
+        previewed = []
+
+        def early_preview(spectrogram, duration_s):  # the recording decoded, its display made
+            previewed.append(True)
+            preview(midi, duration_s, spectrogram)
+
+        wants_preview = preview is not None and solved is None
+        recording, hits["audio"] = recording_features(audio_path, params, display,
+                                                      on_display=early_preview if wants_preview else None)
+        B, audio_dur = recording["chroma"], float(recording["duration_s"])
+        spectrogram = ((recording["display_db"], recording["display_pitches"], recording["display_times_s"])
+                       if display else None)
+        timings["audio_features_s"] = time.perf_counter() - t
+        timings["audio_features_cpu_s"] = time.thread_time() - cpu  # the work, whatever the machine's load
+        if wants_preview and not previewed:  # the recording's features came from the cache
+            preview(midi, audio_dur, spectrogram)
+        checkpoint(0.45, "analysing the MIDI" + (" (synthesizing)" if params.midi_features == "synth" else ""))
+        t = time.perf_counter()
+        while True:  # wait for the MIDI side, still answering cancel
+            try:
+                (midi_arrays, hits["midi"]), timings["midi_features_s"], timings["midi_features_cpu_s"] = \
+                    midi_side.result(timeout=0.1)
+                A = midi_arrays["chroma"]
+                break
+            except concurrent.futures.TimeoutError:
+                checkpoint(0.45, "analysing the MIDI" + (" (synthesizing)" if params.midi_features == "synth" else ""))
+            except InterruptedError:
+                raise Cancelled() from None
+        timings["midi_wait_s"] = time.perf_counter() - t
+    finally:
+        stop_midi_side.set()  # on an error or cancel here, the MIDI side stops too
     if len(A) < 2 or len(B) < 2:
         raise AlignmentError(audio_path if len(B) < 2 else midi_path, "too short to align")
 
     checkpoint(0.6, "aligning")
-    t = time.perf_counter()
-    solve = lambda: _solve(A, B, onset_strength, midi, audio_dur, params, cancel, checkpoint)
-    if midi_path is not None:
-        # The whole result is cached too, keyed by both files' content and every parameter.
-        key_params = dict(asdict(params), midi=cache.file_hash(midi_path), version=SOLVER_VERSION)
-        solved, hits["alignment"] = cache.cached("alignment/v1", cache.file_hash(audio_path), key_params, solve)
-    else:
-        solved, hits["alignment"] = solve(), False
+    t, cpu = time.perf_counter(), time.thread_time()
+    if solved is None:
+        solved = _solve(midi_arrays, recording, midi, midi_path, audio_dur, params, cancel, checkpoint)
+        if solved_key is not None:
+            cache.store(solved_key, solved)
     timings["align_s"] = time.perf_counter() - t
+    timings["align_cpu_s"] = time.thread_time() - cpu
     frame_s = params.hop_length / params.sr
     anchors = (solved["anchor_midi_s"], solved["anchor_audio_s"]) if len(solved["anchor_midi_s"]) >= 2 else (None, None)
     timings["total_s"] = time.perf_counter() - t0
@@ -347,22 +456,22 @@ def align(midi, audio, params: AlignParams | None = None, progress=None, cancel=
         midi_duration_s=float(midi.get_end_time()), audio_duration_s=audio_dur, midi=midi,
         midi_path=midi_path, audio_path=audio_path,
         params=dict(asdict(params), median_cost=float(solved["median_cost"]), band_cells=int(solved["band_cells"]),
-                    frames=[len(A), len(B)]),
+                    frames=[len(A), len(B)],
+                    instruments_present=[bool(x) for x in solved.get("instruments_present", ())]),
         timings=timings, cache_hits=hits, cost_preview=solved["preview"],
         cost_preview_midi_s=solved["preview_rows"] * frame_s, cost_preview_audio_s=solved["preview_cols"] * frame_s,
         spectrogram=spectrogram, anchor_midi_s=anchors[0], anchor_audio_s=anchors[1],
     )
 
 
-SOLVER_VERSION = 1  # bump when _solve's results change, so cached alignments are recomputed
+SOLVER_VERSION = 2  # bump when _solve's results change, so cached alignments are recomputed
 
 
-def _solve(A, B, onset_strength, midi, audio_dur, params: AlignParams, cancel, checkpoint) -> dict:
-    """DTW, onset refinement and confidence for feature sequences A (MIDI) and B (recording)."""
-    weight_sum = 1.0  # cosine distance of unit chroma vectors
+def _chroma_dtw(A, B, params: AlignParams, cancel):
+    """Multiscale chroma DTW; returns (path_i, path_j, median_cost, band_cells)."""
     rng = np.random.default_rng(0)
-    sample = dtw.sampled_costs(A, B, rng.integers(0, len(A), 20000), rng.integers(0, len(B), 20000), weight_sum)
-    median_cost = float(np.median(sample))
+    median_cost = float(np.median(dtw.sampled_costs(A, B, rng.integers(0, len(A), 20000),
+                                                    rng.integers(0, len(B), 20000), 1.0)))
     try:
         pi, pj, _, band_cells = dtw.dtw_multiscale(
             A, B, features.BLOCK_SIZES, penalty=params.penalty_scale * median_cost, skip_cost=median_cost,
@@ -370,23 +479,50 @@ def _solve(A, B, onset_strength, midi, audio_dur, params: AlignParams, cancel, c
             cancel=cancel)
     except InterruptedError:
         raise Cancelled() from None
+    return pi, pj, median_cost, band_cells
 
-    checkpoint(0.8, "placing notes")
-    frame_s = params.hop_length / params.sr
+
+def _solve(midi_arrays, recording, midi, midi_path, audio_dur, params: AlignParams, cancel, checkpoint) -> dict:
+    """DTW, the note-level pass and confidence for the MIDI's and the recording's features."""
+    weight_sum = 1.0  # cosine distance of unit chroma vectors
+    A, B = midi_arrays["chroma"], recording["chroma"]
+    pi, pj, median_cost, band_cells = _chroma_dtw(A, B, params, cancel)
     anchors = (np.zeros(0), np.zeros(0))
+    present = np.ones(len(midi.instruments), dtype=bool)
     if params.refine_onsets:
         from engine import refine
 
-        dtw_map = _monotone_knots(pi * frame_s, pj * frame_s)
-        g_times, g_weights = refine.onset_groups(midi)
-        predicted = _interp_extrap(g_times, *dtw_map)
-        inside = (predicted >= 0) & (predicted <= audio_dur) & (g_times >= dtw_map[0][0]) & (g_times <= dtw_map[0][-1])
-        if inside.sum() >= 2:
-            refined, _ = refine.refine_onsets(g_times[inside], g_weights[inside], predicted[inside], onset_strength,
-                                              params.sr / params.onset_hop_length)
-            anchors = (g_times[inside], refined)
+        checkpoint(0.7, "finding the instruments")
+        share = refine.instrument_presence(midi, pi, pj, recording["chroma_energy"], params.sr, params.hop_length)
+        present = share >= params.presence_threshold
+        if present.any() and not present.all():
+            # Parts the recording lacks pull the DTW off: align again without them.
+            kept = np.nonzero(present)[0]
+            sub = copy.copy(midi)
+            sub.instruments = [midi.instruments[k] for k in kept]
+            stop = lambda: cancel is not None and cancel()  # noqa: E731
+            try:  # on the MIDI side's thread: its synth is loaded
+                midi_arrays, _ = _midi_side_executor().submit(midi_features, sub, midi_path, params, kept, stop).result()
+            except InterruptedError:
+                raise Cancelled() from None
+            A = midi_arrays["chroma"]
+            pi, pj, median_cost, band_cells = _chroma_dtw(A, B, params, cancel)
+        else:
+            sub, present = midi, np.ones(len(midi.instruments), dtype=bool)
+        checkpoint(0.8, "placing notes")
+        fps = params.sr / params.onset_hop_length
+        frame_s = params.hop_length / params.sr
+        try:
+            fine_midi_s, fine_audio_s = refine.fine_path(
+                midi_arrays["fine_chroma"], midi_arrays["onset_strength"], recording["fine_chroma"],
+                recording["onset_strength"], fps, pj * frame_s, pi * frame_s, params.fine_onset_weight,
+                params.fine_radius_s, params.penalty_scale, params.gully, cancel=cancel)
+        except InterruptedError:
+            raise Cancelled() from None
+        anchors = refine.note_anchors(sub, fine_midi_s, fine_audio_s, recording["snap_onset_strength"], fps, audio_dur)
 
     checkpoint(0.9, "scoring")
+    rng = np.random.default_rng(1)
     on_path = dtw.path_costs(A, B, pi, pj, weight_sum)
     rows = rng.integers(pi[0], pi[-1] + 1, 20000)
     cols = rng.integers(pj[0], pj[-1] + 1, 20000)
@@ -396,5 +532,6 @@ def _solve(A, B, onset_strength, midi, audio_dur, params: AlignParams, cancel, c
         "path_i": pi, "path_j": pj, "anchor_midi_s": anchors[0], "anchor_audio_s": anchors[1],
         "confidence": np.array(np.clip(1.0 - on_path.mean() / max(sub_mean, 1e-9), 0.0, 1.0)),
         "median_cost": np.array(median_cost), "band_cells": np.array(band_cells),
+        "instruments_present": present,
         "preview": preview, "preview_rows": prev_rows, "preview_cols": prev_cols,
     }

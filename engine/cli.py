@@ -23,6 +23,8 @@ def _add_gui(sub):
     p.add_argument("audio", nargs="?", help="a recording (wav, flac, ogg, mp3)")
     p.add_argument("--screenshot", metavar="PNG", help="render offscreen to PNG once the alignment is drawn, then exit")
     p.add_argument("--project", metavar="DB", help="a project database to open")
+    p.add_argument("--panel", metavar="TITLE", help="bring this docked panel to the front (e.g. Identify); "
+                                                     "with --screenshot, also dock the panels")
     p.set_defaults(func=_run_gui)
 
 
@@ -30,7 +32,8 @@ def _run_gui(args) -> int:
     # Imported here so that the headless commands never load Qt.
     from gui.app import run_app
 
-    return run_app(midi=args.midi, audio=args.audio, screenshot=args.screenshot, project=getattr(args, "project", None))
+    return run_app(midi=args.midi, audio=args.audio, screenshot=args.screenshot, project=getattr(args, "project", None),
+                   panel=getattr(args, "panel", None))
 
 
 def _add_align(sub):
@@ -115,15 +118,24 @@ def _add_tempo(sub):
     p.add_argument("audio", help="a recording (wav, flac, ogg, mp3)")
     p.add_argument("--json", metavar="CANDIDATES.json",
                    help='write {"candidates": [{"bpm", "salience", "pace_probability", "compatible"}, ...]}')
+    p.add_argument("--project", metavar="DB",
+                   help="also store the candidates in this project (adding the recording): the pace panel offers them")
     p.set_defaults(func=_run_tempo)
 
 
 def _run_tempo(args) -> int:
-    from engine.tempo import estimate_paces
+    from engine.tempo import estimate_paces, store_candidates
 
     candidates = estimate_paces(args.audio)
     if args.json:
         Path(args.json).write_text(json.dumps({"candidates": [c.to_json() for c in candidates]}, indent=1))
+    if args.project:
+        from engine.store import Project
+
+        with Project(args.project) as project:
+            record = project.file_by_path(args.audio) or project.add_file(args.audio)
+            store_candidates(project, record.id, candidates)
+        print(f"stored {len(candidates)} candidates for {record.name} in {project.path}")
     print(f"{'bpm':>7}  {'salience':>8}  {'pace p':>6}  compatible")
     for c in candidates:
         print(f"{c.bpm:7.1f}  {c.salience:8.3f}  {c.pace_probability:6.2f}  {'yes' if c.compatible else 'no'}")
@@ -216,13 +228,18 @@ def _add_match(sub):
     p.add_argument("--workers", type=int, metavar="N", help="local processes (default: all cores; 1: this process)")
     p.add_argument("--k-prune", type=int, default=24, metavar="K", help="recordings kept per MIDI by the pruning stage (the calibration assumes 24)")
     p.add_argument("--k-confirm", type=int, default=2, metavar="K", help="pairs per MIDI confirmed by full alignment (the calibration assumes 2)")
+    p.add_argument("--embedding-k", type=int, default=0, metavar="K", help="first stage: recordings kept per MIDI by "
+                   "the cross-modal embeddings (models/embed_*.onnx) before the chroma prune (default 0: no such stage)")
+    p.add_argument("--embedding-score", choices=("summary", "set"), default="summary",
+                   help="that stage's file score: mean snippet vectors (summary) or best-snippet similarities (set)")
     p.set_defaults(func=_run_match)
 
 
 def _run_match(args) -> int:
     from engine.match import MatchParams, run_match
 
-    params = MatchParams(k_prune=args.k_prune, k_confirm=args.k_confirm)
+    params = MatchParams(k_prune=args.k_prune, k_confirm=args.k_confirm, embedding_k=args.embedding_k,
+                         embedding_score=args.embedding_score)
     result = run_match(args.midi, args.audio, params, run_dir=args.run_dir, project=args.project,
                        scheduler=args.scheduler, n_workers=args.workers,
                        log=lambda line: print(f"error: {line}", file=sys.stderr, flush=True))
@@ -245,7 +262,44 @@ def _run_match(args) -> int:
 
 
 # Sub-commands in the order `earworm --help` lists them. Add new ones here.
-SUBCOMMANDS = [_add_gui, _add_align, _add_labels, _add_tempo, _add_follow, _add_match]
+def _add_identify(sub):
+    p = sub.add_parser("identify", help="which library piece (and composer) a recording is, or 'unknown'")
+    p.add_argument("audio", help="a recording or clip (wav, flac, ogg, mp3)")
+    p.add_argument("--library", required=True, metavar="DIR|PROJECT",
+                   help="a folder of MIDI files (searched recursively; optional composers.csv: file,composer) "
+                        "or a project database")
+    p.add_argument("--top", type=int, default=5, help="how many pieces to list (default 5)")
+    p.add_argument("--json", metavar="RESULT.json", help="also write the ranking and the decision as JSON")
+    p.set_defaults(func=_run_identify)
+
+
+def _run_identify(args) -> int:
+    from engine import embed
+
+    paths, composers = embed.library_paths(args.library)
+    if not paths:
+        print(f"error: {args.library}: no MIDI files in the library", file=sys.stderr)
+        return 1
+    vectors = embed.recording_vectors(args.audio).vectors  # bad audio or a missing model fails here, first
+    library = embed.build_library(paths, composers)
+    for path, reason in library.bad_files:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    result = embed.identify(vectors, library, top_k=max(1, args.top))
+    verdict = "unknown" if result.unknown else f"known: {result.best.name}"
+    print(f"{args.audio}: {verdict} (known score {result.known_score:.2f}, threshold {result.threshold:.2f}; "
+          f"{result.n_snippets} snippets, {len(library)} pieces)")
+    print(f"{'rank':>4}  {'score':>6}  {'votes':>5}  piece")
+    for rank, piece in enumerate(result.pieces, 1):
+        who = f"  ({piece.composer})" if piece.composer else ""
+        print(f"{rank:4d}  {piece.score:6.3f}  {piece.votes:5d}  {piece.path}{who}")
+    if result.composers:
+        print("composers: " + ", ".join(f"{c} {s:.3f}" for c, s in result.composers[:3]))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_json(), indent=1))
+    return 0
+
+
+SUBCOMMANDS = [_add_gui, _add_align, _add_labels, _add_tempo, _add_follow, _add_match, _add_identify]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -181,6 +181,8 @@ def _check_soundfont(p: Path) -> Path:
     return p
 
 
+FLUID_BLOCK_SAMPLES = 64  # FluidSynth renders (and applies events) in blocks of this many samples
+
 # FluidSynth takes ~0.1-1 s to parse a large soundfont; keep one loaded synth per (soundfont, sr)
 # per thread so repeated synthesis (batch jobs, tests) does not pay that again.
 _synth_local = threading.local()
@@ -200,6 +202,9 @@ def _get_synth(soundfont: Path, sr: int):
         synth.setting("synth.reverb.active", 0)
         synth.setting("synth.chorus.active", 0)
         synth.setting("synth.polyphony", 512)
+        # Load a preset's samples only when a channel selects it: a GM soundfont is 30-150 MB of
+        # samples, a piece uses a few presets. The sound is the same (same samples).
+        synth.setting("synth.dynamic-sample-loading", 1)
         sfid = synth.sfload(str(soundfont))
         if sfid == -1:
             synth.delete()
@@ -222,7 +227,7 @@ def _assign_channels(instruments) -> list[int]:
     return channels
 
 
-def synthesize(midi, sr: int = DEFAULT_SR, soundfont=None, tail_s: float = 1.0) -> np.ndarray:
+def synthesize(midi, sr: int = DEFAULT_SR, soundfont=None, tail_s: float = 1.0, cancel=None) -> np.ndarray:
     """Render a MIDI to mono audio with FluidSynth, all instruments in one pass.
 
     Notes, control changes, pitch bends and program changes are played on the channel assigned
@@ -238,6 +243,9 @@ def synthesize(midi, sr: int = DEFAULT_SR, soundfont=None, tail_s: float = 1.0) 
         A .sf2/.sf3 file; see :func:`find_soundfont` for the default.
     tail_s : float
         Seconds rendered after the last event, for release tails.
+    cancel : callable() -> bool, optional
+        Polled about every 10 s of rendered audio; when it returns True, ``InterruptedError`` is
+        raised (the synth is reset and stays usable).
 
     Returns
     -------
@@ -262,12 +270,19 @@ def synthesize(midi, sr: int = DEFAULT_SR, soundfont=None, tail_s: float = 1.0) 
     end_time = max(e[0] for e in events) + tail_s
     n_total = int(np.ceil(end_time * sr))
     out = np.zeros(n_total, dtype=np.float32)
-    pos = 0
+    pos, next_check = 0, 0
     for t, _, kind, ch, a, b in events:
         target = min(int(round(t * sr)), n_total)
         if target > pos:
             out[pos:target] = _render(synth, target - pos)
             pos = target
+            if cancel is not None and pos >= next_check:
+                next_check = pos + 10 * sr
+                if cancel():
+                    synth.system_reset()
+                    _render(synth, sr // 2)  # a reset releases the voices: let them fade out, unheard
+                    _end_on_block(synth, pos + sr // 2)
+                    raise InterruptedError("synthesis cancelled")
         if kind == "on":
             synth.noteon(ch, a, b)
         elif kind == "off":
@@ -282,7 +297,20 @@ def synthesize(midi, sr: int = DEFAULT_SR, soundfont=None, tail_s: float = 1.0) 
     if n_total > pos:
         out[pos:] = _render(synth, n_total - pos)
     synth.system_reset()
+    _end_on_block(synth, n_total)
     return out
+
+
+def _end_on_block(synth, n_rendered: int) -> None:
+    """Render (and drop) silence up to FluidSynth's next 64-sample block boundary.
+
+    FluidSynth applies events at its internal block boundaries; a synth left mid-block would
+    shift every event of the next rendering by up to 64 samples, so the same MIDI would not
+    sound the same twice in one process.
+    """
+    rest = (-n_rendered) % FLUID_BLOCK_SAMPLES
+    if rest:
+        synth.get_samples(rest)
 
 
 def _render(synth, n_samples: int) -> np.ndarray:

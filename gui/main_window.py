@@ -12,23 +12,29 @@ Extension points for later issues: :meth:`MainWindow.add_panel` (dock panels: li
 matching, evaluation, identify), :meth:`MainWindow.add_view` (another linked view, e.g. the tempo
 strip), ``window.session.playhead_s`` (playback), ``window.runner`` (background jobs).
 
+While an alignment that is not cached runs, the window first shows a preview — the recording's
+spectrogram and the notes in MIDI time (``LoadedPair.aligned`` False) — and then the aligned pair;
+if the alignment fails or is cancelled after the preview, the previous pair comes back.
+
 Conventions: the window owns no state of its own beyond Qt objects — what is shown lives in
-``self.session``; signals ``pair_drawn(LoadedPair)`` and ``load_failed(exception)`` report the end
+``self.session``; signals ``pair_previewed(LoadedPair)`` (the preview is on screen),
+``pair_drawn(LoadedPair)`` (the aligned pair is) and ``load_failed(exception)`` report the stages
 of every load (used by ``--screenshot``, tests and benchmarks).
 """
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QMainWindow, QMessageBox, QProgressBar, QPushButton,
-                               QWidget)
+                               QTabBar, QWidget)
 
 from engine.errors import EarwormError
 from gui import window_actions
-from gui.pipeline import classify_paths, load_pair
+from gui.pipeline import classify_paths, load_pair, warm_up
 from gui.session import LoadedPair, Session
 from gui.views.container import LinkedViews
 from gui.views.path_view import PathView
@@ -39,6 +45,9 @@ from gui.workers import Job, JobRunner
 
 MAX_RECENT = 10
 WINDOW_TITLE = "Earworm Studio"
+# A side panel opens at this share of the window's width (within these bounds): the views keep
+# most of it, and the panels' rows of buttons wrap (gui.panels.panel_common.FlowLayout).
+PANEL_WIDTH_FRACTION, PANEL_WIDTH_MIN_PX, PANEL_WIDTH_MAX_PX = 0.3, 320, 520
 
 
 def default_settings() -> QSettings:
@@ -58,13 +67,23 @@ class MainWindow(QMainWindow):
         Where recent files are kept (default: :func:`default_settings`).
     dialogs : bool
         Show errors as message boxes (False in ``--screenshot`` mode: they go to ``load_failed``).
+    warm_up : bool
+        Load the engine's libraries on a background thread right away (``warm_up_thread``), so the
+        first open does not wait for them.
     """
 
+    pair_previewed = Signal(object)
     pair_drawn = Signal(object)
     load_failed = Signal(object)
 
-    def __init__(self, settings: QSettings | None = None, dialogs: bool = True, parent: QWidget | None = None):
+    def __init__(self, settings: QSettings | None = None, dialogs: bool = True, parent: QWidget | None = None,
+                 warm_up: bool = True):
         super().__init__(parent)
+        self.warm_up_thread: threading.Thread | None = None
+        if warm_up:
+            self.warm_up_thread = threading.Thread(target=_warm_up_quietly, name="earworm-warm-up", daemon=True)
+            self.warm_up_thread.start()
+        self._pair_before_preview: LoadedPair | None = None
         self.settings = settings if settings is not None else default_settings()
         self.dialogs = dialogs
         self.session = Session()
@@ -147,9 +166,11 @@ class MainWindow(QMainWindow):
         """Start aligning in the background, cancelling any alignment still running."""
         if self.current_job is not None and not self.current_job.done:
             self.current_job.cancel()
-        job = self.runner.submit(load_pair, midi_path, audio_path, params=self.align_params, name="align")
+        job = self.runner.submit(load_pair, midi_path, audio_path, params=self.align_params, name="align",
+                                 publish=True)
         self.current_job = job
         job.progressed.connect(lambda fraction, message, j=job: self._on_progress(j, fraction, message))
+        job.partial.connect(lambda pair, j=job: self._on_job_preview(j, pair))
         job.succeeded.connect(lambda pair, j=job: self._on_job_succeeded(j, pair))
         job.failed.connect(lambda exc, j=job: self._on_job_failed(j, exc, midi_path, audio_path))
         job.cancelled.connect(lambda j=job: self._on_job_cancelled(j))
@@ -169,12 +190,32 @@ class MainWindow(QMainWindow):
             self.progress_bar.setValue(int(fraction * 1000))
             self.progress_bar.setFormat(f"{message} %p%")
 
+    def _on_job_preview(self, job: Job, pair: LoadedPair) -> None:
+        """The recording and the unaligned notes, while the alignment goes on."""
+        if job is not self.current_job:
+            return
+        if self.session.pair is None or self.session.pair.aligned:
+            self._pair_before_preview = self.session.pair
+        self.session.set_pair(pair)
+        QTimer.singleShot(0, lambda: self.pair_previewed.emit(pair))
+
+    def _showing_preview(self) -> bool:
+        return self.session.pair is not None and not self.session.pair.aligned
+
+    def _drop_preview(self) -> None:
+        """Put back what was on screen before a preview whose alignment did not finish."""
+        if self._showing_preview():
+            self.session.set_pair(self._pair_before_preview)
+        self._pair_before_preview = None
+
     def _on_job_succeeded(self, job: Job, pair: LoadedPair) -> None:
         if job is not self.current_job:
             return  # a superseded job that finished anyway
         self.current_job = None
         self._set_busy(False)
-        self.session.set_pair(pair)
+        previewed = self._showing_preview() and self.session.pair.audio_path == pair.audio_path
+        self._pair_before_preview = None
+        self.session.set_pair(pair, keep_view=previewed)
         self._add_recent(pair.midi_path, pair.audio_path)
         QTimer.singleShot(0, lambda: self.pair_drawn.emit(pair))
 
@@ -183,6 +224,7 @@ class MainWindow(QMainWindow):
             return
         self.current_job = None
         self._set_busy(False)
+        self._drop_preview()
         # The shown session stays as it was; forget the file that failed so the next open works.
         pair = self.session.pair
         failed_path = getattr(exc, "path", None)
@@ -205,6 +247,7 @@ class MainWindow(QMainWindow):
             return
         self.current_job = None
         self._set_busy(False)
+        self._drop_preview()
         pair = self.session.pair
         if pair is not None:
             self.session.pending_midi_path, self.session.pending_audio_path = pair.midi_path, pair.audio_path
@@ -249,7 +292,7 @@ class MainWindow(QMainWindow):
 
     def export_aligned_midi(self, path: str | None = None) -> str | None:
         """Write the MIDI warped into the recording's timeline; returns the path written."""
-        if self.session.pair is None:
+        if self.session.pair is None or not self.session.pair.aligned:
             return None
         path = path or self._ask_save_path("Export aligned MIDI", ".aligned.mid", "MIDI (*.mid)")
         if not path:
@@ -265,7 +308,7 @@ class MainWindow(QMainWindow):
 
     def export_path_csv(self, path: str | None = None) -> str | None:
         """Write the warping path as CSV (``midi_s,audio_s``); returns the path written."""
-        if self.session.pair is None:
+        if self.session.pair is None or not self.session.pair.aligned:
             return None
         path = path or self._ask_save_path("Export path CSV", ".path.csv", "CSV (*.csv)")
         if not path:
@@ -305,8 +348,9 @@ class MainWindow(QMainWindow):
     def _add_recent(self, midi_path: str, audio_path: str) -> None:
         entry = (str(Path(midi_path).resolve()), str(Path(audio_path).resolve()))
         pairs = [entry] + [p for p in self.recent_pairs() if p != entry]
+        # QSettings writes the file from the event loop shortly after (and on quit): no sync() here,
+        # which would put a disk write between the alignment and its drawing.
         self.settings.setValue("recent_pairs", [f"{m}\t{a}" for m, a in pairs[:MAX_RECENT]])
-        self.settings.sync()
         self._update_recent_menu()
 
     def _update_recent_menu(self) -> None:
@@ -338,7 +382,20 @@ class MainWindow(QMainWindow):
         self.panels[title] = dock
         self.panels_menu.addAction(dock.toggleViewAction())
         self.panels_menu.menuAction().setVisible(True)
+        if area in (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea):
+            QTimer.singleShot(0, lambda: self._give_panel_width(dock))  # once the window is laid out
         return dock
+
+    def _give_panel_width(self, dock: QDockWidget) -> None:
+        """Open a side panel at a sensible width, not at the width of its widest row of widgets."""
+        if dock.isFloating() or not dock.isVisible():
+            return
+        width = min(max(int(PANEL_WIDTH_FRACTION * self.width()), PANEL_WIDTH_MIN_PX), PANEL_WIDTH_MAX_PX)
+        self.resizeDocks([dock], [max(width, dock.minimumSizeHint().width())], Qt.Orientation.Horizontal)
+        for bar in self.findChildren(QTabBar):  # tabbed panels: whole names, scrolled when too many
+            if bar.parent() is self:
+                bar.setElideMode(Qt.TextElideMode.ElideNone)
+                bar.setUsesScrollButtons(True)
 
     def add_view(self, name: str, view, stretch: int = 1, index: int | None = None):
         """Add another linked view (built on :class:`gui.views.base.TimeView`) to the stack."""
@@ -347,8 +404,9 @@ class MainWindow(QMainWindow):
     # -- window events --------------------------------------------------------------------------
     def _on_pair_changed(self, pair: LoadedPair | None) -> None:
         has_pair = pair is not None
-        for name in ("export_midi", "export_csv", "export_png"):
-            self.actions[name].setEnabled(has_pair)
+        for name in ("export_midi", "export_csv"):
+            self.actions[name].setEnabled(has_pair and pair.aligned)
+        self.actions["export_png"].setEnabled(has_pair)
         if has_pair:
             self.setWindowTitle(f"{Path(pair.midi_path).name} ↔ {Path(pair.audio_path).name} — {WINDOW_TITLE}")
             if self.drum_view.has_drums:
@@ -375,6 +433,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:
         self.runner.cancel_all()
         self.runner.wait(10.0)
+        if self.warm_up_thread is not None:
+            self.warm_up_thread.join(10.0)  # never leave it importing while the interpreter shuts down
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.sync()
         super().closeEvent(event)
@@ -386,6 +446,15 @@ class MainWindow(QMainWindow):
             return paths
         path, _ = QFileDialog.getOpenFileName(self, caption, start, file_filter)
         return [path] if path else []
+
+
+def _warm_up_quietly() -> None:
+    try:
+        warm_up()
+    except Exception:  # noqa: BLE001 - only a head start; a real problem shows when a pair is opened
+        import logging
+
+        logging.getLogger(__name__).debug("warm-up failed", exc_info=True)
 
 
 __all__ = ["MainWindow", "default_settings"]

@@ -125,7 +125,12 @@ class NoteTable:
 
 @dataclass
 class LoadedPair:
-    """Everything the views draw for one aligned (MIDI, audio) pair."""
+    """Everything the views draw for one aligned (MIDI, audio) pair.
+
+    ``aligned`` is False for the preview shown while the alignment still runs: the recording is
+    analysed, the notes are read, but ``alignment`` is the identity map (notes in MIDI time), with
+    no path or cost matrix worth drawing. Views that cannot draw such a pair show nothing meanwhile.
+    """
 
     midi_path: str
     audio_path: str
@@ -137,6 +142,7 @@ class LoadedPair:
     timings: dict = field(default_factory=dict)
     pyramid: Any = None                        # gui.lod.SpectrogramPyramid, made on the worker
     cost_brightness: np.ndarray | None = None  # uint8 cost matrix for display, made on the worker
+    aligned: bool = True                       # False: the preview before the alignment is done
 
     @property
     def audio_duration_s(self) -> float:
@@ -203,14 +209,21 @@ class Session:
         self.pending_audio_path: str | None = None
         self._view_range_s: tuple[float, float] = (0.0, 10.0)
         self._pitch_range: tuple[float, float] = (35.5, 84.5)
+        self._fitted_range_s, self._fitted_pitch = self._view_range_s, self._pitch_range  # as the last fit left them
         self._cursor_s: float | None = None
         self._playhead_s: float | None = None
         self._selection_s: tuple[float, float] | None = None
         self._display = DisplayOptions()
 
     # -- the pair -------------------------------------------------------------------------------
-    def set_pair(self, pair: LoadedPair | None) -> None:
-        """Show a newly aligned pair (or nothing); the view fits the whole piece."""
+    def set_pair(self, pair: LoadedPair | None, keep_view: bool = False) -> None:
+        """Show a newly aligned pair (or its preview, or nothing); the view fits the whole piece.
+
+        With ``keep_view`` (the aligned pair replacing its own preview), the time and pitch ranges
+        the user chose meanwhile are kept; ranges still as "fit all" left them are fitted again.
+        """
+        refit_time = not keep_view or np.allclose(self._view_range_s, self._fitted_range_s, rtol=0, atol=1e-9)
+        refit_pitch = not keep_view or np.allclose(self._pitch_range, self._fitted_pitch, rtol=0, atol=1e-9)
         self.pair = pair
         if pair is not None:
             self.pending_midi_path, self.pending_audio_path = pair.midi_path, pair.audio_path
@@ -219,8 +232,10 @@ class Session:
         self.events.pair_changed.emit(pair)
         self.events.selection_changed.emit(None)
         self.events.playhead_moved.emit(None)
-        self.fit_all()
-        self.fit_pitch()
+        if refit_time:
+            self.fit_all()
+        if refit_pitch:
+            self.fit_pitch()
 
     def set_pending_files(self, midi_path: str | None = None, audio_path: str | None = None) -> None:
         """Remember files chosen for the next alignment (None keeps the current choice)."""
@@ -283,6 +298,7 @@ class Session:
 
     def fit_all(self) -> None:
         self.set_view_range(*self.time_extent_s)
+        self._fitted_range_s = self._view_range_s
 
     # -- the pitch range on screen (spectrogram and piano roll share it) -------------------------
     @property
@@ -313,12 +329,13 @@ class Session:
         pitched = None if notes is None else notes.pitch[~notes.is_drum]
         if pitched is None or len(pitched) == 0:
             self.set_pitch_range(*PIANO_PITCH_RANGE)
-            return
-        low, high = float(pitched.min()) - 2.5, float(pitched.max()) + 2.5
-        if high - low < MIN_FIT_PITCH_SPAN:
-            mid = 0.5 * (low + high)
-            low, high = mid - MIN_FIT_PITCH_SPAN / 2, mid + MIN_FIT_PITCH_SPAN / 2
-        self.set_pitch_range(low, high)
+        else:
+            low, high = float(pitched.min()) - 2.5, float(pitched.max()) + 2.5
+            if high - low < MIN_FIT_PITCH_SPAN:
+                mid = 0.5 * (low + high)
+                low, high = mid - MIN_FIT_PITCH_SPAN / 2, mid + MIN_FIT_PITCH_SPAN / 2
+            self.set_pitch_range(low, high)
+        self._fitted_pitch = self._pitch_range
 
     # -- cursor, playhead, selection ------------------------------------------------------------
     @property

@@ -12,8 +12,11 @@ and report back on the GUI thread. The function is called as
   raising (``engine.align.Cancelled`` or :class:`JobCancelled`).
 
 Signals of a :class:`Job` (all delivered on the GUI thread, through queued connections):
-``progressed(fraction, message)``, ``succeeded(result)``, ``failed(exception)``, ``cancelled()``,
-and ``finished()`` after any of the three. A job that raised after cancel was requested counts
+``progressed(fraction, message)``, ``partial(result)``, ``succeeded(result)``, ``failed(exception)``,
+``cancelled()``, and ``finished()`` after any of the three. ``partial`` carries intermediate results
+of a job submitted with ``publish=True``: its function is also given ``publish(result)`` (e.g. a
+first picture before the full one); they arrive in order, before ``succeeded``, and never after
+the job ended or was cancelled. A job that raised after cancel was requested counts
 as cancelled. Exceptions that are not ``EarwormError`` (bugs) are still delivered to ``failed``
 — the window shows them as a dialog instead of dying — and logged with their traceback.
 """
@@ -51,6 +54,7 @@ class Job(QObject):
     """One background job; see the module docstring for its signals."""
 
     progressed = Signal(float, str)
+    partial = Signal(object)
     succeeded = Signal(object)
     failed = Signal(object)
     cancelled = Signal()
@@ -58,12 +62,16 @@ class Job(QObject):
 
     # Emitted from the worker thread; connected with QueuedConnection to the public signals.
     _worker_progress = Signal(float, str)
+    _worker_partial = Signal(object)
     _worker_done = Signal(str, object)
 
-    def __init__(self, name: str, fn: Callable, args: tuple, kwargs: dict, parent: QObject | None = None):
+    def __init__(self, name: str, fn: Callable, args: tuple, kwargs: dict, parent: QObject | None = None,
+                 publish: bool = False):
         super().__init__(parent)
         self.name = name
-        self._fn, self._args, self._kwargs = fn, args, kwargs
+        self._fn, self._args, self._kwargs = fn, args, dict(kwargs)
+        if publish:
+            self._kwargs["publish"] = self._publish
         self._cancel_event = threading.Event()
         self._last_progress_t = 0.0
         self.state = "queued"  # queued → running → succeeded | failed | cancelled
@@ -72,6 +80,7 @@ class Job(QObject):
         self.fraction = 0.0
         self.message = ""
         self._worker_progress.connect(self._on_worker_progress, Qt.QueuedConnection)
+        self._worker_partial.connect(self._on_worker_partial, Qt.QueuedConnection)
         self._worker_done.connect(self._on_worker_done, Qt.QueuedConnection)
 
     # -- called from the GUI thread -----------------------------------------------------------
@@ -93,6 +102,11 @@ class Job(QObject):
         self.fraction, self.message = fraction, message
         self.progressed.emit(fraction, message)
 
+    @Slot(object)
+    def _on_worker_partial(self, result: object) -> None:
+        if not self.done and not self._cancel_event.is_set():
+            self.partial.emit(result)
+
     @Slot(str, object)
     def _on_worker_done(self, state: str, payload: object) -> None:
         self.state = state
@@ -113,6 +127,10 @@ class Job(QObject):
             return
         self._last_progress_t = now
         self._worker_progress.emit(float(min(max(fraction, 0.0), 1.0)), str(message))
+
+    def _publish(self, result: object) -> None:
+        if not self._cancel_event.is_set():
+            self._worker_partial.emit(result)
 
     def _run(self) -> None:
         self.state = "running"
@@ -165,9 +183,12 @@ class JobRunner(QObject):
         self._pool.setMaxThreadCount(max_threads)
         self._jobs: list[Job] = []
 
-    def submit(self, fn: Callable, *args, name: str = "", **kwargs) -> Job:
-        """Run ``fn(*args, progress=..., cancel=..., **kwargs)`` in the background."""
-        job = Job(name or getattr(fn, "__name__", "job"), fn, args, kwargs, parent=self)
+    def submit(self, fn: Callable, *args, name: str = "", publish: bool = False, **kwargs) -> Job:
+        """Run ``fn(*args, progress=..., cancel=..., **kwargs)`` in the background.
+
+        With ``publish=True`` it is also given ``publish=``: each call becomes ``Job.partial``.
+        """
+        job = Job(name or getattr(fn, "__name__", "job"), fn, args, kwargs, parent=self, publish=publish)
         self._jobs.append(job)
         job.finished.connect(lambda j=job: self._on_finished(j))
         self.job_started.emit(job)

@@ -1,6 +1,8 @@
 """engine.align end to end on generated pairs rendered with another soundfont."""
 from __future__ import annotations
 
+import copy
+
 import mido
 import numpy as np
 import pretty_midi
@@ -132,3 +134,46 @@ def test_bad_inputs_raise_named_errors(pair, tmp_path):
     bad_midi.write_text("hello")
     with pytest.raises(MidiError, match="bad.mid"):
         align(bad_midi, audio_path, PARAMS)
+
+
+def test_preview_comes_before_the_midi_side_and_only_when_not_cached(pair, tmp_path):
+    midi_path, audio_path, midi = pair
+    params = AlignParams(soundfont=TIMGM, penalty_scale=1.01)  # a parameter set nothing has cached yet
+    seen = []
+
+    def preview(preview_midi, audio_duration_s, spectrogram):
+        seen.append((preview_midi, audio_duration_s, spectrogram))
+
+    result = align(midi_path, audio_path, params, display=True, preview=preview)
+    assert len(seen) == 1 and not result.cache_hits["alignment"]
+    preview_midi, duration_s, (S_db, pitches, times) = seen[0]
+    assert sum(len(i.notes) for i in preview_midi.instruments) == sum(len(i.notes) for i in midi.instruments)
+    assert duration_s == pytest.approx(result.audio_duration_s)
+    assert S_db.shape == (len(pitches), len(times)) and np.array_equal(S_db, result.spectrogram[0])
+    seen.clear()
+    again = align(midi_path, audio_path, params, display=True, preview=preview)
+    assert again.cache_hits["alignment"] and seen == []
+    assert np.array_equal(again.path_audio_s, result.path_audio_s)
+
+
+def test_a_failing_midi_side_is_reported_after_the_recording(pair, tmp_path):
+    """The MIDI side runs on a helper thread; its errors still reach the caller, naming the file."""
+    from engine.errors import SoundfontError
+
+    midi_path, audio_path, _ = pair
+    fake = tmp_path / "broken.sf2"
+    fake.write_bytes(b"RIFF\x10\x00\x00\x00sfbk" + b"\x00" * 64)
+    with pytest.raises(SoundfontError, match="broken.sf2"):
+        align(midi_path, audio_path, AlignParams(soundfont=str(fake)))
+
+
+def test_a_part_missing_from_the_recording_is_left_out_and_its_notes_still_land(pair, tmp_path):
+    midi_path, _, midi = pair
+    without_bass = copy.deepcopy(midi)
+    without_bass.instruments = [i for i in without_bass.instruments if i.name != "bass"]
+    audio_path = render_warped(without_bass, true_warp, tmp_path / "no_bass.wav")
+    result = align(midi_path, audio_path, PARAMS)
+    names = [i.name for i in midi.instruments]
+    assert result.params["instruments_present"] == [name != "bass" for name in names]
+    err = onset_errors(result, midi)  # every pitched note, the bass's included (placed between anchors)
+    assert np.mean(np.minimum(err, 0.5)) < 0.03 and np.mean(err < 0.05) > 0.9, np.percentile(err, [50, 90])

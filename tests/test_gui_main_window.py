@@ -207,6 +207,57 @@ def test_path_item_covers_the_whole_alignment(qtbot, window, pair):
     assert loaded.tempo_ratio_at(t_mid) == pytest.approx(1 / STRETCH, rel=0.1)
 
 
+def test_a_preview_shows_the_recording_and_the_notes_in_midi_time_while_aligning(qtbot, window, tmp_path):
+    midi_path, wav_path = tmp_path / "fresh.mid", tmp_path / "fresh.wav"
+    _make_midi(midi_path, seed=21, duration_s=8.0)  # a pair nothing has aligned (nor cached) before
+    _render_recording(midi_path, wav_path)
+    truth = pretty_midi.PrettyMIDI(str(midi_path))
+    pitched_starts = np.sort([n.start for i in truth.instruments if not i.is_drum for n in i.notes])
+    seen = []
+    window.pair_previewed.connect(lambda p: seen.append(("preview", window.piano_roll_view.notes_item.start_s.copy(),
+                                                         window.path_view.path_extent(),
+                                                         window.actions["export_midi"].isEnabled(),
+                                                         window.status_line.text(),
+                                                         window.spectrogram_view.pyramid is not None,
+                                                         window.spectrogram_view.overlay.isVisible())))
+    with qtbot.waitSignal(window.pair_drawn, timeout=LOAD_TIMEOUT_MS):
+        window.open_pair(str(midi_path), str(wav_path))
+    assert len(seen) == 1, "an uncached alignment is previewed once"
+    _, starts, path_extent, export_enabled, status, has_spectrogram, overlay_shown = seen[0]
+    # the preview: spectrogram drawn, notes at their MIDI times, no path, no overlay, no export yet
+    assert has_spectrogram and np.allclose(np.sort(starts), pitched_starts)
+    assert np.all(np.isnan(path_extent)) and not export_enabled and not overlay_shown
+    assert "aligning" in status
+    # then the aligned pair: notes where the recording plays them, the path, the overlay
+    pair = window.session.pair
+    assert pair.aligned and window.actions["export_midi"].isEnabled()
+    drawn = np.sort(window.piano_roll_view.notes_item.start_s)
+    assert np.median(np.abs(drawn - _true_audio_time(pitched_starts))) < 0.05
+    assert not np.isnan(window.path_view.path_extent()[0]) and window.spectrogram_view.overlay.isVisible()
+    # opened again, the alignment comes from the cache: straight to the aligned pair, no preview
+    seen.clear()
+    with qtbot.waitSignal(window.pair_drawn, timeout=LOAD_TIMEOUT_MS):
+        window.open_pair(str(midi_path), str(wav_path))
+    assert seen == [] and window.session.pair.aligned
+
+
+def test_a_failure_after_the_preview_brings_back_the_previous_pair(qtbot, window, pair, tmp_path):
+    from engine.align import AlignParams
+
+    loaded = _load(qtbot, window, *pair)
+    broken = tmp_path / "broken.sf2"
+    broken.write_bytes(b"RIFF\x10\x00\x00\x00sfbk" + b"\x00" * 64)
+    window.align_params = AlignParams(soundfont=str(broken))  # the MIDI side fails, after the recording
+    shown = []
+    window.session.events.pair_changed.connect(lambda p: shown.append(None if p is None else p.aligned))
+    with qtbot.waitSignal(window.load_failed, timeout=LOAD_TIMEOUT_MS) as blocker:
+        window.open_pair(*pair)
+    assert "broken.sf2" in str(blocker.args[0])
+    assert shown == [False, True], "the preview, then the previous pair again"
+    assert window.session.pair is loaded and window.path_view.pair is loaded
+    assert window.actions["export_midi"].isEnabled()
+
+
 # -- linked interaction ----------------------------------------------------------------------
 
 def test_wheel_zoom_in_one_view_moves_all_the_others(qtbot, window, pair):

@@ -117,3 +117,24 @@ def test_pitch_zoom_is_clamped_to_the_piano():
     for _ in range(30):
         s.zoom_pitch(2.0, anchor=64.0)
     assert s.pitch_range[1] - s.pitch_range[0] == pytest.approx(6.0)
+
+
+def test_the_aligned_pair_keeps_the_view_chosen_during_its_preview():
+    from dataclasses import replace
+
+    s = Session()
+    preview = replace(_pair(midi_s=40.0, audio_s=40.0), aligned=False)
+    s.set_pair(preview)
+    assert s.view_range_s[1] >= 40.0
+    # untouched since the preview's fit: the aligned pair is fitted anew (it is longer)
+    s.set_pair(_pair(midi_s=40.0, audio_s=60.0), keep_view=True)
+    assert s.view_range_s[1] >= 60.0
+    # zoomed in while aligning: the aligned pair keeps that range (and the pitch range)
+    s.set_pair(preview)
+    s.set_view_range(10.0, 20.0)
+    s.set_pitch_range(60.0, 72.0)
+    s.set_pair(_pair(midi_s=40.0, audio_s=60.0), keep_view=True)
+    assert s.view_range_s == pytest.approx((10.0, 20.0)) and s.pitch_range == pytest.approx((60.0, 72.0))
+    # without keep_view (another pair), everything is fitted
+    s.set_pair(_pair(midi_s=40.0, audio_s=60.0))
+    assert s.view_range_s[1] >= 60.0

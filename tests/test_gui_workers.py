@@ -80,3 +80,51 @@ def test_finished_follows_every_outcome(qtbot, runner):
         j.finished.connect(lambda j=j: finished.append(j.state))
     qtbot.waitUntil(lambda: len(finished) == 2, timeout=5000)
     assert sorted(finished) == ["failed", "succeeded"]
+
+
+def test_partial_results_arrive_in_order_before_the_result(qtbot, runner):
+    gui_thread = QThread.currentThread()
+
+    def stages(progress, cancel, publish):
+        for k in range(3):
+            publish({"stage": k})
+            time.sleep(0.01)
+        return "done"
+
+    partial = []
+    job = runner.submit(stages, publish=True)
+    job.partial.connect(lambda r: partial.append((r["stage"], QThread.currentThread() is gui_thread, job.done)))
+    with qtbot.waitSignal(job.succeeded, timeout=10000) as blocker:
+        pass
+    assert blocker.args == ["done"]
+    assert partial == [(0, True, False), (1, True, False), (2, True, False)]
+
+
+def test_no_partial_results_after_cancel(qtbot, runner):
+    published = threading.Event()
+    release = threading.Event()
+
+    def slow(progress, cancel, publish):
+        publish("early")
+        published.set()
+        release.wait(5)
+        publish("late")  # the job was cancelled meanwhile: never delivered
+        raise JobCancelled()
+
+    seen = []
+    job = runner.submit(slow, publish=True)
+    job.partial.connect(seen.append)
+    assert published.wait(5)
+    qtbot.waitUntil(lambda: seen == ["early"], timeout=5000)
+    job.cancel()
+    release.set()
+    with qtbot.waitSignal(job.cancelled, timeout=5000):
+        pass
+    assert seen == ["early"]
+
+
+def test_functions_without_publish_are_called_as_before(qtbot, runner):
+    job = runner.submit(_count_to, 3)  # no ``publish`` keyword
+    with qtbot.waitSignal(job.succeeded, timeout=10000):
+        pass
+    assert job.result["total"] == 3

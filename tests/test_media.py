@@ -122,3 +122,20 @@ def test_synthesize_with_bad_soundfont(rich_midi, tmp_path):
     with pytest.raises(SoundfontError) as err:
         media.synthesize(media.load_midi(rich_midi), soundfont=fake)
     assert str(fake) in str(err.value)
+
+
+def test_synthesize_sounds_the_same_every_time(rich_midi):
+    """One cached synth renders the same MIDI the same way again (FluidSynth is left on a block
+    boundary), and a cancelled rendering stops early without upsetting the next one."""
+    midi = media.load_midi(rich_midi)
+    media.synthesize(midi, sr=22050, soundfont=TIMGM)  # a brand-new synth differs in a few samples
+    first = media.synthesize(midi, sr=22050, soundfont=TIMGM)
+    again = media.synthesize(midi, sr=22050, soundfont=TIMGM)
+    assert len(first) == len(again)
+    assert np.mean(np.abs(first - again) > 1e-3) < 1e-4
+    calls = []
+    with pytest.raises(InterruptedError):
+        media.synthesize(midi, sr=22050, soundfont=TIMGM, cancel=lambda: calls.append(1) or len(calls) > 1)
+    assert len(calls) == 2
+    after_cancel = media.synthesize(midi, sr=22050, soundfont=TIMGM)
+    assert np.mean(np.abs(after_cancel - again) > 1e-3) < 1e-4

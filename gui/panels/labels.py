@@ -10,7 +10,9 @@ main views; **Ctrl+Z** / **Ctrl+Shift+Z** undo / redo any label action of the pr
 
 :class:`PaceLabelPanel`: pick a file; tap **T** to the beat while it plays (live bpm), **A** adds
 the tapped tempo as a pace, **H** / **D** add half / double of the selected pace, **Del** removes
-it; type a bpm and Add; suggestions from the tempo analysis are one click away.
+it; type a bpm and Add; suggestions from the tempo analysis (the stored whole-song candidates the
+song fits: computed by the tempo strip for the open recording, or by ``earworm tempo --project``)
+are one click away.
 
 Conventions
 -----------
@@ -30,7 +32,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QHB
 
 from engine.errors import EarwormError
 from gui.panels.label_models import MatchLabelModel, PaceModel, confidence_job
-from gui.panels.panel_common import JobRow, PanelKeys, show_error
+from gui.panels.panel_common import FlowLayout, JobRow, PanelKeys, show_error
 from gui.workers import JobRunner
 
 LABEL_TEXT = {"match": "✓ match", "no_match": "✗ no match", "unsure": "? unsure"}
@@ -158,10 +160,9 @@ class MatchLabelPanel(_UndoMixin, QWidget):
             _button(self, "Next unlabelled (J)", "Jump to the next candidate without a label", self.next_unlabelled),
             _button(self, "Open (Enter)", "Open this pair in the main views", self.open_current),
         ]
-        row = QHBoxLayout()
+        row = FlowLayout()  # wraps in a narrow dock rather than widening it
         for b in buttons + [self.undo_button, self.redo_button]:
             row.addWidget(b)
-        row.addStretch(1)
         top = QHBoxLayout()
         top.addWidget(QLabel("MIDI:", self))
         top.addWidget(self.midi_combo, 1)
@@ -317,7 +318,7 @@ class PaceLabelPanel(_UndoMixin, QWidget):
         self.bpm_spin.setDecimals(1)
         self.bpm_spin.setValue(120.0)
         self.bpm_spin.setSuffix(" bpm")
-        self.suggestion_row = QHBoxLayout()
+        self.suggestion_row = FlowLayout()
         self._build_undo()
         add = _button(self, "Add", "Add the typed bpm as a pace", lambda: self._guard(
             lambda: model.add(self.bpm_spin.value())))
@@ -336,7 +337,7 @@ class PaceLabelPanel(_UndoMixin, QWidget):
         tap_row.addWidget(self.bpm_label, 1)
         tap_row.addWidget(self.bpm_spin)
         tap_row.addWidget(add)
-        button_row = QHBoxLayout()
+        button_row = FlowLayout()
         for b in buttons + [self.undo_button, self.redo_button]:
             button_row.addWidget(b)
         layout = QVBoxLayout(self)
@@ -362,7 +363,9 @@ class PaceLabelPanel(_UndoMixin, QWidget):
         self.pace_list.currentItemChanged.connect(self._on_list_current)
         model.paces_changed.connect(self._on_paces)
         model.tap_changed.connect(self._on_tap)
-        model.file_changed.connect(lambda _: self._update_suggestions())
+        # Suggestions: the file's stored tempo candidates not labelled yet (after every pace change).
+        model.paces_changed.connect(lambda _: self._update_suggestions())
+        model.suggestions_changed.connect(lambda file_id: file_id == model.file_id and self._update_suggestions())
         model.session.files_changed.connect(lambda _: self.refresh_files())
         self.refresh_files()
 
@@ -420,4 +423,3 @@ class PaceLabelPanel(_UndoMixin, QWidget):
         for bpm in suggestions:
             self.suggestion_row.addWidget(_button(self, f"{bpm:.1f}", "Add this candidate tempo as a pace",
                                                   lambda _=False, b=bpm: self._guard(lambda: self.model.add(b))))
-        self.suggestion_row.addStretch(1)

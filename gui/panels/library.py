@@ -20,13 +20,13 @@ import os
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QHeaderView, QLabel,
                                QLineEdit, QMenu, QPushButton, QSplitter, QTableView, QToolButton, QTreeWidget,
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from gui.panels.label_models import (LibraryModel, export_labels_job, import_labels_job, relink_job,
                                      scan_folder_job)
-from gui.panels.panel_common import JobRow, show_error
+from gui.panels.panel_common import FlowLayout, JobRow, show_error
 from gui.workers import JobRunner
 
 LABEL_FORMATS = (  # (format, menu text, file filter; None: a folder)
@@ -154,8 +154,9 @@ class LibraryPanel(QWidget):
         box_layout.addWidget(self.unreadable_label)
         box_layout.addWidget(self.unreadable_tree)
 
-        top = QHBoxLayout()
-        top.addWidget(self.search_edit, 1)
+        top = FlowLayout()  # wraps in a narrow dock rather than widening it
+        self.search_edit.setMinimumWidth(160)
+        top.addWidget(self.search_edit)
         top.addWidget(self.kind_combo)
         top.addWidget(self.add_button)
         top.addWidget(self.relink_button)

@@ -8,14 +8,17 @@ Conventions
 - Panel keys (Y/N/U, Ctrl+Z, …) are caught by an event filter on the panel's widgets, before a
   table's type-ahead search eats letters, and they win over window-wide shortcuts while the focus
   is inside the panel (the filter accepts their ShortcutOverride). Text fields keep their keys.
+- Rows of buttons are :class:`FlowLayout` s: they wrap onto a second line in a narrow dock instead
+  of making the dock as wide as all the buttons side by side.
 """
 from __future__ import annotations
 
 from typing import Callable
 
-from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtCore import QEvent, QObject, QRect, QSize, Qt
 from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import QHBoxLayout, QLineEdit, QMessageBox, QProgressBar, QPushButton, QWidget
+from PySide6.QtWidgets import (QHBoxLayout, QLayout, QLineEdit, QMessageBox, QProgressBar, QPushButton, QSizePolicy,
+                               QWidget)
 
 from engine.errors import EarwormError
 
@@ -94,10 +97,113 @@ class JobRow(QWidget):
             self.job.cancel()
             self.bar.setFormat("cancelling…")
 
+    def _replaced(self) -> bool:
+        """True in a slot called by a job that a newer :meth:`follow` replaced (it must not touch the row)."""
+        sender = self.sender()
+        return sender is not None and sender is not self.job
+
     def _on_progress(self, fraction: float, message: str) -> None:
+        if self._replaced():
+            return
         self.bar.setValue(int(fraction * 1000))
         self.bar.setFormat(f"{message}  %p%" if message else "%p%")
 
     def _on_finished(self) -> None:
+        if self._replaced():
+            return
         self.job = None
         self.hide()
+
+
+class FlowLayout(QLayout):
+    """Widgets left to right at their preferred width, wrapping onto more lines when the width runs
+    out; on each line, widgets that expand horizontally (a search field) share the width left.
+
+    Its minimum width is that of its widest widget, so a panel of buttons docks narrow.
+    """
+
+    def __init__(self, parent: QWidget | None = None, h_spacing: int = 6, v_spacing: int = 4):
+        super().__init__(parent)
+        self._items = []
+        self._h_spacing, self._v_spacing = h_spacing, v_spacing
+        self.setContentsMargins(0, 0, 0, 0)
+
+    # -- QLayout's interface ---------------------------------------------------------------------
+    def addItem(self, item) -> None:  # noqa: N802 (Qt's name)
+        self._items.append(item)
+
+    def count(self) -> int:
+        return len(self._items)
+
+    def itemAt(self, index: int):  # noqa: N802
+        return self._items[index] if 0 <= index < len(self._items) else None
+
+    def takeAt(self, index: int):  # noqa: N802
+        return self._items.pop(index) if 0 <= index < len(self._items) else None
+
+    def expandingDirections(self) -> Qt.Orientation:  # noqa: N802
+        return Qt.Orientation(0)
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802
+        return True
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802
+        return self._arrange(QRect(0, 0, width, 0), apply=False)
+
+    def setGeometry(self, rect: QRect) -> None:  # noqa: N802
+        super().setGeometry(rect)
+        self._arrange(rect, apply=True)
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        """Everything on one line."""
+        items = self._visible()
+        m = self.contentsMargins()
+        width = sum(i.sizeHint().width() for i in items) + self._h_spacing * max(len(items) - 1, 0)
+        height = max((i.sizeHint().height() for i in items), default=0)
+        return QSize(width + m.left() + m.right(), height + m.top() + m.bottom())
+
+    def minimumSize(self) -> QSize:  # noqa: N802
+        """The widest single widget (the height follows from :meth:`heightForWidth`)."""
+        m = self.contentsMargins()
+        size = QSize()
+        for item in self._visible():
+            size = size.expandedTo(item.minimumSize())
+        return size + QSize(m.left() + m.right(), m.top() + m.bottom())
+
+    # -- the arrangement -------------------------------------------------------------------------
+    def _visible(self) -> list:
+        return [item for item in self._items if not item.isEmpty()]
+
+    def _arrange(self, rect: QRect, apply: bool) -> int:
+        """Place the items in ``rect`` (if ``apply``); return the height they need."""
+        m = self.contentsMargins()
+        area = rect.adjusted(m.left(), m.top(), -m.right(), -m.bottom())
+        width = max(area.width(), 1)
+        lines, line, used = [], [], 0
+        for item in self._visible():
+            w = min(item.sizeHint().width(), width)
+            if line and used + self._h_spacing + w > width:
+                lines.append(line)
+                line, used = [], 0
+            used += (self._h_spacing if line else 0) + w
+            line.append(item)
+        if line:
+            lines.append(line)
+        y = area.y()
+        for line in lines:
+            widths = [min(item.sizeHint().width(), width) for item in line]
+            spare = width - sum(widths) - self._h_spacing * (len(line) - 1)
+            growing = [k for k, item in enumerate(line)
+                       if item.widget() is not None
+                       and item.widget().sizePolicy().horizontalPolicy().value
+                       & QSizePolicy.PolicyFlag.ExpandFlag.value]
+            for k in growing:
+                widths[k] += spare // len(growing)
+            height = max(item.sizeHint().height() for item in line)
+            if apply:
+                x = area.x()
+                for item, w in zip(line, widths):
+                    item.setGeometry(QRect(x, y, w, height))
+                    x += w + self._h_spacing
+            y += height + self._v_spacing
+        return max(y - self._v_spacing - area.y(), 0) + m.top() + m.bottom()

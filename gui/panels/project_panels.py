@@ -38,6 +38,7 @@ class ProjectPanels:
     match: MatchLabelPanel
     paces: PaceLabelPanel
     poll_timer: QTimer
+    identify: object = None  # gui.panels.identify.IdentifyPanel
 
 
 def install_project_panels(window, project_path=None) -> ProjectPanels | None:
@@ -69,6 +70,7 @@ def install_project_panels(window, project_path=None) -> ProjectPanels | None:
     window.tabifyDockWidget(window.panels["Matching"], window.panels["Evaluation"])
     matching.open_pair.connect(window.open_pair)
     matching.result_ready.connect(evaluation.set_result)
+    identify = _install_identify_panel(window, project, session)
     window.panels["Library"].raise_()
     _install_tempo_strip(window, project, paces)
 
@@ -99,14 +101,32 @@ def install_project_panels(window, project_path=None) -> ProjectPanels | None:
     timer.timeout.connect(poll)
     timer.start()
     window.destroyed.connect(lambda *_: project.close())
-    panels = ProjectPanels(project, session, library, match, paces, timer)
+    panels = ProjectPanels(project, session, library, match, paces, timer, identify)
     window.project_panels = panels
     return panels
 
 
+def _install_identify_panel(window, project: Project, session: LabelSession):
+    """The Identify panel (issue 8): the project's MIDI files are its default library; a piece
+    opened from it is aligned with the query recording in the main views."""
+    from gui.panels.identify import IdentifyPanel
+
+    panel = IdentifyPanel(window.runner, project=project.path)
+    window.add_panel(panel, "Identify", Qt.DockWidgetArea.RightDockWidgetArea)
+    window.tabifyDockWidget(window.panels["Evaluation"], window.panels["Identify"])
+    panel.open_pair.connect(window.open_pair)
+    session.files_changed.connect(lambda _: panel.mark_library_stale())
+    window.destroyed.connect(lambda *_: panel.shutdown())
+    return panel
+
+
 def _install_tempo_strip(window, project: Project, paces: PaceLabelPanel) -> None:
     """The tempo strip under the spectrogram (issue 7): a clicked candidate becomes a pace label
-    of the recording on screen, and the recording's labelled paces are drawn on the strip."""
+    of the recording on screen, and the recording's labelled paces are drawn on the strip. The
+    whole-song candidates the strip computes are stored in the project (a background job with its
+    own connection) when the recording is in it — at once, or when a click adds it — and the pace
+    panel then offers them as one-click labels."""
+    from gui.panels.label_models import store_tempo_candidates_job
     from gui.views.tempo_strip import TempoStrip
 
     strip = TempoStrip(window.session)
@@ -124,14 +144,25 @@ def _install_tempo_strip(window, project: Project, paces: PaceLabelPanel) -> Non
             record = project.add_file(pair.audio_path)
         return None if record is None else record.id
 
+    def store_song_candidates(audio_path: str, candidates) -> None:
+        if not candidates:
+            return
+        job = window.runner.submit(store_tempo_candidates_job, project.path, audio_path, list(candidates),
+                                   name="storing tempo candidates")
+        job.succeeded.connect(paces.model.candidates_stored)
+        job.failed.connect(lambda exc: window.statusBar().showMessage(f"tempo candidates not stored: {exc}", 8000))
+
     def add_clicked_pace(bpm: float) -> None:
         try:
+            known = recording_id() is not None
             file_id = recording_id(add=True)
             if file_id is None:
                 return
             if paces.model.file_id != file_id:
                 paces.model.select_file(file_id)
             paces.model.add(bpm)
+            if not known and strip.song_candidates:  # just added to the project: its candidates too
+                store_song_candidates(window.session.pair.audio_path, strip.song_candidates)
         except EarwormError as exc:
             show_error(window, exc, "Could not add the pace")
 
@@ -143,6 +174,7 @@ def _install_tempo_strip(window, project: Project, paces: PaceLabelPanel) -> Non
             strip.set_labelled_paces([])
 
     strip.pace_clicked.connect(add_clicked_pace)
+    strip.song_candidates_ready.connect(store_song_candidates)
     paces.model.paces_changed.connect(show_labelled)
     window.session.events.pair_changed.connect(show_labelled)
     window.destroyed.connect(lambda *_: strip.shutdown())

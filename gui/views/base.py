@@ -155,7 +155,15 @@ class TimeView(pg.PlotWidget):
         Defaults to a plain axis; pitched views pass a piano-key axis.
     pitch_zoom : bool
         Whether Ctrl+wheel zooms the session's pitch range in this view.
+
+    Attributes
+    ----------
+    draws_preview : bool
+        Whether :meth:`set_pair` is given the preview shown while an alignment runs
+        (``LoadedPair.aligned`` False); views that leave it False get None meanwhile.
     """
+
+    draws_preview = False
 
     def __init__(self, session: Session, title: str = "", left_axis: pg.AxisItem | None = None,
                  pitch_zoom: bool = False, parent=None):
@@ -217,7 +225,7 @@ class TimeView(pg.PlotWidget):
         """Subclasses call this at the end of ``__init__``: from now on events reach their hooks,
         and the view draws what the session already holds."""
         self._initialised = True
-        self.set_pair(self.session.pair)
+        self.set_pair(self._drawable(self.session.pair))
         self.on_display(self.session.display)
         self._apply_x_range(*self.session.view_range_s)
 
@@ -267,9 +275,12 @@ class TimeView(pg.PlotWidget):
     def _on_view_range_changed(self, rng) -> None:
         self._apply_x_range(*rng)
 
+    def _drawable(self, pair: LoadedPair | None) -> LoadedPair | None:
+        return pair if pair is None or pair.aligned or self.draws_preview else None
+
     def _on_pair_changed(self, pair: LoadedPair | None) -> None:
         if self._initialised:
-            self.set_pair(pair)
+            self.set_pair(self._drawable(pair))
 
     def _on_cursor_moved(self, t_s) -> None:
         self.cursor_line.setVisible(t_s is not None)

@@ -61,14 +61,18 @@ class PassiveViewBox(pg.ViewBox):
         ev.ignore()
 
 
+PATH_TITLE = ("Warping path · cost matrix (MIDI time × audio time) · "
+              f'<span style="color:{theme.TEMPO_LINE}">— tempo ratio</span>')
+
+
 class PathView(TimeView):
-    """Cost matrix, warping path, tempo ratio."""
+    """Cost matrix, warping path, tempo ratio (empty, saying so, while an alignment runs)."""
+
+    draws_preview = True
 
     def __init__(self, session: Session, parent=None):
         self.ratio_axis = RatioAxis()
-        super().__init__(session, title="Warping path · cost matrix (MIDI time × audio time) · "
-                                        f'<span style="color:{theme.TEMPO_LINE}">— tempo ratio</span>',
-                         left_axis=TimeAxis("left"), parent=parent)
+        super().__init__(session, title=PATH_TITLE, left_axis=TimeAxis("left"), parent=parent)
         plot = self.getPlotItem()
         plot.setAxisItems({"right": self.ratio_axis})
         self.ratio_axis.setWidth(theme.RIGHT_AXIS_WIDTH_PX)
@@ -132,6 +136,10 @@ class PathView(TimeView):
         self.ratio_viewbox.linkedViewChanged(self.viewbox, self.ratio_viewbox.XAxis)
 
     def set_pair(self, pair: LoadedPair | None) -> None:
+        aligning = pair is not None and not pair.aligned
+        self.set_title(PATH_TITLE + (' <span style="font-weight:400">— aligning…</span>' if aligning else ""))
+        if aligning:
+            pair = None  # no path yet, and no stale one
         self.pair = pair
         self.ratio_band.setVisible(pair is not None)
         self.ratio_axis.setStyle(showValues=pair is not None)

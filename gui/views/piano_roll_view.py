@@ -60,6 +60,8 @@ class KeyRowsItem(pg.GraphicsObject):
 class PianoRollView(TimeView):
     """Pitched notes of the MIDI on key rows."""
 
+    draws_preview = True  # the notes in MIDI time while the alignment runs
+
     def __init__(self, session: Session, parent=None):
         super().__init__(session, title="MIDI · piano roll", left_axis=PianoKeyAxis(), pitch_zoom=True,
                          parent=parent)
@@ -95,6 +97,8 @@ class PianoRollView(TimeView):
     def _update_title(self) -> None:
         options = self.session.display
         timeline = "warped to the recording" if options.show_warped else "unwarped · MIDI time"
+        if self.pair is not None and not self.pair.aligned:
+            timeline = "MIDI time · aligning…"
         parts = [f"MIDI · piano roll ({timeline})"]
         if self.pair is None:
             parts.append('<span style="font-weight:400">— open a MIDI file and a recording: File ▸ Open Pair… '
@@ -118,6 +122,8 @@ class PianoRollView(TimeView):
 
 class DrumLaneView(TimeView):
     """The MIDI's drum notes, one named row per drum sound; hidden when there are none."""
+
+    draws_preview = True
 
     def __init__(self, session: Session, parent=None):
         self.drum_axis = DrumAxis()

@@ -28,8 +28,12 @@ from gui.views.notes_item import NotesItem
 from gui.views.pitch_axis import PianoKeyAxis
 from gui.views.raster_item import RasterItem, colour_table
 
+
 class SpectrogramView(TimeView):
-    """Spectrogram + aligned-note overlay on the shared time axis."""
+    """Spectrogram + aligned-note overlay on the shared time axis (the overlay waits for the
+    alignment: over a preview, notes in MIDI time would only mislead)."""
+
+    draws_preview = True
 
     def __init__(self, session: Session, parent=None):
         super().__init__(session, title="Recording · spectrogram", left_axis=PianoKeyAxis(),
@@ -75,7 +79,7 @@ class SpectrogramView(TimeView):
         self.overlay.set_notes(starts, ends, notes.pitch[pitched], np.zeros(int(pitched.sum()), int), palette)
 
     def on_display(self, options) -> None:
-        self.overlay.setVisible(options.show_overlay)
+        self.overlay.setVisible(options.show_overlay and self.pair is not None and self.pair.aligned)
         if self.pair is not None and getattr(self, "_warped_shown", None) != options.show_warped:
             self._set_overlay_notes()
         self._warped_shown = options.show_warped

@@ -40,6 +40,10 @@ class StatusLine(QLabel):
         self.refresh()
 
     def summary_parts(self, pair: LoadedPair) -> list[str]:
+        if not pair.aligned:
+            return ["<b>aligning…</b> (notes shown in MIDI time meanwhile)",
+                    f"MIDI {format_time_s(pair.midi_duration_s, 1)}",
+                    f"audio {format_time_s(pair.audio_duration_s, 1)}"]
         c = float(pair.alignment.confidence)
         return [f"confidence <b>{c:.2f}</b> ({confidence_words(c)})",
                 f"MIDI {format_time_s(pair.midi_duration_s, 1)}",
@@ -48,6 +52,8 @@ class StatusLine(QLabel):
     def cursor_parts(self, pair: LoadedPair, t_s: float) -> list[str]:
         midi_s = float(pair.audio_to_midi(t_s))
         ratio = pair.tempo_ratio_at(t_s)
+        if not pair.aligned:
+            return [f"cursor <b>{format_time_s(t_s)}</b>"]
         parts = [f"cursor audio <b>{format_time_s(t_s)}</b> ↔ MIDI <b>{format_time_s(midi_s)}</b>"]
         if np.isfinite(ratio):
             pace = "faster" if ratio > 1.005 else "slower" if ratio < 0.995 else "same tempo"
