@@ -17,8 +17,9 @@ Conventions
   :func:`engine.dtw.pool_features` (blocks re-normalised).
 - Subsequence DTW: free start anywhere in the reference, steps (1,1) weight 2, (1,0) and (0,1)
   weight 1 plus ``penalty``; a path's score is its cost per unit of weight.
-- Work per search is ``window_frames × n_reference_frames / factor²`` cells: a few milliseconds
-  for a 100 s piece.
+- Work per search is ``window_frames × search_frames / factor²`` cells, where the search spans
+  ``max_back_frames + max_ahead_frames`` (plus twice the window) around the tracker: a few
+  milliseconds, however long the piece.
 """
 from __future__ import annotations
 
@@ -136,12 +137,17 @@ class Relocator:
         if not self.ready:
             return None
         query = pool_features(np.stack(self._recent), self.factor, list(BLOCK_SIZES))
-        costs = subsequence_costs(query, self.reference, self.weight_sum, self.penalty)
-        here = int(min(max(round(current_frame / self.factor), 0), len(costs) - 1))
+        n_ref = len(self.reference)
+        here = int(min(max(round(current_frame / self.factor), 0), n_ref - 1))
         # Performers lose their place forwards (a stall, a cut intro) more than backwards; far
         # leaps are more likely a repeat that sounds the same than a real move.
         lo = max(0, here - self.max_back_frames // self.factor)
-        hi = min(len(costs), here + self.max_ahead_frames // self.factor + 1)
+        hi = min(n_ref, here + self.max_ahead_frames // self.factor + 1)
+        # Only the reference that paths ending in [lo, hi) can cover is searched (twice the query:
+        # the steepest path it may take), so the work does not grow with the piece.
+        first = max(0, lo - 2 * len(query))
+        costs = np.full(n_ref, np.inf)
+        costs[first:hi] = subsequence_costs(query, self.reference[first:hi], self.weight_sum, self.penalty)
         best = lo + int(np.argmin(costs[lo:hi]))
         # The best match anywhere near the tracker (it may simply be a little off: its own band
         # will correct that; only a far-away, clearly better match is a reason to move).

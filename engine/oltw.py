@@ -306,12 +306,14 @@ class OnlineTimeWarping:
         self.rate = 1.0
         self.restart(0.0)
 
-    def restart(self, start_frame: float = 0.0) -> None:
-        """Forget everything: the next live frame starts a new path in the ``open_start`` frames
-        from ``start_frame`` on (the tempo model's ``rate`` is kept)."""
+    def restart(self, start_frame: float = 0.0, open_frames: int | None = None) -> None:
+        """Forget everything: the next live frame starts a new path in the ``open_frames`` frames
+        (default ``open_start``, at most ``c``) from ``start_frame`` on (the tempo model's
+        ``rate`` is kept)."""
         R, W = self.c + 1, 2 * self.c + 2 * self.max_run + 8
         n_ref, d = self.reference.shape
         self.start_pos = float(min(max(start_frame, 0.0), n_ref - 1))
+        self._open_now = self.open_start if open_frames is None else int(max(1, min(open_frames, self.c)))
         self._Xcol = np.zeros((W, d), dtype=np.float32)
         self._colpos = np.zeros(int(np.ceil(n_ref / self.min_rate)) + self.c + 2, dtype=np.float64)
         self._Yring = np.zeros((R, d), dtype=np.float32)
@@ -346,7 +348,7 @@ class OnlineTimeWarping:
 
         best_j, cells = oltw_push(self.reference, self._Xcol, self._colpos, y, self._Yring, self._D, self._S,
                                   self._lo, self._hi, self._row_id, self._state, rate, self.c, self.max_run,
-                                  self.weight_sum, self.diag_weight, self.open_start, self.penalty,
+                                  self.weight_sum, self.diag_weight, self._open_now, self.penalty,
                                   self.start_cost, self.start_pos, self.max_lead)
         self.last_cells = int(cells)
         return float(self._colpos[best_j])

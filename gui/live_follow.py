@@ -4,10 +4,13 @@ Task
 ----
 :class:`LiveFollowController` builds an :class:`engine.follow.ScoreFollower` for the session's
 MIDI on a background job (its reference features need a FluidSynth rendering), opens the
-microphone with :class:`engine.follow.MicrophoneFollower` and, while it runs, drives the
-session's playhead (through :meth:`gui.transport.PlaybackController.drive_playhead`) to the
-followed score position — so the playhead line marks it in every view and the views scroll
-with it. The follower's thread only stores the newest position; the GUI timer reads it.
+microphone with :class:`engine.follow.MicrophoneFollower` (at the device's own default sample
+rate; the engine resamples) and, while it runs, drives the session's playhead (through
+:meth:`gui.transport.PlaybackController.drive_playhead`) to the followed score position — so
+the playhead line marks it in every view and the views scroll with it — and highlights the
+score position in the piano roll (:class:`gui.views.follow_highlight.FollowHighlight`: the
+notes sounding there and a score cursor). The follower's thread only stores the newest
+position; the GUI timer reads it.
 
 No microphone, a busy device or a follower error → a ``message`` and following stops; nothing
 raises into Qt.
@@ -22,6 +25,8 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from engine.errors import EarwormError
 from gui.session import Session
+
+HIGHLIGHT_INTERVAL_MS = 40  # the score highlight moves at 25 frames per second
 
 
 def build_follower(midi_path, progress=None, cancel=None):
@@ -43,24 +48,42 @@ class LiveFollowController(QObject):
     playback : gui.transport.PlaybackController
     stream_factory : callable, optional
         For :class:`engine.follow.MicrophoneFollower` (tests pass a fake sound card).
+    query_devices : callable, optional
+        Asked for the input's default sample rate (default ``sounddevice.query_devices``; tests
+        pass the fake card's).
+    piano_roll : gui.views.piano_roll_view.PianoRollView, optional
+        Where the followed position is highlighted (also :meth:`attach_piano_roll`).
     """
 
     message = Signal(str)
     following_changed = Signal(bool)
 
-    def __init__(self, session: Session, runner, playback, stream_factory=None, parent=None):
+    def __init__(self, session: Session, runner, playback, stream_factory=None, parent=None, query_devices=None,
+                 piano_roll=None):
         super().__init__(parent)
         self.session = session
         self.runner = runner
         self.playback = playback
         self.stream_factory = stream_factory
+        self.query_devices = query_devices
+        self.highlight = None
         self.mic = None
         self._job = None
         self._latest_midi_s: float | None = None
         self.timer = QTimer(self)
-        self.timer.setInterval(100)
+        self.timer.setInterval(HIGHLIGHT_INTERVAL_MS)
         self.timer.timeout.connect(self._check)
         session.events.pair_changed.connect(lambda pair: self.stop())
+        if piano_roll is not None:
+            self.attach_piano_roll(piano_roll)
+
+    def attach_piano_roll(self, view) -> None:
+        """Highlight the followed score position in ``view`` (a PianoRollView; None: nowhere)."""
+        from gui.views.follow_highlight import FollowHighlight
+
+        if self.highlight is not None:
+            self.highlight.clear()
+        self.highlight = None if view is None else FollowHighlight(view)
 
     @property
     def following(self) -> bool:
@@ -92,7 +115,8 @@ class LiveFollowController(QObject):
         if self._job is None:  # stopped meanwhile
             return
         self._job = None
-        self.mic = MicrophoneFollower(follower, self._on_position, stream_factory=self.stream_factory)
+        self.mic = MicrophoneFollower(follower, self._on_position, stream_factory=self.stream_factory,
+                                      query_devices=self.query_devices)
         try:
             self.mic.start()
         except EarwormError as exc:
@@ -102,7 +126,8 @@ class LiveFollowController(QObject):
             return
         self.playback.drive_playhead(self.current_audio_s)
         self.timer.start()
-        self.message.emit("Following the microphone: play from the beginning of the piece.")
+        self.message.emit(f"Following the microphone ({self.mic.samplerate / 1000:g} kHz): "
+                          "play from the beginning of the piece.")
 
     def _on_failed(self, exc) -> None:
         self._job = None
@@ -125,11 +150,15 @@ class LiveFollowController(QObject):
         return float(midi_s)
 
     def _check(self) -> None:
+        """GUI timer: surface a follower error, or move the score highlight to the newest position."""
         mic = self.mic
         if mic is not None and mic.error is not None:
             error = mic.error
             self.stop()
             self.message.emit(f"Following stopped: {getattr(error, 'reason', None) or error}")
+            return
+        if self.highlight is not None and mic is not None:
+            self.highlight.show(self._latest_midi_s)
 
     def stop(self) -> None:
         """Stop following and give the playhead back to the player."""
@@ -141,6 +170,8 @@ class LiveFollowController(QObject):
         mic, self.mic = self.mic, None
         if mic is not None:
             mic.stop()
+        if self.highlight is not None:
+            self.highlight.clear()
         self.playback.drive_playhead(None)
         if was:
             self.following_changed.emit(False)

@@ -121,7 +121,7 @@ class PlaybackController(QObject):
             job.cancel()
         self._jobs.clear()
         self.busy_changed.emit("")
-        if pair is None:
+        if pair is None or not pair.aligned:  # a preview: the sound is prepared for the aligned pair
             return
         self._submit("recording", load_recording, pair.audio_path, on_done=self._on_recording_loaded,
                      label="decoding the recording")

@@ -228,7 +228,7 @@ def install_playback(window, player: Player | None = None, input_stream_factory=
         return existing
     controller = PlaybackController(window.session, window.runner, player=player, parent=window)
     live = LiveFollowController(window.session, window.runner, controller, stream_factory=input_stream_factory,
-                                parent=window)
+                                parent=window, piano_roll=getattr(window, "piano_roll_view", None))
     bar = TransportBar(controller, live, window)
     window.addToolBarBreak()
     window.addToolBar(bar)

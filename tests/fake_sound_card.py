@@ -1,5 +1,7 @@
-"""A stand-in for the sound card (the one thing the tests may fake): sounddevice-like streams
-driven by a simulated clock, deterministic and single-threaded.
+"""A stand-in for the sound card (the one thing the tests may fake): sounddevice-like streams.
+
+Output streams are driven by a simulated clock, deterministic and single-threaded; input streams
+(:class:`FakeMicrophone`) play samples into the callback from their own thread, as PortAudio does.
 
 ``FakeSoundCard.output_stream`` has the signature of ``sounddevice.OutputStream`` as the player
 calls it. The card's DAC really runs at ``sr * (1 + rate_error)`` frames per second of its
@@ -9,6 +11,7 @@ clock time — the ground truth the playhead must follow.
 """
 from __future__ import annotations
 
+import threading
 from types import SimpleNamespace
 
 import numpy as np
@@ -95,3 +98,62 @@ class FakeSoundCard:
                 return index + int((at_s - dac) * sr)
             index += len(frames)
         return None
+
+
+class FakeInputStream:
+    """A sounddevice.InputStream stand-in that plays samples into the callback, block by block, from
+    its own thread (as PortAudio calls an input callback)."""
+
+    def __init__(self, samples, samplerate, channels, blocksize, callback, device=None, dtype="float32"):
+        self.samples, self.samplerate, self.blocksize, self.callback = samples, samplerate, blocksize, callback
+        self._thread = None
+        self._running = threading.Event()
+        self.closed = False
+
+    def start(self):
+        self._running.set()
+        self._thread = threading.Thread(target=self._feed, daemon=True)
+        self._thread.start()
+
+    def _feed(self):
+        for start in range(0, len(self.samples), self.blocksize):
+            if not self._running.is_set():
+                return
+            block = self.samples[start:start + self.blocksize]
+            if len(block) < self.blocksize:
+                block = np.pad(block, (0, self.blocksize - len(block)))
+            self.callback(block[:, None].copy(), self.blocksize, None, None)
+
+    def stop(self):
+        self._running.clear()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def close(self):
+        self.closed = True
+
+
+class FakeMicrophone:
+    """An input device that, like many real ones, only opens at its own rate (``native_sr``).
+
+    ``input_stream`` has the signature of ``sounddevice.InputStream``; any other sample rate
+    raises PortAudio's "Invalid sample rate" error. ``query_devices`` answers like
+    ``sounddevice.query_devices(device, "input")``. ``samples`` (at ``native_sr``) are what the
+    microphone hears.
+    """
+
+    def __init__(self, samples, native_sr: int = 48000):
+        self.samples, self.native_sr = np.asarray(samples, dtype=np.float32), int(native_sr)
+        self.streams: list[FakeInputStream] = []
+        self.refused: list[float] = []
+
+    def query_devices(self, device=None, kind=None) -> dict:
+        return {"name": "Fake microphone", "max_input_channels": 1, "default_samplerate": float(self.native_sr)}
+
+    def input_stream(self, **kwargs) -> FakeInputStream:
+        if kwargs.get("samplerate") != self.native_sr:
+            self.refused.append(kwargs.get("samplerate"))
+            raise RuntimeError("Error opening InputStream: Invalid sample rate [PaErrorCode -9997]")
+        stream = FakeInputStream(self.samples, **kwargs)
+        self.streams.append(stream)
+        return stream

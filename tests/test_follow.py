@@ -8,7 +8,6 @@ only fake is the sound card (a stand-in input stream for the microphone follower
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import numpy as np
@@ -19,7 +18,9 @@ from engine.cli import main
 from engine.errors import DeviceError
 from engine.follow import FollowParams, MicrophoneFollower, ScoreFollower, follow_file, follow_samples
 from engine.follow_features import StreamFeatureParams, StreamingFeatures, stream_features
+from engine.follow_microphone import StreamResampler
 from engine.oltw import OnlineTimeWarping
+from tests.fake_sound_card import FakeInputStream, FakeMicrophone
 from tests.midi_fixtures import render_warped, write_rich_midi
 
 SLOW_FACTOR = 1.12
@@ -133,6 +134,19 @@ def test_open_start_finds_a_performance_that_begins_late():
     assert np.all(np.abs(found[20:] - (start + np.arange(20, 200))) <= 1)
 
 
+def test_a_restart_opens_only_a_narrow_span_at_the_proposed_position():
+    rng = np.random.default_rng(5)
+    X = _block_normalised(rng, 800)
+    Y = X[400:600] + 0.05 * rng.random((200, 25)).astype(np.float32)
+    oltw = OnlineTimeWarping(X, weight_sum=2.0, window_frames=200, penalty=0.1, start_cost=0.001)
+    oltw.restart(300.0, open_frames=40)  # a proposal 100 frames off: the truth is outside the span
+    first = oltw.push(Y[0])
+    assert 300 <= first < 340
+    oltw.restart(390.0, open_frames=40)  # the truth (400) is inside: found at once, then followed
+    found = np.array([oltw.push(y) for y in Y])
+    assert abs(found[0] - 400) <= 1 and np.all(np.abs(found[10:] - (400 + np.arange(10, 200))) <= 1)
+
+
 def test_relocator_finds_a_performance_the_band_has_lost():
     from engine.follow_relocate import Relocator
 
@@ -182,37 +196,74 @@ def test_cli_reports_bad_input(tmp_path, capsys):
 
 
 # ---- the microphone follower over a fake sound card --------------------------------------------
+# (FakeInputStream lives with the other sound card stand-ins; tests/test_gui_identify.py imports it from here.)
 
-class FakeInputStream:
-    """A sounddevice.InputStream stand-in that plays a recording into the callback, block by block."""
 
-    def __init__(self, samples, samplerate, channels, blocksize, callback, device=None, dtype="float32"):
-        self.samples, self.blocksize, self.callback = samples, blocksize, callback
-        self._thread = None
-        self._running = threading.Event()
-        self.closed = False
+def test_stream_resampler_is_block_size_free_and_keeps_pitch_and_timing():
+    sr_in, sr_out = 48000, 22050
+    x = np.sin(2 * np.pi * 440.0 * np.arange(sr_in) / sr_in)
+    whole = StreamResampler(sr_in, sr_out).process(x)
+    resampler, parts, pos = StreamResampler(sr_in, sr_out), [], 0
+    rng = np.random.default_rng(3)
+    while pos < len(x):
+        n = int(rng.integers(1, 3000))
+        parts.append(resampler.process(x[pos:pos + n]))
+        pos += n
+    chunked = np.concatenate(parts)
+    assert len(whole) == len(chunked) == sr_out  # one second in, one second out
+    assert np.allclose(whole, chunked, atol=1e-6)
+    # Same tone at the same time: the anti-aliasing filter delays 440 Hz by well under a millisecond.
+    reference = np.sin(2 * np.pi * 440.0 * np.arange(sr_out) / sr_out)
+    lags = [np.mean((whole[2000:-2000] - np.roll(reference, d)[2000:-2000]) ** 2) for d in range(-20, 21)]
+    assert abs(int(np.argmin(lags)) - 20) <= 5 and min(lags) < 0.01
+    # Above the output's Nyquist frequency, a tone is filtered out instead of folding down.
+    high = StreamResampler(sr_in, sr_out).process(np.sin(2 * np.pi * 15000.0 * np.arange(sr_in) / sr_in))
+    assert np.sqrt(np.mean(high[2000:] ** 2)) < 0.02
+    # Upsampling and the same rate work too.
+    assert len(StreamResampler(16000, sr_out).process(np.zeros(16000))) == pytest.approx(sr_out, abs=1)
+    assert np.array_equal(StreamResampler(sr_out, sr_out).process(x[:100]), x[:100].astype(np.float32))
 
-    def start(self):
-        self._running.set()
-        self._thread = threading.Thread(target=self._feed, daemon=True)
-        self._thread.start()
 
-    def _feed(self):
-        for start in range(0, len(self.samples), self.blocksize):
-            if not self._running.is_set():
-                return
-            block = self.samples[start:start + self.blocksize]
-            if len(block) < self.blocksize:
-                block = np.pad(block, (0, self.blocksize - len(block)))
-            self.callback(block[:, None].copy(), self.blocksize, None, None)
+def test_microphone_opens_at_the_devices_own_rate(pair):
+    import librosa
 
-    def stop(self):
-        self._running.clear()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+    midi_path, audio_path, midi = pair
+    follower = ScoreFollower(midi_path)
+    y = media.load_audio(audio_path, sr=follower.sr)[: follower.sr * 10]
+    microphone = FakeMicrophone(librosa.resample(y, orig_sr=follower.sr, target_sr=48000), native_sr=48000)
+    reported = []
+    mic = MicrophoneFollower(follower, lambda a, m: reported.append((a, m)), stream_factory=microphone.input_stream,
+                             query_devices=microphone.query_devices)
+    mic.start()
+    deadline = time.monotonic() + 30
+    while len(reported) < len(microphone.samples) // mic.blocksize and time.monotonic() < deadline:
+        time.sleep(0.05)
+    mic.stop()
+    assert microphone.refused == [] and microphone.streams[0].samplerate == mic.samplerate == 48000
+    assert mic.blocksize == 960 and mic.error is None  # 20 ms at 48 kHz
+    audio_t, midi_t = np.array(reported).T
+    # The follower counts its own (resampled) samples: the audio clock is right.
+    assert audio_t[-1] == pytest.approx(len(reported) * 0.02, abs=0.002)
+    err = position_errors_s(midi, audio_t, midi_t)
+    assert np.median(err) < 0.05
+    # Asking for the follower's rate on this device is refused, with a readable reason.
+    with pytest.raises(DeviceError) as exc:
+        MicrophoneFollower(follower, lambda a, m: None, stream_factory=microphone.input_stream,
+                           samplerate=follower.sr).start()
+    assert "does not support this sample rate" in str(exc.value)
 
-    def close(self):
-        self.closed = True
+
+def test_microphone_without_an_input_device_is_a_device_error(pair):
+    import sounddevice as sd
+
+    def no_input(device, kind):
+        raise sd.PortAudioError("Error querying device -1")
+
+    mic = MicrophoneFollower(ScoreFollower(pair[0]), lambda a, m: None, stream_factory=lambda **kw: None,
+                             query_devices=no_input)
+    with pytest.raises(DeviceError) as exc:
+        mic.start()
+    assert "no sound device found" in str(exc.value) and not mic.running
 
 
 def test_microphone_follower_follows_the_fake_input(pair):

@@ -13,6 +13,7 @@ import pretty_midi
 import pytest
 import soundfile as sf
 from PySide6.QtCore import QPointF, QSettings, Qt
+from PySide6.QtGui import QColor
 from PySide6.QtTest import QTest
 
 from engine.align import Alignment
@@ -23,8 +24,7 @@ from gui.pipeline import note_table
 from gui.playback import PAUSED, PLAYING, Player
 from gui.session import DisplaySpectrogram, LoadedPair
 from gui.transport_bar import install_playback
-from tests.fake_sound_card import FakeSoundCard
-from tests.test_follow import FakeInputStream
+from tests.fake_sound_card import FakeMicrophone, FakeSoundCard
 
 OFFSET_S, STRETCH, SR = 0.5, 1.25, 22050
 
@@ -190,27 +190,65 @@ def test_loop_without_selection_and_device_errors_are_messages(qtbot, tmp_path, 
     window.close()
 
 
-def test_follow_microphone_drives_the_playhead(setup, qtbot, files):
+def test_follow_microphone_drives_the_playhead_and_highlights_the_score(setup, qtbot, files):
+    import librosa
+
     window, controller, _ = setup
     y, sr = sf.read(files[1], dtype="float32")
-    fed = {}
-
-    def factory(**kwargs):
-        fed["stream"] = FakeInputStream(y, **kwargs)
-        return fed["stream"]
-
+    # A microphone that only opens at 48 kHz, as many do: the follower must not ask for 22050 Hz.
+    microphone = FakeMicrophone(librosa.resample(y, orig_sr=sr, target_sr=48000), native_sr=48000)
     live = window.live_follow
-    live.stream_factory = factory
+    live.stream_factory, live.query_devices = microphone.input_stream, microphone.query_devices
     window.transport_bar.mic_action.setChecked(True)
     qtbot.waitUntil(lambda: live.mic is not None and live.latest_midi_s is not None, timeout=60000)
+    assert microphone.refused == [] and microphone.streams[0].samplerate == 48000
+    assert "48 kHz" in window.transport_bar.last_message
     qtbot.waitUntil(lambda: (live.latest_midi_s or 0) > 4.0, timeout=30000)
     controller.tick()
     # The playhead marks the followed score position, mapped into the recording's time.
     assert window.session.playhead_s == pytest.approx(OFFSET_S + STRETCH * live.latest_midi_s, abs=0.2)
     assert not window.transport_bar.play_action.isEnabled()
+    # The piano roll highlights the notes sounding at the followed position, under a score cursor.
+    highlight = live.highlight
+    qtbot.waitUntil(lambda: highlight.visible and highlight.midi_s is not None, timeout=5000)
+    midi_s = highlight.midi_s
+    notes = window.piano_roll_view.notes
+    expected = np.flatnonzero((notes.start_midi_s <= midi_s) & (notes.end_midi_s > midi_s))
+    assert np.array_equal(highlight.sounding, expected)
+    assert highlight.cursor_s == pytest.approx(OFFSET_S + STRETCH * midi_s, abs=1e-6)
     window.transport_bar.mic_action.setChecked(False)
-    assert live.mic is None and fed["stream"].closed
+    assert live.mic is None and microphone.streams[0].closed
     assert window.transport_bar.play_action.isEnabled()
+    assert not highlight.visible and len(highlight.fill_item) == 0
+
+
+def test_score_highlight_marks_the_sounding_notes_in_either_timeline(setup, qtbot):
+    window, _, _ = setup
+    view, highlight = window.piano_roll_view, window.live_follow.highlight
+    session = window.session
+    session.set_view_range(2.0, 5.0)
+    # At MIDI 2.1 s the fifth piano note (pitch 68, 2.0-2.4 s) and the second string note (52, 2.0-3.8 s) sound.
+    highlight.show(2.1)
+    assert sorted(view.notes.pitch[highlight.sounding].tolist()) == [52, 68]
+    assert highlight.cursor_s == pytest.approx(OFFSET_S + STRETCH * 2.1)
+    assert np.allclose(highlight.fill_item.start_s, OFFSET_S + STRETCH * 2.0)
+    # Drawn: the two notes lit up (white) on their key rows at the cursor.
+    image = view.grab().toImage()
+    vb = view.viewbox
+    lit = 0
+    for pitch in (52, 68):
+        for dt in (0.05, 0.2, 0.4):
+            p = vb.mapViewToScene(QPointF(OFFSET_S + STRETCH * 2.0 + dt, pitch))
+            p = view.mapFromScene(p)
+            r, g, b = QColor(image.pixel(int(p.x()), int(p.y()))).getRgb()[:3]
+            lit += min(r, g, b) > 230
+    assert lit >= 5
+    # In the MIDI's own timeline the highlight moves with the notes.
+    session.set_display(show_warped=False)
+    highlight.show(2.1)
+    assert highlight.cursor_s == pytest.approx(2.1) and np.allclose(highlight.fill_item.start_s, 2.0)
+    highlight.show(None)
+    assert not highlight.visible and highlight.sounding.size == 0
 
 
 def test_follow_microphone_without_a_microphone_is_a_message(setup, qtbot):
