@@ -57,6 +57,8 @@ class AlignParams:
     presence_threshold: float = 0.1       # instruments with a gain below this (vs the loudest) count as absent
     fine_onset_weight: float = 0.3        # onsets' weight in the fine DTW's cost (chroma: the rest)
     fine_radius_s: float = 0.4            # fine DTW band half-width around the smoothed DTW path
+    fine_passes: int = 2                  # each further fine pass: around the last, half the band
+    snap_frames: int = 1                  # last snap of each onset group to the sharp onsets, in frames
 
     def feature_params(self) -> dict:
         keys = ("sr", "hop_length", "onset_hop_length")
@@ -516,10 +518,11 @@ def _solve(midi_arrays, recording, midi, midi_path, audio_dur, params: AlignPara
             fine_midi_s, fine_audio_s = refine.fine_path(
                 midi_arrays["fine_chroma"], midi_arrays["onset_strength"], recording["fine_chroma"],
                 recording["onset_strength"], fps, pj * frame_s, pi * frame_s, params.fine_onset_weight,
-                params.fine_radius_s, params.penalty_scale, params.gully, cancel=cancel)
+                params.fine_radius_s, params.penalty_scale, params.gully, passes=params.fine_passes, cancel=cancel)
         except InterruptedError:
             raise Cancelled() from None
-        anchors = refine.note_anchors(sub, fine_midi_s, fine_audio_s, recording["snap_onset_strength"], fps, audio_dur)
+        anchors = refine.note_anchors(sub, fine_midi_s, fine_audio_s, recording["snap_onset_strength"], fps, audio_dur,
+                                      snap_frames=params.snap_frames)
 
     checkpoint(0.9, "scoring")
     rng = np.random.default_rng(1)
