@@ -178,7 +178,8 @@ def main(argv=None) -> int:
     pairs = list({p["id"]: p for p in load_set(args.set)}.values())[: args.n]  # the manifest may list a pair twice
     chunk_s = args.chunk_ms / 1000.0
     report = {"set": str(args.set), "n_pairs": len(pairs), "chunk_ms": args.chunk_ms, "targets": TARGETS,
-              "params": FollowParams().to_dict(), "results": {}, "per_pair": {}}
+              "params": FollowParams().to_dict(), "load_average_start": [round(x, 2) for x in os.getloadavg()],
+              "results": {}, "per_pair": {}}
     for i, reference in enumerate(r.strip() for r in args.references.split(",") if r.strip()):
         subset = pairs if i == 0 else pairs[: args.pianoroll_pairs]
         print(f"ours, reference={reference}, {len(subset)} pairs")
@@ -208,6 +209,7 @@ def main(argv=None) -> int:
                 median_of_pair_medians_ms=round(float(np.median([peer[i]["median_ms"] for i in ok])), 2),
                 mean_of_pair_means_ms=round(float(np.mean([peer[i]["mean_ms"] for i in ok])), 2),
                 mean_within_100ms=round(float(np.mean([peer[i]["within_100ms"] for i in ok])), 4))
+    report["load_average_end"] = [round(x, 2) for x in os.getloadavg()]  # compute times depend on it
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report["results"], indent=1))
