@@ -108,7 +108,7 @@ def midi_vectors(midi, hop_frames: int = LIBRARY_HOP_FRAMES) -> SnippetVectors:
     return SnippetVectors(embed_midi_snippets(snippets[keep]), starts[keep] / ef.frames_per_second())
 
 
-def _model_identity() -> str:
+def model_identity() -> str:
     """Changes whenever either model file changes (part of every cache key)."""
     parts = []
     for name in (AUDIO_MODEL, MIDI_MODEL):
@@ -122,7 +122,7 @@ def recording_vectors(path, hop_frames: int = QUERY_HOP_FRAMES) -> SnippetVector
     from engine.media import load_audio
 
     models.session(AUDIO_MODEL)  # a missing model is reported before any decoding
-    params = {"v": ef.FEATURE_VERSION, "hop": hop_frames, "model": _model_identity()}
+    params = {"v": ef.FEATURE_VERSION, "hop": hop_frames, "model": model_identity()}
 
     def compute():
         sv = audio_vectors(load_audio(path, sr=ef.SR), ef.SR, hop_frames)
@@ -137,7 +137,7 @@ def midi_file_vectors(path, hop_frames: int = LIBRARY_HOP_FRAMES) -> SnippetVect
     from engine.media import load_midi
 
     models.session(MIDI_MODEL)
-    params = {"v": ef.FEATURE_VERSION, "hop": hop_frames, "model": _model_identity()}
+    params = {"v": ef.FEATURE_VERSION, "hop": hop_frames, "model": model_identity()}
 
     def compute():
         sv = midi_vectors(load_midi(path), hop_frames)
@@ -236,7 +236,10 @@ def build_library(midi_paths, composers: dict | None = None, progress: Progress 
 
 def piece_similarities(query_vectors: np.ndarray, library: Library) -> np.ndarray:
     """(n_queries, n_pieces): each query snippet's best similarity within each piece."""
-    S = np.asarray(query_vectors, np.float32) @ library.vectors.T
+    return _best_per_piece(np.asarray(query_vectors, np.float32) @ library.vectors.T, library)
+
+
+def _best_per_piece(S: np.ndarray, library: Library) -> np.ndarray:
     return np.maximum.reduceat(S, library.offsets[:-1], axis=1)
 
 
@@ -361,12 +364,14 @@ def identify(query_vectors: np.ndarray, library: Library, threshold: float | Non
         threshold = unknown_threshold()
     if len(library) == 0 or len(query_vectors) == 0:
         return Identification([], float("-inf"), threshold, len(query_vectors))
-    B = piece_similarities(query_vectors, library)
+    S = np.asarray(query_vectors, np.float32) @ library.vectors.T  # once, for both stages
+    B = _best_per_piece(S, library)
     scores = B.mean(axis=0).astype(np.float64)
     votes = np.bincount(B.argmax(axis=1), minlength=len(library))
     first = np.argsort(-scores)[:max(1, rerank, top_k)]  # every listed piece gets the sequence score
     off = library.offsets
-    sequence = np.array([sequence_similarity(query_vectors, library.vectors[off[i]:off[i + 1]]) for i in first])
+    sequence = np.array([_sequence_similarity(S[:, off[i]:off[i + 1]].astype(np.float64), OFF_TEMPO_PENALTY)
+                         for i in first])
     ranked = list(first[np.argsort(-sequence, kind="stable")]) + list(np.argsort(-scores)[len(first):])
     final = scores.copy()
     final[first] = sequence

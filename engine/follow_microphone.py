@@ -21,7 +21,7 @@ import threading
 
 import numpy as np
 
-from engine.audio_devices import device_error_reason
+from engine.audio_devices import close_stream, device_error_reason, mono_block, open_microphone
 from engine.errors import DeviceError
 
 ANTI_ALIAS_FRACTION = 0.45  # low-pass cut-off before downsampling, as a fraction of the output rate
@@ -179,18 +179,7 @@ class MicrophoneFollower:
         self.blocksize = max(1, int(round(self.chunk_s * rate)))
         while not self._queue.empty():  # blocks left from an earlier run
             self._queue.get_nowait()
-        factory = self._factory
-        try:
-            if factory is None:
-                import sounddevice as sd
-
-                factory = sd.InputStream
-            self._stream = factory(samplerate=rate, channels=1, blocksize=self.blocksize,
-                                   callback=self._callback, device=self.device, dtype="float32")
-            self._stream.start()
-        except Exception as exc:  # PortAudioError, OSError (no PortAudio library), ValueError (no device)
-            self._stream = None
-            raise DeviceError(None, f"cannot open the microphone: {device_error_reason(exc)}") from None
+        self._stream = open_microphone(self._factory, rate, self.blocksize, self._callback, self.device)
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="score-follower", daemon=True)
         self._thread.start()
@@ -198,7 +187,7 @@ class MicrophoneFollower:
     def _callback(self, indata, frames, time_info, status) -> None:
         if status and getattr(status, "input_overflow", False):
             self.overflows += 1
-        self._queue.put(np.array(indata[:, 0] if np.ndim(indata) == 2 else indata, dtype=np.float32))
+        self._queue.put(mono_block(indata))
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -220,12 +209,7 @@ class MicrophoneFollower:
         """Close the input and stop the worker thread (safe to call twice)."""
         self._stop.set()
         stream, self._stream = self._stream, None
-        if stream is not None:
-            try:
-                stream.stop()
-                stream.close()
-            except Exception:  # noqa: BLE001 - a device already gone cannot be closed twice
-                pass
+        close_stream(stream)
         if self._thread is not None:
             self._thread.join(timeout=2.0)
             self._thread = None

@@ -315,13 +315,13 @@ def run_match(midi_dir, audio_dir, params: MatchParams | None = None, *, run_dir
     identity = {"version": RUN_VERSION, "params": params.identity(), "midi_dir": os.path.abspath(midi_dir),
                 "audio_dir": os.path.abspath(audio_dir)}
     if params.embedding_k:
-        from engine import match_embedding
+        from engine import embed, match_embedding
 
         if params.embedding_score not in match_embedding.SCORES:
             raise MatchError(midi_dir, f"unknown embedding score {params.embedding_score!r} "
                                        f"(one of {', '.join(match_embedding.SCORES)})")
         match_embedding.check_models()  # a missing model is one clear error, not one per file
-        identity["embedding_models"] = match_embedding.model_identity()
+        identity["embedding_models"] = embed.model_identity()
     run_dir = run_dir if run_dir is not None else default_run_dir(midi_dir, audio_dir, params,
                                                                  identity.get("embedding_models", ""))
     store = RunDir(run_dir, identity) if run_dir is not None else None

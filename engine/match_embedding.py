@@ -68,13 +68,6 @@ def check_models() -> None:
     models.session(embed.MIDI_MODEL)
 
 
-def model_identity() -> str:
-    """Changes whenever either embedding model file changes (part of a run's identity)."""
-    from engine import embed
-
-    return embed._model_identity()
-
-
 # ---- file-level scores ---------------------------------------------------------------------
 
 def summary_scores(midi_summaries: np.ndarray, audio_summaries: np.ndarray) -> np.ndarray:

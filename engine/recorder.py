@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.audio_devices import device_error_reason
-from engine.errors import AudioError, DeviceError
+from engine.audio_devices import close_stream, mono_block, open_microphone
+from engine.errors import AudioError
 
 DEFAULT_SR = 22050
 
@@ -69,28 +69,12 @@ class MicrophoneRecorder:
         self.stop()
         with self._lock:
             self._blocks, self._n_samples = [], 0
-        factory = self._factory
-        try:
-            if factory is None:
-                import sounddevice as sd
-
-                factory = sd.InputStream
-            self._stream = factory(samplerate=self.sr, channels=1, blocksize=self.blocksize,
-                                   callback=self._callback, device=self.device, dtype="float32")
-            self._stream.start()
-        except Exception as exc:  # PortAudioError, OSError (no PortAudio library), ValueError (no device)
-            self._stream = None
-            raise DeviceError(None, f"cannot open the microphone: {device_error_reason(exc)}") from None
+        self._stream = open_microphone(self._factory, self.sr, self.blocksize, self._callback, self.device)
 
     def stop(self) -> np.ndarray:
         """Close the input (safe to call twice) and return what was recorded."""
         stream, self._stream = self._stream, None
-        if stream is not None:
-            try:
-                stream.stop()
-                stream.close()
-            except Exception:  # noqa: BLE001 - a device already gone cannot be closed twice
-                pass
+        close_stream(stream)
         return self.samples()
 
     # -- state -------------------------------------------------------------------------------------
@@ -120,7 +104,7 @@ class MicrophoneRecorder:
             self.overflows += 1
         if self.full:
             return
-        block = np.array(indata[:, 0] if np.ndim(indata) == 2 else indata, dtype=np.float32)
+        block = mono_block(indata)
         with self._lock:
             self._blocks.append(block)
             self._n_samples += len(block)

@@ -290,15 +290,15 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getSaveFileName(self, caption, self._default_export_path(suffix), file_filter)
         return path or None
 
-    def export_aligned_midi(self, path: str | None = None) -> str | None:
-        """Write the MIDI warped into the recording's timeline; returns the path written."""
-        if self.session.pair is None or not self.session.pair.aligned:
+    def _export(self, path, caption: str, suffix: str, file_filter: str, write, needs_alignment: bool = True):
+        """Ask for a path (unless given), ``write(path)``, report; returns the path written or None."""
+        if needs_alignment and (self.session.pair is None or not self.session.pair.aligned):
             return None
-        path = path or self._ask_save_path("Export aligned MIDI", ".aligned.mid", "MIDI (*.mid)")
+        path = path or self._ask_save_path(caption, suffix, file_filter)
         if not path:
             return None
         try:
-            self.session.pair.alignment.write_warped_midi(path)
+            write(path)
         except (EarwormError, OSError) as exc:
             self.show_error(exc if isinstance(exc, EarwormError) else EarwormError(path, str(exc.strerror or exc)),
                             title="Could not export")
@@ -306,32 +306,22 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Wrote {path}", 5000)
         return path
 
+    def export_aligned_midi(self, path: str | None = None) -> str | None:
+        """Write the MIDI warped into the recording's timeline; returns the path written."""
+        return self._export(path, "Export aligned MIDI", ".aligned.mid", "MIDI (*.mid)",
+                            lambda p: self.session.pair.alignment.write_warped_midi(p))
+
     def export_path_csv(self, path: str | None = None) -> str | None:
         """Write the warping path as CSV (``midi_s,audio_s``); returns the path written."""
-        if self.session.pair is None or not self.session.pair.aligned:
-            return None
-        path = path or self._ask_save_path("Export path CSV", ".path.csv", "CSV (*.csv)")
-        if not path:
-            return None
-        try:
-            Path(path).write_text(self.session.pair.alignment.path_csv())
-        except OSError as exc:
-            self.show_error(EarwormError(path, exc.strerror or str(exc)), title="Could not export")
-            return None
-        self.statusBar().showMessage(f"Wrote {path}", 5000)
-        return path
+        return self._export(path, "Export path CSV", ".path.csv", "CSV (*.csv)",
+                            lambda p: Path(p).write_text(self.session.pair.alignment.path_csv()))
 
     def export_view_png(self, path: str | None = None) -> str | None:
         """Save the linked views as they are on screen; returns the path written."""
-        path = path or self._ask_save_path("Export view PNG", ".view.png", "PNG image (*.png)")
-        if not path:
-            return None
-        if not self.views.grab().save(path, "PNG"):
-            self.show_error(EarwormError(path, "could not write the image (folder missing or not writable?)"),
-                            title="Could not export")
-            return None
-        self.statusBar().showMessage(f"Wrote {path}", 5000)
-        return path
+        def save(p):
+            if not self.views.grab().save(p, "PNG"):
+                raise EarwormError(p, "could not write the image (folder missing or not writable?)")
+        return self._export(path, "Export view PNG", ".view.png", "PNG image (*.png)", save, needs_alignment=False)
 
     # -- recent files ---------------------------------------------------------------------------
     def recent_pairs(self) -> list[tuple[str, str]]:

@@ -31,13 +31,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QGridLayout, QHBoxLayout, QHeaderView, QLabel,
                                QLineEdit, QPushButton, QTableView, QVBoxLayout, QWidget)
 
 from engine.errors import AudioError, EarwormError
-from gui.panels.panel_common import FlowLayout, JobRow, show_error
+from gui.panels.panel_common import FlowLayout, JobRow, RowsTableModel, show_error
 from gui.workers import JobCancelled, JobRunner
 
 COLUMNS = ("#", "Piece", "Composer", "Score", "Votes")
@@ -122,30 +122,22 @@ def format_elapsed(seconds: float) -> str:
 
 
 # ---------------------------------------------------------------------------------------- table
-class RankingModel(QAbstractTableModel):
+class RankingModel(RowsTableModel):
     """The ranked pieces of an :class:`engine.embed.Identification`, best first."""
+
+    headers = COLUMNS
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.identification = None
-        self.pieces: list = []
+
+    @property
+    def pieces(self) -> list:
+        return self.rows
 
     def set_identification(self, identification) -> None:
-        self.beginResetModel()
         self.identification = identification
-        self.pieces = list(identification.pieces) if identification is not None else []
-        self.endResetModel()
-
-    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802
-        return 0 if parent.isValid() else len(self.pieces)
-
-    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802
-        return len(COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
-        return None
+        self.set_rows(identification.pieces if identification is not None else [])
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
         row, column = index.row(), index.column()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QHeaderView, QLabel,
                                QLineEdit, QMenu, QPushButton, QSplitter, QTableView, QToolButton, QTreeWidget,
@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QHeade
 
 from gui.panels.label_models import (LibraryModel, export_labels_job, import_labels_job, relink_job,
                                      scan_folder_job)
-from gui.panels.panel_common import FlowLayout, JobRow, show_error
+from gui.panels.panel_common import FlowLayout, JobRow, RowsTableModel, show_error
 from gui.workers import JobRunner
 
 LABEL_FORMATS = (  # (format, menu text, file filter; None: a folder)
@@ -49,30 +49,16 @@ def _fmt(value, spec: str) -> str:
     return "" if value is None else format(value, spec)
 
 
-class LibraryTableModel(QAbstractTableModel):
+class LibraryTableModel(RowsTableModel):
     """Qt table over :attr:`LibraryModel.rows`; sorting asks the model to re-sort."""
+
+    headers = tuple(header for header, _ in COLUMNS)
 
     def __init__(self, model: LibraryModel, parent=None):
         super().__init__(parent)
         self.model = model
         self.rows = list(model.rows)
-        model.rows_changed.connect(self._on_rows)
-
-    def _on_rows(self, rows) -> None:
-        self.beginResetModel()
-        self.rows = list(rows)
-        self.endResetModel()
-
-    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802
-        return len(COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section][0]
-        return None
+        model.rows_changed.connect(self.set_rows)
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
         row = self.rows[index.row()]

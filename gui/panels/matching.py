@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QGridLayout, QHeaderView, QLabel, QLineEdit,
                                QPushButton, QTableView, QVBoxLayout, QWidget)
 
-from gui.panels.panel_common import JobRow, show_error
+from gui.panels.panel_common import JobRow, RowsTableModel, show_error
 from gui.workers import JobRunner
 
 COLUMNS = ("MIDI", "Recording", "Confidence", "Gap")
@@ -42,30 +42,18 @@ def match_job(midi_dir, audio_dir, *, n_workers=None, project=None, run_dir=None
                      progress=progress, cancel=cancel)
 
 
-class MatchTableModel(QAbstractTableModel):
+class MatchTableModel(RowsTableModel):
     """One row per MIDI of a :class:`engine.match.MatchResult`."""
+
+    headers = COLUMNS
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.result = None
-        self.rows: list = []
 
     def set_result(self, result) -> None:
-        self.beginResetModel()
         self.result = result
-        self.rows = result.rows() if result is not None else []
-        self.endResetModel()
-
-    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802
-        return len(COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
-        return None
+        self.set_rows(result.rows() if result is not None else [])
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
         midi, audio, confidence, gap = self.rows[index.row()]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from PySide6.QtCore import QEvent, QObject, QRect, QSize, Qt
+from PySide6.QtCore import QAbstractTableModel, QEvent, QModelIndex, QObject, QRect, QSize, Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (QHBoxLayout, QLayout, QLineEdit, QMessageBox, QProgressBar, QPushButton, QSizePolicy,
                                QWidget)
@@ -33,6 +33,35 @@ def show_error(parent: QWidget, exc: BaseException, title: str, details: str = "
     box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     box.open()
     return text
+
+
+class RowsTableModel(QAbstractTableModel):
+    """A read-only Qt table over a list ``rows`` under fixed column ``headers``.
+
+    Subclasses set ``headers`` and implement ``data``; ``set_rows`` replaces every row at once.
+    """
+
+    headers: tuple = ()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.rows: list = []
+
+    def set_rows(self, rows) -> None:
+        self.beginResetModel()
+        self.rows = list(rows)
+        self.endResetModel()
+
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+        return len(self.headers)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.headers[section]
+        return None
 
 
 def key_name(event) -> str:

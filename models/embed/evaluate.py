@@ -21,7 +21,6 @@ Protocols (test pieces = the library-matching benchmark's MIDIs, see :mod:`model
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 
@@ -126,7 +125,7 @@ def calibrate_unknown(embed_audio, embed_midi, val_records) -> float:
     pieces = Pieces(val_records)
     rng = np.random.default_rng(SEED)
     order = rng.permutation(len(pieces))
-    known, unknown = sorted(order[: len(order) // 2]), sorted(order[len(order) // 2:])
+    known = sorted(order[: len(order) // 2])  # the other half stays out of the library: unknown
     trials, _ = identification_trials(pieces, known, range(len(pieces)), embed_audio, embed_midi,
                                       CLIP_SECONDS[0], rng, clips_per_piece=4)
     k = [ident.known_score for q, ident in trials if q in set(known)]
@@ -136,15 +135,10 @@ def calibrate_unknown(embed_audio, embed_midi, val_records) -> float:
 
 def write_threshold(threshold: float) -> None:
     """Store the open-set threshold in both ONNX files' metadata (no retraining)."""
-    import onnx
+    from models.onnx_metadata import set_metadata
 
     for name in (E.AUDIO_MODEL, E.MIDI_MODEL):
-        path = MODELS_DIR / f"{name}.onnx"
-        proto = onnx.load(str(path))
-        for entry in proto.metadata_props:
-            if entry.key == "unknown_threshold":
-                entry.value = str(round(threshold, 4))
-        onnx.save(proto, str(path))
+        set_metadata(MODELS_DIR / f"{name}.onnx", {"unknown_threshold": round(threshold, 4)})
     from engine import models
 
     models.clear_cache()

@@ -20,7 +20,6 @@ the checkpoint with the best validation MRR (audio → MIDI, held-out training p
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -200,23 +199,19 @@ def train(config=CONFIG, records=None, log=print):
 
 def export(model, name: str, n_bins: int, fixture: np.ndarray, extra_metadata: dict) -> Path:
     """Write ``models/<name>.onnx`` (+ metadata), its weights npz and fixture npz."""
-    import onnx
     import torch
 
     from models.embed.net import EMBED_DIM, state_to_arrays
+    from models.onnx_metadata import set_metadata
 
     path = MODELS_DIR / f"{name}.onnx"
     dummy = torch.zeros(2, 1, n_bins, ef.SNIPPET_FRAMES)
     torch.onnx.export(model, dummy, str(path), input_names=["snippets"], output_names=["embedding"],
                       dynamic_axes={"snippets": {0: "n"}, "embedding": {0: "n"}}, opset_version=17, dynamo=False)
-    proto = onnx.load(str(path))
-    meta = {"feature_version": ef.FEATURE_VERSION, "embed_dim": EMBED_DIM, "snippet_frames": ef.SNIPPET_FRAMES,
-            "hop_length": ef.HOP_LENGTH, "sr": ef.SR, **extra_metadata}
-    for key, value in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, str(value)
-    proto.doc_string = "Earworm Studio cross-modal snippet embedding; see models/MODEL_CARD_embed.md"
-    onnx.save(proto, str(path))
+    set_metadata(path, {"feature_version": ef.FEATURE_VERSION, "embed_dim": EMBED_DIM,
+                        "snippet_frames": ef.SNIPPET_FRAMES, "hop_length": ef.HOP_LENGTH, "sr": ef.SR,
+                        **extra_metadata},
+                 "Earworm Studio cross-modal snippet embedding; see models/MODEL_CARD_embed.md")
     np.savez_compressed(path.with_suffix(".weights.npz"), **state_to_arrays(model))
     with torch.no_grad():
         expected = model(torch.from_numpy(fixture)).numpy()

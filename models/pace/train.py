@@ -210,9 +210,9 @@ def build_model(config=CONFIG):
 
 def export(model, path: Path, fixture_clips: np.ndarray, fixture_periodicity: np.ndarray) -> None:
     """Write the ONNX model (+ metadata), the weights npz and the fixture npz next to it."""
-    import onnx
     import torch
 
+    from models.onnx_metadata import set_metadata
     from models.pace.net import state_to_arrays
 
     dummy = (torch.zeros(2, engine_pace.PACE_CHANNELS, engine_pace.N_BEATS, engine_pace.STEPS_PER_BEAT),
@@ -220,14 +220,10 @@ def export(model, path: Path, fixture_clips: np.ndarray, fixture_periodicity: np
     torch.onnx.export(model, dummy, str(path), input_names=["clips", "periodicity"], output_names=["logits"],
                       dynamic_axes={"clips": {0: "n"}, "periodicity": {0: "n"}, "logits": {0: "n"}},
                       opset_version=17, dynamo=False)
-    proto = onnx.load(str(path))
-    for key, value in {"feature_version": engine_pace.FEATURE_VERSION, "n_beats": engine_pace.N_BEATS,
-                       "steps_per_beat": engine_pace.STEPS_PER_BEAT,
-                       "outputs": "logit(compatible), logit(is the notated beat)"}.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, str(value)
-    proto.doc_string = "Earworm Studio pace-compatibility CNN; see models/MODEL_CARD_pace.md"
-    onnx.save(proto, str(path))
+    set_metadata(path, {"feature_version": engine_pace.FEATURE_VERSION, "n_beats": engine_pace.N_BEATS,
+                        "steps_per_beat": engine_pace.STEPS_PER_BEAT,
+                        "outputs": "logit(compatible), logit(is the notated beat)"},
+                 "Earworm Studio pace-compatibility CNN; see models/MODEL_CARD_pace.md")
     np.savez_compressed(path.with_suffix(".weights.npz"), **state_to_arrays(model))
     with torch.no_grad():
         expected = model(torch.from_numpy(fixture_clips), torch.from_numpy(fixture_periodicity)).numpy()

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine import embed
 from engine import match_embedding as me
 from engine import match_stages as stages
 from engine.cache import file_hash
@@ -43,6 +44,7 @@ from engine.distributed import local_cores, make_runner
 from engine.evaluate import gold_ranks, read_gold
 from engine.match import MatchParams, RunDir, features_task
 from tests.benchmarks.make_match_set import DEFAULT_OUT as SET_DIR
+from tests.benchmarks.doc_sections import replace_section
 
 OUT_DIR = Path(__file__).resolve().parent / "out" / "embed_match"
 KS = (1, 2, 5, 10, 20, 50)
@@ -67,7 +69,7 @@ def _uptime() -> str:
 def bench_features(set_dir: Path) -> tuple[list, list, dict, dict]:
     """Names, per-file features (chroma + embedding) of the set; cached in a run directory per model pair."""
     params = MatchParams(embedding_k=1)
-    models = me.model_identity()
+    models = embed.model_identity()
     store = RunDir(SET_DIR / "runs" / ("embed-features-" + hashlib.sha1(models.encode()).hexdigest()[:10]),
                    {"bench": "embed_match", "params": params.identity(), "models": models})
     names = {kind: sorted(p.name for p in (set_dir / kind).iterdir() if p.is_file()) for kind in ("midi", "audio")}
@@ -153,7 +155,7 @@ def recall(args) -> int:
                       "dropped_voices": len(corruption.get("dropped_instruments", []))})
     snippets = {"midi_mean": float(np.mean([len(f["emb_vectors"]) for f in fm])),
                 "audio_mean": float(np.mean([len(f["emb_vectors"]) for f in fa]))}
-    report = {"n_midi": len(midi), "n_audio": len(audio), "n_gold": int(gold.sum()), "models": me.model_identity(),
+    report = {"n_midi": len(midi), "n_audio": len(audio), "n_gold": int(gold.sum()), "models": embed.model_identity(),
               "table": table, "front_recall": front, "worst_pairs": worst, "chroma_front_recall_k_prune": chroma_front,
               "k_prune": params.k_prune, "snippets_per_file": snippets, "load_average": load, "cores": local_cores(),
               "stage_speed": {"summary_s": summary_s, "summary_pairs_per_s": n_pairs / max(summary_s, 1e-9),
@@ -199,7 +201,7 @@ def cascade(args) -> int:
         print(f"{name}: P {r['precision']:.3f} R {r['recall']:.3f} F1 {r['f1']:.3f} AUC {r['roc_auc']:.4f} "
               f"rank-1 {r['rank1']:.3f}; stage recall {r['stage_recall']}; wall {wall_s:.1f} s "
               f"{r['timings_s']}; load {r['load_average']}")
-    _save("cascade.json", {"runs": runs, "cores": local_cores(), "models": me.model_identity()})
+    _save("cascade.json", {"runs": runs, "cores": local_cores(), "models": embed.model_identity()})
     return 0
 
 
@@ -304,14 +306,7 @@ def doc(args) -> int:
               f"| set score on this set (all snippets, both ways) | {ss['set_pairs_per_s']:.0f} pairs/s |",
               f"| set score on this set (every 3rd snippet) | {ss['set_every3_pairs_per_s']:.0f} pairs/s |", "",
               END]
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    section = "\n".join(lines)
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.write_text(text)
+    replace_section("\n".join(lines), BEGIN, END, DOC)
     print(f"wrote the embedding-matching section of {DOC}")
     return 0
 

@@ -45,6 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.benchmarks.doc_sections import replace_section
+
 ROOT = Path(__file__).resolve().parents[2]
 PAIR_DIR = ROOT / "data" / "bench" / "gui"
 OUT_JSON = ROOT / "tests" / "benchmarks" / "out" / "gui_results.json"
@@ -437,13 +439,7 @@ def render_markdown(results: dict, command: str) -> str:
 
 
 def write_doc(markdown: str) -> None:
-    text = DOC.read_text() if DOC.is_file() else "# Benchmarks\n\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + markdown.rstrip("\n") + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + markdown
-    DOC.write_text(text)
+    replace_section(markdown, BEGIN, END, DOC)
 
 
 def main(argv=None) -> int:

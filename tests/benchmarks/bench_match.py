@@ -43,6 +43,7 @@ from engine import match_stages as stages
 from engine.distributed import local_cores, make_runner, run_all
 from engine.match import MatchParams, confirm_task, features_task, run_match
 from tests.benchmarks.make_match_set import DEFAULT_OUT as SET_DIR
+from tests.benchmarks.doc_sections import replace_section
 
 OUT_DIR = Path(__file__).resolve().parent / "out" / "match"
 TARGETS = {"rank1": 0.95, "f1": 0.95, "roc_auc": 0.99, "prune_pairs_per_s": 10e6, "end_to_end_1000_s": 600.0}
@@ -299,14 +300,7 @@ def doc(args) -> int:
              f"| projection 10 000 × 10 000 | {e10['total_s'] / 60:.0f} min | | |", "",
              "Times scale with the recordings' length (features and alignment about linearly, the coarse DTW "
              "quadratically): the set's recordings are short (≤ 60 s).", END]
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    section = "\n".join(lines)
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.write_text(text)
+    replace_section("\n".join(lines), BEGIN, END, DOC)
     print(f"wrote the matching section of {DOC}")
     return 0
 

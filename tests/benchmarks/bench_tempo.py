@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.benchmarks.doc_sections import replace_section
+
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "tests" / "benchmarks" / "out" / "tempo_results.json"
 DOC = ROOT / "docs" / "BENCHMARKS.md"
@@ -140,12 +142,7 @@ def render_markdown(r: dict, command: str) -> str:
 
 
 def write_doc(section: str) -> None:
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.write_text(text)
+    replace_section(section, BEGIN, END, DOC)
 
 
 def main(argv=None) -> int:

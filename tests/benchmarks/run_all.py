@@ -23,6 +23,7 @@ from pathlib import Path
 
 from tests.benchmarks import bench_align
 from tests.benchmarks import make_alignment_set as bench_set
+from tests.benchmarks.doc_sections import replace_section
 
 DOC = bench_set.ROOT / "docs" / "BENCHMARKS.md"
 BEGIN, END = "<!-- alignment:begin -->", "<!-- alignment:end -->"
@@ -159,16 +160,7 @@ def render_markdown(results: dict, command: str) -> str:
 
 def write_section(markdown: str, doc: Path = DOC) -> None:
     """Replace the alignment section of ``doc`` (or create the page) with ``markdown``."""
-    header = "# Benchmarks\n\nMeasured by `make bench` (`python -m tests.benchmarks.run_all`); numbers below are from the last run.\n\n"
-    text = doc.read_text() if doc.is_file() else header
-    if BEGIN in text and END in text:
-        before, rest = text.split(BEGIN, 1)
-        after = rest.split(END, 1)[1]
-        text = before + markdown.rstrip("\n") + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + markdown
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(text)
+    replace_section(markdown, BEGIN, END, doc)
 
 
 def main(argv=None) -> int:
