@@ -30,7 +30,12 @@ Conventions
 - ``gap``: the MIDI's best confidence minus its runner-up's.
 - Batch work runs on local processes or a Dask cluster (:mod:`engine.distributed`). Results are
   stored as they arrive in a run directory (``features/<hash>.npz``, ``confirmed.jsonl``) and, with
-  a project, as results of kind ``alignment_confidence`` / ``match_score``; a rerun resumes.
+  a project, as results of kind ``alignment_confidence`` / ``match_score``; a rerun resumes
+  (:mod:`engine.match_store`).
+- ``MatchResult.timings``: per stage (``features``, ``prune``, ``embedding``, ``coarse``,
+  ``confirm``, ``decide``, ``total``) the wall seconds ``<stage>_s`` and ``<stage>_cpu_s``, the
+  CPU seconds of this process and its local workers (:func:`engine.distributed.local_cpu_seconds`):
+  the work, whatever the machine's load.
 """
 from __future__ import annotations
 
@@ -46,12 +51,9 @@ import numpy as np
 
 from engine import match_stages as stages
 from engine.errors import EarwormError
+from engine.match_store import MatchError, ProjectSink, RunDir, default_run_dir  # noqa: F401 (re-exported)
 
 RUN_VERSION = 1
-
-
-class MatchError(EarwormError):
-    """A matching job that cannot run (no files, a run directory made with other parameters…)."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,20 @@ class MatchResult:
                 "confirm_rank1": float(np.mean(self.best[rows] == cols))}
 
 
+def _clock() -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process and its local workers) now."""
+    from engine.distributed import local_cpu_seconds
+
+    return time.perf_counter(), local_cpu_seconds()
+
+
+def _lap(timings: dict, stage: str, since: tuple[float, float]) -> None:
+    """Record ``<stage>_s`` (wall) and ``<stage>_cpu_s`` (local CPU) since ``since`` (a :func:`_clock`)."""
+    wall, cpu = _clock()
+    timings[f"{stage}_s"] = wall - since[0]
+    timings[f"{stage}_cpu_s"] = cpu - since[1]
+
+
 def _write_csv(path, rows) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -197,71 +213,6 @@ def confirm_task(midi_path: str, audio_paths: list, params: dict) -> list:
     return out
 
 
-# ---- resumable storage -------------------------------------------------------------------------
-
-class RunDir:
-    """What a run has computed so far, on disk (see the module docstring)."""
-
-    def __init__(self, path, identity: dict):
-        self.path = Path(path)
-        (self.path / "features").mkdir(parents=True, exist_ok=True)
-        meta = self.path / "run.json"
-        if meta.exists():
-            try:
-                stored = json.loads(meta.read_text())
-            except (OSError, ValueError):
-                stored = None
-            if stored != identity:
-                raise MatchError(self.path, "this run directory belongs to another match (other folders or "
-                                            "parameters); give another --run-dir")
-        else:
-            meta.write_text(json.dumps(identity, indent=1) + "\n")
-
-    def features(self, content_hash: str) -> dict | None:
-        try:
-            with np.load(self.path / "features" / f"{content_hash}.npz", allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
-        except (OSError, ValueError, KeyError):
-            return None
-
-    def save_features(self, content_hash: str, arrays: dict) -> None:
-        target = self.path / "features" / f"{content_hash}.npz"
-        tmp = target.with_name(target.name + ".tmp")
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, target)
-
-    def confirmed(self) -> dict:
-        """(midi_hash, audio_hash) → confidence (or an error string) of the pairs already aligned."""
-        out = {}
-        try:
-            with open(self.path / "confirmed.jsonl") as f:
-                for line in f:
-                    try:
-                        row = json.loads(line)
-                        out[(row["midi"], row["audio"])] = row["value"]
-                    except (ValueError, KeyError):
-                        continue  # a line cut short by a kill: that pair is aligned again
-        except FileNotFoundError:
-            pass
-        return out
-
-    def add_confirmed(self, midi_hash: str, audio_hash: str, value) -> None:
-        with open(self.path / "confirmed.jsonl", "a") as f:
-            f.write(json.dumps({"midi": midi_hash, "audio": audio_hash, "value": value}) + "\n")
-
-
-def default_run_dir(midi_dir, audio_dir, params: MatchParams, models: str = "") -> Path | None:
-    """A run directory in the cache, named after the folders, parameters and models (None if no cache)."""
-    from engine.cache import cache_dir
-
-    root = cache_dir()
-    if root is None:
-        return None
-    key = hashlib.sha1(f"{os.path.abspath(midi_dir)}\n{os.path.abspath(audio_dir)}\n{params.tag()}{models}".encode()).hexdigest()
-    return root / "match-runs" / key[:16]
-
-
 # ---- the job ---------------------------------------------------------------------------------------
 
 def run_match(midi_dir, audio_dir, params: MatchParams | None = None, *, run_dir=None, project=None,
@@ -302,7 +253,7 @@ def run_match(midi_dir, audio_dir, params: MatchParams | None = None, *, run_dir
     params = params or MatchParams()
     say = progress or (lambda fraction, message: None)
     log = log or (lambda line: None)
-    t_start = time.perf_counter()
+    t_start = _clock()
     timings = {}
     midi_dir, audio_dir = Path(midi_dir), Path(audio_dir)
     files = {}
@@ -325,7 +276,7 @@ def run_match(midi_dir, audio_dir, params: MatchParams | None = None, *, run_dir
     run_dir = run_dir if run_dir is not None else default_run_dir(midi_dir, audio_dir, params,
                                                                  identity.get("embedding_models", ""))
     store = RunDir(run_dir, identity) if run_dir is not None else None
-    sink = _ProjectSink(project, midi_dir, audio_dir, params.tag(), say) if project is not None else None
+    sink = ProjectSink(project, midi_dir, audio_dir, params.tag(), say) if project is not None else None
 
     runner = make_runner(scheduler, n_workers)
     try:
@@ -335,7 +286,7 @@ def run_match(midi_dir, audio_dir, params: MatchParams | None = None, *, run_dir
         entries = [(kind, name, str(folder_of[kind] / name)) for kind in ("midi", "audio") for name in files[kind]]
         hashes, feats, bad = {}, {}, []
         todo = []
-        t = time.perf_counter()
+        t = _clock()
         for kind, name, path in entries:
             try:
                 hashes[path] = file_hash(path)
@@ -358,7 +309,7 @@ def run_match(midi_dir, audio_dir, params: MatchParams | None = None, *, run_dir
             say(0.02 + 0.5 * done / len(todo), f"features {done}/{len(todo)}")
         for path, reason in bad:
             log(f"{path}: {reason}")
-        timings["features_s"] = time.perf_counter() - t
+        _lap(timings, "features", t)
         midi_names = [n for n in files["midi"] if str(midi_dir / n) in feats]
         audio_names = [n for n in files["audio"] if str(audio_dir / n) in feats]
         midi_paths = [str(midi_dir / n) for n in midi_names]
@@ -370,23 +321,23 @@ def run_match(midi_dir, audio_dir, params: MatchParams | None = None, *, run_dir
 
         # 2. prune
         say(0.53, "pruning")
-        t = time.perf_counter()
+        t = _clock()
         U = np.stack([feats[p]["summary"] for p in midi_paths]).astype(np.float32)
         V = np.stack([feats[p]["summary"] for p in audio_paths]).astype(np.float32)
         top, _, prune_sums = stages.prune(U, V, params.k_prune)
         Z1 = stages.prune_scores(U, V, prune_sums)
-        timings["prune_s"] = time.perf_counter() - t
+        _lap(timings, "prune", t)
         filtering = 0 < params.embedding_k < n_audio  # a stage keeping every recording changes nothing
         if filtering:  # 0. the embedding stage's candidates; the prune chooses among them
-            t = time.perf_counter()
+            t = _clock()
             candidates = match_embedding.stage_candidates([feats[p] for p in midi_paths], [feats[p] for p in audio_paths],
                                                           params.embedding_k, params.embedding_score)
             top = match_embedding.restrict_top(Z1, candidates, params.k_prune)
-            timings["embedding_s"] = time.perf_counter() - t
+            _lap(timings, "embedding", t)
 
         # 3. coarse DTW on the kept pairs and a few random ones per MIDI
         say(0.56, "coarse alignment")
-        t = time.perf_counter()
+        t = _clock()
         kept = np.zeros((n_midi, n_audio), bool)
         kept[np.repeat(np.arange(n_midi), top.shape[1]), top.ravel()] = True
         # Pairs grouped by MIDI, each group its kept recordings (best first) then its null pairs.
@@ -399,7 +350,7 @@ def run_match(midi_dir, audio_dir, params: MatchParams | None = None, *, run_dir
                                   stages.pack([feats[p]["pooled"] for p in audio_paths]),
                                   pm, pa, params.gully, params.penalty_scale)
         z2 = stages.sparse_zscores(pm, pa, s2, row_reference=~kept[pm, pa])
-        timings["coarse_s"] = time.perf_counter() - t
+        _lap(timings, "coarse", t)
 
         # 4. confirm each MIDI's best pairs by the full alignment
         in_top = kept[pm, pa]
@@ -424,7 +375,7 @@ def run_match(midi_dir, audio_dir, params: MatchParams | None = None, *, run_dir
                  for i, idx in jobs.items()]
         task_rows = list(jobs.values())
         say(0.65, f"confirming {sum(map(len, task_rows))} pairs ({len(confirm_idx) - sum(map(len, task_rows))} done before)")
-        t = time.perf_counter()
+        t = _clock()
         for done, (index, values) in enumerate(runner.run(confirm_task, tasks, cancel), start=1):
             for t_idx, value in zip(task_rows[index], values):
                 k = confirm_idx[t_idx]
@@ -439,80 +390,25 @@ def run_match(midi_dir, audio_dir, params: MatchParams | None = None, *, run_dir
                 if sink:
                     sink.add_confirmed(midi_paths[pm[k]], audio_paths[pa[k]], value)
             say(0.65 + 0.33 * done / max(len(tasks), 1), f"confirmed {done}/{len(tasks)} MIDIs")
-        timings["confirm_s"] = time.perf_counter() - t
+        _lap(timings, "confirm", t)
     finally:
         runner.close()
 
     # 5. calibrated confidences, cascade order kept within each row, decisions
+    t = _clock()
     decided = stages.decide(Z1, pm, pa, z2, in_top, confirm_idx, c3, params.threshold, calibration)
     if filtering:
         match_embedding.mark_dropped(decided, candidates)
+    _lap(timings, "decide", t)
     result = MatchResult(midi_dir, audio_dir, midi_names, audio_names, params=params, **decided)
     result.bad_files = bad
     result.counts = {"midi": n_midi, "audio": n_audio, "bad_files": len(bad), "prune_pairs": n_midi * n_audio,
                      "coarse_pairs": len(pm), "confirm_pairs": len(confirm_idx),
                      "confirm_pairs_computed": sum(map(len, task_rows)), "features_computed": len(todo),
                      **({"embedding_pairs": n_midi * n_audio} if params.embedding_k else {})}
-    timings["total_s"] = time.perf_counter() - t_start
+    _lap(timings, "total", t_start)
     result.timings = timings
     if sink:
         sink.finish(result)
     say(1.0, f"matched {n_midi} MIDIs: {int(np.sum(result.predicted >= 0))} with a recording")
     return result
-
-
-class _ProjectSink:
-    """Stores a match in a project: its files, confirmed alignments as they come, final scores."""
-
-    def __init__(self, project_path, midi_dir, audio_dir, tag, say):
-        from engine.store import Project
-
-        self.project = Project(project_path)
-        self.tag = tag
-        for folder in (midi_dir, audio_dir):
-            say(0.005, f"adding {folder} to the project")
-            self.project.add_folder(folder)
-        self.ids = {f.path: f for f in self.project.files()}
-        self.pending = []
-        self.last_flush = time.monotonic()
-
-    def confirmed(self, hashes) -> dict:
-        from engine.store import ALIGNMENT_CONFIDENCE
-
-        by_id = {f.id: f for f in self.ids.values()}
-        out = {}
-        for r in self.project.results(ALIGNMENT_CONFIDENCE, params=self.tag):
-            if r.file_id in by_id and r.other_id in by_id:
-                value = r.value if r.value is not None else (r.data or {}).get("error", "error")
-                out[(by_id[r.file_id].content_hash, by_id[r.other_id].content_hash)] = value
-        return out
-
-    def add_confirmed(self, midi_path, audio_path, value) -> None:
-        m, a = self.ids.get(os.path.abspath(midi_path)), self.ids.get(os.path.abspath(audio_path))
-        if m is None or a is None:
-            return
-        self.pending.append((m.id, a.id, value if not isinstance(value, str) else None,
-                             {"error": value} if isinstance(value, str) else None))
-        if len(self.pending) >= 256 or time.monotonic() - self.last_flush > 2.0:
-            self.flush()
-
-    def flush(self) -> None:
-        from engine.store import ALIGNMENT_CONFIDENCE
-
-        if self.pending:
-            self.project.put_results(ALIGNMENT_CONFIDENCE, self.pending, params=self.tag)
-            self.pending = []
-        self.last_flush = time.monotonic()
-
-    def finish(self, result: MatchResult) -> None:
-        from engine.store import MATCH_SCORE
-
-        self.flush()
-        rows = []
-        for i, j in zip(*np.nonzero(result.stage >= 2)):
-            m = self.ids.get(os.path.abspath(result.midi_dir / result.midi_names[i]))
-            a = self.ids.get(os.path.abspath(result.audio_dir / result.audio_names[j]))
-            if m is not None and a is not None:
-                rows.append((m.id, a.id, float(result.scores[i, j]), {"stage": int(result.stage[i, j])}))
-        self.project.put_results(MATCH_SCORE, rows, params=self.tag)
-        self.project.close()

@@ -230,3 +230,13 @@ def test_summary_vector_is_unit_and_rejects_too_short():
     assert v.shape == (32 * 12,) and abs(np.linalg.norm(v) - 1) < 1e-5
     with pytest.raises(ValueError):
         stages.summary_vector(chroma[:10], n_segments=32)
+
+
+def test_timings_give_wall_and_cpu_per_stage(local_result):
+    t = local_result.timings
+    stages_ = ("features", "prune", "coarse", "confirm", "decide")
+    for stage in stages_ + ("total",):
+        assert t[f"{stage}_s"] >= 0 and t[f"{stage}_cpu_s"] >= 0
+    # In this process (n_workers=1) the stages' CPU lies within the whole run's, and the work was done.
+    assert sum(t[f"{s}_cpu_s"] for s in stages_) <= t["total_cpu_s"] + 0.05
+    assert t["features_cpu_s"] > 0 and t["confirm_cpu_s"] > 0

@@ -2,6 +2,10 @@
 
 ``nice -n 5 python -m tests.benchmarks.make_match_set [--out data/bench/match] [--seed 0]``
 
+``nice -n 19 python -m tests.benchmarks.make_match_set --large [--workers 2]`` makes the third set,
+``large/`` (1 000 MIDIs × 1 000 recordings, for the end-to-end timing; the recipe is the same,
+the work pool much wider: see :mod:`tests.benchmarks.make_match_large`).
+
 Two disjoint sets of music21 corpus works (no work, and no melody, is in both):
 
 - ``bench/``: the evaluated set — 150 MIDIs with a recording, 30 MIDIs with none (16.7 %), and
@@ -53,6 +57,8 @@ DEFAULT_OUT = align_set.ROOT / "data" / "bench" / "match"
 RECIPE_VERSION = 3
 # (paired, MIDI only, recording only) per set.
 ROLES = {"bench": (150, 30, 35), "calib": (40, 10, 10)}
+# The large set (``--large``): 1 000 MIDIs (170 = 17 % with no recording) × 1 000 recordings (170 with no MIDI).
+LARGE_ROLES = (830, 170, 170)
 
 
 def work_pool(seed: int = 0) -> list[dict]:
@@ -266,11 +272,23 @@ def make_match_set(out_dir: Path = DEFAULT_OUT, seed: int = 0, max_duration_s: f
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Make the library-matching benchmark (bench + calib sets).")
+    parser = argparse.ArgumentParser(description="Make the library-matching benchmark (bench + calib sets, "
+                                                 "or with --large the 1 000 × 1 000 set).")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-duration", type=float, default=60.0, help="seconds of MIDI per work at most")
+    parser.add_argument("--large", action="store_true",
+                        help=f"make <out>/large: {sum(LARGE_ROLES[:2])} MIDIs × {LARGE_ROLES[0] + LARGE_ROLES[2]} "
+                             "recordings (tests.benchmarks.make_match_large)")
+    parser.add_argument("--workers", type=int, default=2, help="processes for --large (default 2)")
     args = parser.parse_args(argv)
+    if args.large:
+        from tests.benchmarks.make_match_large import make_large_set
+
+        counts = make_large_set(args.out, args.seed, args.max_duration, workers=args.workers)
+        print(f"large: {counts['paired']} paired, {counts['midi_only']} MIDI only, "
+              f"{counts['audio_only']} recordings only")
+        return 0 if tuple(counts[r] for r in ("paired", "midi_only", "audio_only")) == LARGE_ROLES else 1
     manifest = make_match_set(args.out, args.seed, args.max_duration)
     for name, s in manifest["sets"].items():
         print(f"{name}: {s['paired']} paired, {s['midi_only']} MIDI only, {s['audio_only']} recordings only")
