@@ -158,3 +158,45 @@ def is_silent(snippets: np.ndarray, raw: bool = False) -> np.ndarray:
     """Boolean per snippet: nothing sounds in it (for MIDI rolls, or raw audio magnitudes)."""
     flat = snippets.reshape(len(snippets), -1)
     return flat.max(axis=1) < (SILENCE_MAGNITUDE if raw else 1e-6)
+
+
+# ---- chroma on the same frames (identification's verification stage, engine.embed) -----------
+
+# Partials added to each piano-roll note before folding to pitch classes (semitones above the
+# fundamental, relative weight), so MIDI chroma resembles the chroma of a sounding note.
+ROLL_PARTIALS = ((0, 1.0), (12, 0.5), (19, 0.33), (24, 0.25), (28, 0.2))
+
+
+def _pitch_classes(X: np.ndarray, lowest_pitch: int) -> np.ndarray:
+    """Sum the pitch columns of ``X`` (column 0 = ``lowest_pitch``) into 12 pitch classes."""
+    pitch_class = (lowest_pitch + np.arange(X.shape[1])) % 12
+    chroma = np.zeros((len(X), 12), np.float32)
+    for pc in range(12):
+        chroma[:, pc] = X[:, pitch_class == pc].sum(axis=1)
+    return chroma
+
+
+def _mean_free_unit(chroma: np.ndarray) -> np.ndarray:
+    """Remove each frame's mean and scale it to unit length.
+
+    Without the mean every pair of frames that has some energy scores ~0.7 and pieces hardly
+    differ; mean-free, the cosine compares the frames' profiles. Silent frames stay zero.
+    """
+    chroma = chroma - chroma.mean(axis=1, keepdims=True)
+    return chroma / np.maximum(np.linalg.norm(chroma, axis=1, keepdims=True), 1e-6)
+
+
+def audio_chroma(frames: np.ndarray) -> np.ndarray:
+    """Mean-free unit chroma (n_frames, 12) of :func:`audio_frames` output (log-compressed first)."""
+    X = np.asarray(frames, np.float32)
+    X = np.log1p(100.0 * X / max(float(X.max(initial=0.0)), SILENCE_MAGNITUDE))
+    return _mean_free_unit(_pitch_classes(X, AUDIO_MIDI_LO))
+
+
+def roll_chroma(roll: np.ndarray) -> np.ndarray:
+    """Mean-free unit chroma (n_frames, 12) of :func:`midi_frames` output, partials included."""
+    roll = np.minimum(np.asarray(roll, np.float32), 1.0)
+    X = np.zeros((len(roll), roll.shape[1] + max(s for s, _ in ROLL_PARTIALS)), np.float32)
+    for semitones, weight in ROLL_PARTIALS:
+        X[:, semitones:semitones + roll.shape[1]] += weight * roll
+    return _mean_free_unit(np.log1p(3.0 * _pitch_classes(X, ROLL_MIDI_LO)))

@@ -110,6 +110,46 @@ def test_identify_ranks_the_matching_piece_first_and_its_composer():
     assert E.identify(noise, lib, threshold=3.0).unknown
 
 
+def test_chroma_verification_decides_between_pieces_the_embeddings_cannot_tell_apart():
+    rng = np.random.default_rng(3)
+    vectors = _unit(rng.normal(size=(20, 32)))
+    twins = np.concatenate([vectors, vectors])  # two pieces with the very same snippet vectors
+    harmony = [ef._mean_free_unit(rng.random((60, 12)).astype(np.float32)) for _ in range(2)]
+    lib = E.Library(names=["first", "second"], paths=["first", "second"], composers=[None, None],
+                    vectors=twins, offsets=np.array([0, 20, 40]), chroma=harmony)
+    clip_vectors = vectors[5:12]
+    clip_chroma = harmony[1][10:40]  # the clip's harmony is the second piece's
+    assert E.identify(clip_vectors, lib, threshold=-np.inf, query_chroma=clip_chroma).best.name == "second"
+    clip_chroma = harmony[0][10:40]
+    assert E.identify(clip_vectors, lib, threshold=-np.inf, query_chroma=clip_chroma).best.name == "first"
+
+
+def test_roll_chroma_of_a_triad_peaks_at_its_three_pitch_classes():
+    roll = np.zeros((5, ef.N_ROLL_BINS), np.float32)
+    for pitch in (60, 64, 67):  # C E G
+        roll[:, pitch - ef.ROLL_MIDI_LO] = 1.0
+    chroma = ef.roll_chroma(roll)
+    np.testing.assert_allclose(np.linalg.norm(chroma, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(chroma.sum(axis=1), 0.0, atol=1e-5)  # mean-free
+    assert set(np.argsort(-chroma[0])[:3]) == {0, 4, 7}
+
+
+def test_audio_chroma_of_a_synthesized_chord_peaks_at_its_pitch_classes():
+    import pretty_midi
+
+    pm = pretty_midi.PrettyMIDI()
+    inst = pretty_midi.Instrument(0)
+    for pitch in (57, 61, 64):  # A C# E
+        inst.notes.append(pretty_midi.Note(100, pitch, 0.0, 2.0))
+    pm.instruments.append(inst)
+    y = media.synthesize(pm, sr=ef.SR)
+    chroma = ef.audio_chroma(ef.audio_frames(y, ef.SR))
+    middle = chroma[5:15].mean(axis=0)
+    assert set(np.argsort(-middle)[:3]) == {9, 1, 4}
+    silent = ef.audio_chroma(np.zeros((3, ef.N_AUDIO_BINS), np.float32))
+    assert np.all(silent == 0)
+
+
 def test_known_score_is_high_only_when_one_piece_stands_out():
     flat = np.linspace(0.50, 0.55, 30)
     standout = np.concatenate([[0.9], flat[1:]])

@@ -86,14 +86,15 @@ def identify_job(audio_path, library, top_k: int = TOP_K, recorded: bool = False
 
     if progress is not None:
         progress(0.05, "embedding the query")
-    vectors = embed.recording_vectors(audio_path).vectors
+    query = embed.recording_vectors(audio_path)
     if cancel is not None and cancel():
         raise JobCancelled()
-    if len(vectors) == 0:
+    if len(query.vectors) == 0:
         raise AudioError(audio_path, "nothing to identify: the recording is silent or shorter than 2.2 s")
     if progress is not None:
         progress(0.9, "ranking the pieces")
-    return QueryResult(str(audio_path), embed.identify(vectors, library, top_k=top_k), recorded)
+    return QueryResult(str(audio_path), embed.identify(query.vectors, library, top_k=top_k,
+                                                              query_chroma=query.chroma), recorded)
 
 
 def verdict_text(identification) -> str:

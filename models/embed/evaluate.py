@@ -57,6 +57,7 @@ def library_of(pieces: Pieces, indices, embed_midi, composers: bool = True) -> E
         lib.names.append(rec["id"])
         lib.paths.append(rec["id"])
         lib.composers.append(rec["composer"] if composers else None)
+        lib.chroma.append(ef.roll_chroma(roll))
     lib.vectors = np.concatenate(blocks).astype(np.float32)
     lib.offsets = np.concatenate([[0], np.cumsum([len(b) for b in blocks])])
     return lib
@@ -68,20 +69,21 @@ def without_piece(lib: E.Library, i: int) -> E.Library:
     keep = [j for j in range(len(lib)) if j != i]
     sizes = np.diff(off)[keep]
     return E.Library(names=[lib.names[j] for j in keep], paths=[lib.paths[j] for j in keep],
-                     composers=[lib.composers[j] for j in keep],
+                     composers=[lib.composers[j] for j in keep], chroma=[lib.chroma[j] for j in keep],
                      vectors=np.concatenate([lib.vectors[:off[i]], lib.vectors[off[i + 1]:]]),
                      offsets=np.concatenate([[0], np.cumsum(sizes)]))
 
 
-def clip_vectors(pieces: Pieces, piece: int, rendition: int, clip_s: float, rng, embed_audio) -> np.ndarray:
-    """Snippet vectors of a random ``clip_s`` clip of a rendition (whole rendition if shorter)."""
+def clip_vectors(pieces: Pieces, piece: int, rendition: int, clip_s: float, rng, embed_audio) -> E.SnippetVectors:
+    """Snippet vectors and chroma of a random ``clip_s`` clip of a rendition (whole rendition if shorter)."""
     frames = pieces.renditions[piece][rendition][0].astype(np.float32)
     n_clip = int(round(clip_s * ef.frames_per_second()))
     start = int(rng.integers(0, max(1, len(frames) - n_clip + 1)))
     clip = frames[start:start + n_clip]
     raw = ef.cut_snippets(clip, ef.snippet_starts(len(clip), E.QUERY_HOP_FRAMES))
     raw = raw[~ef.is_silent(raw, raw=True)]
-    return embed_audio(ef.compress_audio_snippets(raw)) if len(raw) else np.zeros((0, E.EMBED_DIM), np.float32)
+    vectors = embed_audio(ef.compress_audio_snippets(raw)) if len(raw) else np.zeros((0, E.EMBED_DIM), np.float32)
+    return E.SnippetVectors(vectors, np.zeros(len(vectors)), ef.audio_chroma(clip))
 
 
 def identification_trials(pieces: Pieces, library_idx, query_idx, embed_audio, embed_midi, clip_s: float,
@@ -91,8 +93,9 @@ def identification_trials(pieces: Pieces, library_idx, query_idx, embed_audio, e
     out = []
     for q in query_idx:
         for _ in range(clips_per_piece):
-            vectors = clip_vectors(pieces, q, rendition, clip_s, rng, embed_audio)
-            out.append((q, E.identify(vectors, lib, threshold=np.inf)))  # the product's settings
+            clip = clip_vectors(pieces, q, rendition, clip_s, rng, embed_audio)
+            # the product's settings
+            out.append((q, E.identify(clip.vectors, lib, threshold=np.inf, query_chroma=clip.chroma)))
     return out, lib
 
 
@@ -120,8 +123,17 @@ def torch_embedder(net):
     return run
 
 
+def unseen_records(info: dict) -> list:
+    """Index records of non-test pieces the models never trained on: the validation pieces and any
+    built after training (``info["train_ids"]`` lists the pieces trained on)."""
+    trained = set(info.get("train_ids", ()))
+    val = set(info.get("val_records", ()))
+    return [r for r in embed_data.load_index()["records"]
+            if r["split"] != "test" and (r["id"] in val or r["id"] not in trained)]
+
+
 def calibrate_unknown(embed_audio, embed_midi, val_records) -> float:
-    """Open-set threshold from the validation pieces: half known (in the library), half unknown."""
+    """Open-set threshold from unseen non-test pieces: half known (in the library), half unknown."""
     pieces = Pieces(val_records)
     rng = np.random.default_rng(SEED)
     order = rng.permutation(len(pieces))
@@ -187,8 +199,8 @@ def evaluate_test(embed_audio=E.embed_audio_snippets, embed_midi=E.embed_midi_sn
     lib_all = library_of(pieces, everything, embed_midi)
     composers = [r["composer"] for r in pieces.records]
     for q in everything:
-        vectors = clip_vectors(pieces, q, 1, CLIP_SECONDS[0], rng, embed_audio)
-        ident = E.identify(vectors, without_piece(lib_all, q), threshold=np.inf)
+        clip = clip_vectors(pieces, q, 1, CLIP_SECONDS[0], rng, embed_audio)
+        ident = E.identify(clip.vectors, without_piece(lib_all, q), threshold=np.inf, query_chroma=clip.chroma)
         correct += bool(ident.composers) and ident.composers[0][0] == composers[q]
         total += 1
     counts = {c: composers.count(c) for c in set(composers)}
@@ -217,11 +229,11 @@ if __name__ == "__main__":
 
     if "--recalibrate" in sys.argv[1:]:  # after a change of the identification rule: new threshold
         info = json.loads((MODELS_DIR / "embed" / "metrics.json").read_text())
-        index = {r["id"]: r for r in embed_data.load_index()["records"]}
-        threshold = calibrate_unknown(E.embed_audio_snippets, E.embed_midi_snippets,
-                                      [index[i] for i in info["val_records"]])
+        calibration = unseen_records(info)
+        threshold = calibrate_unknown(E.embed_audio_snippets, E.embed_midi_snippets, calibration)
         write_threshold(threshold)
         info["unknown_threshold"] = threshold
+        info["calibration_pieces"] = len(calibration)
         main(info)
     else:
         main()
