@@ -6,11 +6,14 @@ Task
 played, and returns an :class:`Alignment`: the warping path, time maps both ways, a confidence,
 and the MIDI warped into the recording's timeline.
 
-Pipeline: features of both sides (:mod:`engine.features`; cached by file content) → cosine cost
+Pipeline: features of both sides, computed block by block and cached by file content
+(:mod:`engine.align_features`: the recording decoded in blocks, the MIDI rendered by FluidSynth
+in blocks on a helper thread, one stem per instrument) → :mod:`engine.align_solve`: cosine cost
 → multiscale chroma DTW with additive penalty and gully (:mod:`engine.dtw`) → note-level pass
-(:mod:`engine.refine`: instruments the recording lacks are left out of the MIDI's features and the
-DTW is run again; fine DTW at 11.6 ms on chroma + onsets around that path; note-onset anchors) →
-time maps in seconds. See docs/BENCHMARKS.md for what each step is worth on the benchmark.
+(:mod:`engine.refine`: instruments the recording lacks are left out of the MIDI's features — its
+stems re-mixed — and the DTW is run again; fine DTW at 11.6 ms on chroma + onsets around that
+path; note-onset anchors) → time maps in seconds. The solved alignment is cached too, and a cached
+one is read without parsing the MIDI. See docs/BENCHMARKS.md for what each step is worth.
 
 Conventions
 -----------
@@ -23,17 +26,19 @@ Conventions
 """
 from __future__ import annotations
 
-import concurrent.futures
 import copy
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from engine import cache, dtw, features, media
-from engine.errors import AlignmentError, MidiError
+from engine import align_features, align_solve, cache, media
+from engine.align_features import midi_chroma_features, midi_features, recording_features  # noqa: F401  (public API)
+from engine.align_midi_side import MidiSide
+from engine.align_solve import SOLVER_VERSION, cost_preview  # noqa: F401  (public API)
+from engine.errors import AlignmentError, AudioError, MidiError
+from engine.streaming import release_memory
 
 
 class Cancelled(Exception):
@@ -44,9 +49,11 @@ class Cancelled(Exception):
 class AlignParams:
     """Parameters of the alignment; every field is part of the cache key of what it affects."""
 
-    sr: int = 22050
-    hop_length: int = 1024                # DTW (chroma) frames: 46 ms at 22 050 Hz
-    onset_hop_length: int = 256           # note-level pass (fine chroma, onsets) frames: 11.6 ms
+    # Analysis rate: every feature lies below C8 (4.2 kHz), so 11 025 Hz loses nothing and halves
+    # decoding, synthesis and STFT work against 22 050 Hz (windows keep their length in seconds).
+    sr: int = 11025
+    hop_length: int = 512                 # DTW (chroma) frames: 46 ms at 11 025 Hz
+    onset_hop_length: int = 128           # note-level pass (fine chroma, onsets) frames: 11.6 ms
     midi_features: str = "synth"          # "synth" (FluidSynth, most accurate) or "pianoroll" (no synthesis, fast)
     soundfont: str | None = None          # for midi_features="synth"
     penalty_scale: float = 1.0            # non-diagonal step penalty = scale × median cost
@@ -65,6 +72,22 @@ class AlignParams:
         return {k: getattr(self, k) for k in keys}
 
 
+class _LazyMidi:
+    """``Alignment.midi``: the PrettyMIDI given, or else parsed from ``midi_path`` when first used
+    (a cached alignment is read without it: parsing costs more than the rest)."""
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return None  # the dataclass field's default
+        midi = obj.__dict__.get("_midi")
+        if midi is None and obj.__dict__.get("midi_path") is not None:
+            midi = obj.__dict__["_midi"] = media.load_midi(obj.midi_path)
+        return midi
+
+    def __set__(self, obj, value):
+        obj.__dict__["_midi"] = value
+
+
 @dataclass
 class Alignment:
     """The result of aligning a MIDI to a recording (see docs/ARCHITECTURE.md)."""
@@ -74,7 +97,7 @@ class Alignment:
     confidence: float
     midi_duration_s: float
     audio_duration_s: float
-    midi: object                                   # pretty_midi.PrettyMIDI, the original
+    midi: object = _LazyMidi()                     # pretty_midi.PrettyMIDI, the original (parsed when first used)
     midi_path: str | None = None
     audio_path: str | None = None
     params: dict = field(default_factory=dict)
@@ -216,124 +239,7 @@ def _simplify_polyline(x, y, tol):
     return np.nonzero(keep)[0]
 
 
-# ---- features with caching -------------------------------------------------------------------
-
-DISPLAY_HOP_LENGTH = 512
-
-
-def recording_features(audio_path, params: AlignParams, want_display: bool = False, on_display=None):
-    """Chroma, the note-level features (with ``params.refine_onsets``) and the display spectrogram
-    (if wanted) of a recording, cached by content.
-
-    The file is validated first, so a missing or undecodable recording is an AudioError naming it
-    (and never reaches the cache's hashing). Returns (arrays, cache_hit). When they are computed
-    (not cached), ``on_display((S_db, bin_midi_pitches, times_s), duration_s)`` is called as soon
-    as the display spectrogram is made, before the slower features.
-    """
-    media.audio_duration(audio_path)
-
-    def compute():
-        y = media.load_audio(audio_path, sr=params.sr)
-        shown = None if on_display is None else (lambda *display: on_display(display, len(y) / params.sr))
-        arrays = features.analyse_recording(y, params.sr, params.hop_length, params.onset_hop_length,
-                                            display_hop_length=DISPLAY_HOP_LENGTH if want_display else None,
-                                            on_display=shown, fine=params.refine_onsets)
-        arrays["duration_s"] = np.array(len(y) / params.sr)
-        return arrays
-
-    key_params = dict(params.feature_params(), display=want_display, fine=params.refine_onsets)
-    arrays, hit = cache.cached("recording/v4", cache.file_hash(audio_path), key_params, compute)
-    return arrays, hit
-
-
-def midi_chroma_features(midi, midi_path, params: AlignParams, cancel=None):
-    """Chroma of the MIDI (synthesized or from the piano roll), cached by content. Returns (chroma, cache_hit).
-
-    ``cancel()`` returning True stops a synthesis early (``InterruptedError``; nothing is cached).
-    """
-    if params.midi_features not in ("pianoroll", "synth"):
-        raise ValueError(f"unknown midi_features {params.midi_features!r}")
-    key_params = dict(sr=params.sr, hop_length=params.hop_length, mode=params.midi_features)
-    if params.midi_features == "synth":
-        key_params["soundfont"] = str(media.find_soundfont(params.soundfont))
-
-    def compute():
-        if params.midi_features == "synth":
-            y = media.synthesize(midi, sr=params.sr, soundfont=params.soundfont, cancel=cancel)
-            return {"chroma": features.audio_chroma(y, params.sr, params.hop_length)}
-        return {"chroma": features.midi_chroma(midi, params.sr, params.hop_length)}
-
-    if midi_path is None:
-        return compute()["chroma"], False
-    arrays, hit = cache.cached("midi_chroma/v3", cache.file_hash(midi_path), key_params, compute)
-    return arrays["chroma"], hit
-
-
-def midi_features(midi, midi_path, params: AlignParams, instruments=None, cancel=None):
-    """Everything the alignment compares of the MIDI, cached by content. Returns (arrays, cache_hit).
-
-    ``arrays``: ``chroma`` at ``hop_length`` and, with ``params.refine_onsets``, ``fine_chroma``
-    and ``onset_strength`` at ``onset_hop_length`` (:func:`engine.features.fine_features`), of the
-    synthesized MIDI or straight from its piano roll. ``instruments``: indices of the instruments
-    to keep (``midi`` is then expected to hold only those, in order; part of the cache key).
-    ``cancel()`` returning True stops a synthesis early (``InterruptedError``; nothing is cached).
-    """
-    if params.midi_features not in ("pianoroll", "synth"):
-        raise ValueError(f"unknown midi_features {params.midi_features!r}")
-    key_params = dict(params.feature_params(), mode=params.midi_features, fine=params.refine_onsets,
-                      instruments=None if instruments is None else [int(k) for k in instruments])
-    if params.midi_features == "synth":
-        key_params["soundfont"] = str(media.find_soundfont(params.soundfont))
-
-    def compute():
-        if params.midi_features == "synth":
-            y = media.synthesize(midi, sr=params.sr, soundfont=params.soundfont, cancel=cancel)
-            arrays = {"chroma": features.audio_chroma(y, params.sr, params.hop_length)}
-            if params.refine_onsets:
-                fine = features.fine_features(y, params.sr, params.onset_hop_length)
-                arrays.update(fine_chroma=fine["fine_chroma"], onset_strength=fine["onset_strength"])
-            return arrays
-        arrays = {"chroma": features.midi_chroma(midi, params.sr, params.hop_length)}
-        if params.refine_onsets:
-            arrays.update(features.midi_fine_features(midi, params.sr, params.onset_hop_length))
-        return arrays
-
-    if midi_path is None:
-        return compute(), False
-    return cache.cached("midi/v4", cache.file_hash(midi_path), key_params, compute)
-
-
-def cost_preview(A, B, weight_sum, max_frames=600):
-    """A downsampled cost matrix for display, and the frame index each row/column starts at."""
-    fa = max(1, int(np.ceil(len(A) / max_frames)))
-    fb = max(1, int(np.ceil(len(B) / max_frames)))
-    a = dtw.pool_features(A, fa, features.BLOCK_SIZES) if fa > 1 else A
-    b = dtw.pool_features(B, fb, features.BLOCK_SIZES) if fb > 1 else B
-    return (weight_sum - a @ b.T).astype(np.float32), np.arange(len(a)) * fa, np.arange(len(b)) * fb
-
-
 # ---- the aligner ------------------------------------------------------------------------------
-
-_midi_side_lock = threading.Lock()
-_midi_side_pool = None
-
-
-def _midi_side_executor() -> concurrent.futures.ThreadPoolExecutor:
-    """One long-lived helper thread for the MIDI side of :func:`align`; long-lived so that its
-    FluidSynth synth (cached per thread by :mod:`engine.media`) is loaded once per process."""
-    global _midi_side_pool
-    with _midi_side_lock:
-        if _midi_side_pool is None:
-            _midi_side_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="earworm-midi-side")
-        return _midi_side_pool
-
-
-def _timed(fn, *args, **kwargs):
-    """``fn``'s result, its wall time and its thread's CPU time (s)."""
-    t, cpu = time.perf_counter(), time.thread_time()
-    result = fn(*args, **kwargs)
-    return result, time.perf_counter() - t, time.thread_time() - cpu
-
 
 def align(midi, audio, params: AlignParams | None = None, progress=None, cancel=None, display: bool = False,
           preview=None) -> Alignment:
@@ -354,7 +260,7 @@ def align(midi, audio, params: AlignParams | None = None, progress=None, cancel=
         Also compute the display spectrogram (``Alignment.spectrogram``).
     preview : callable(midi, audio_duration_s, spectrogram), optional
         Called once (from the calling thread) as soon as the MIDI is read and the recording's
-        display spectrogram made — before the recording's other features, the MIDI side and the
+        display spectrogram made — before the recording's onset features, the MIDI side and the
         DTW — so a window can draw the recording and the unaligned notes meanwhile.
         ``spectrogram`` is ``(S_db, bin_midi_pitches, times_s)`` or None without ``display``. Not
         called when the alignment comes from the cache.
@@ -362,6 +268,8 @@ def align(midi, audio, params: AlignParams | None = None, progress=None, cancel=
     Returns
     -------
     Alignment
+        When the alignment is cached (keyed by both files' content and every parameter), it is
+        read without parsing the MIDI (``Alignment.midi`` parses it when first used).
 
     Raises
     ------
@@ -380,161 +288,120 @@ def align(midi, audio, params: AlignParams | None = None, progress=None, cancel=
         report(fraction, message)
 
     checkpoint(0.0, "reading MIDI")
-    midi_path = None
-    t, cpu = time.perf_counter(), time.thread_time()
-    if isinstance(midi, (str, Path)):
-        midi_path = str(midi)
-        midi = media.load_midi(midi_path)
-    timings["read_midi_s"], timings["read_midi_cpu_s"] = time.perf_counter() - t, time.thread_time() - cpu
     audio_path = str(audio)
-    # The whole result is cached too, keyed by both files' content and every parameter; looked up
-    # first, so that a cached alignment neither waits for the MIDI side nor shows a preview.
-    solved, solved_key = None, None
+    midi_path = str(midi) if isinstance(midi, (str, Path)) else None
+    # The whole result is cached, keyed by both files' content and every parameter; looked up
+    # first, so that a cached alignment needs neither the MIDI parsed nor any feature read.
+    solved_key = None
     if midi_path is not None:
-        media.audio_duration(audio_path)  # a missing or unreadable recording: AudioError naming it
-        key_params = dict(asdict(params), midi=cache.file_hash(midi_path), version=SOLVER_VERSION)
-        solved_key = cache.cache_key("alignment/v1", cache.file_hash(audio_path), key_params)
+        midi_hash = align_features.content_hash(midi_path, MidiError)
+        try:
+            audio_hash = align_features.content_hash(audio_path, AudioError)
+        except AudioError:
+            media.load_midi(midi_path)  # with both files bad, the MIDI's error comes first
+            raise
+        key_params = dict(asdict(params), midi=midi_hash, version=align_solve.SOLVER_VERSION)
+        solved_key = cache.cache_key("alignment/v2", audio_hash, key_params)
         solved = cache.load(solved_key)
-    hits["alignment"] = solved is not None
+        spectrogram = None
+        if solved is not None and display:
+            shown = align_features.cached_display(audio_hash, params)
+            spectrogram = None if shown is None else tuple(shown[k] for k in align_features.DISPLAY_KEYS[:3])
+        if solved is not None and (spectrogram is not None or not display):
+            hits["alignment"] = True
+            timings["total_s"] = time.perf_counter() - t0
+            report(1.0, "done")
+            return _alignment(solved, None, midi_path, audio_path, params, spectrogram, timings, hits)
+    hits["alignment"] = False
 
     checkpoint(0.05, "analysing the recording")
-    # The MIDI side (FluidSynth, which runs without the GIL) works on a helper thread while this
-    # thread analyses the recording (numpy/scipy, also without the GIL): two cores, both busy.
-    stop_midi_side = threading.Event()
-    midi_side = _midi_side_executor().submit(
-        _timed, midi_features, midi, midi_path, params,
-        cancel=lambda: stop_midi_side.is_set() or (cancel is not None and cancel()))
+    # The MIDI side: parsed and rendered by FluidSynth (without the GIL) on a helper thread; its
+    # stems come over in blocks and this thread computes their features in between the blocks of
+    # the recording it decodes and analyses (numpy/scipy, also without the GIL): two cores, both
+    # busy (engine.align_midi_side).
+    cancelled = lambda: cancel is not None and cancel()  # noqa: E731
+    midi_side = MidiSide(None if midi_path is not None else midi, midi_path, params,
+                         keep_stems=params.refine_onsets and params.midi_features == "synth", cancel=cancelled)
     try:
         t, cpu = time.perf_counter(), time.thread_time()
         previewed = []
 
         def early_preview(spectrogram, duration_s):  # the recording decoded, its display made
             previewed.append(True)
-            preview(midi, duration_s, spectrogram)
+            midi_side.wait_for_midi(lambda: checkpoint(0.4, "reading MIDI"))
+            preview(midi_side.midi, duration_s, spectrogram)
 
-        wants_preview = preview is not None and solved is None
-        recording, hits["audio"] = recording_features(audio_path, params, display,
-                                                      on_display=early_preview if wants_preview else None)
-        B, audio_dur = recording["chroma"], float(recording["duration_s"])
+        recording, hits["audio"] = align_features.recording_features(
+            audio_path, params, display, on_display=early_preview if preview is not None else None,
+            between_blocks=midi_side.poll)
+        audio_dur = float(recording["duration_s"])
         spectrogram = ((recording["display_db"], recording["display_pitches"], recording["display_times_s"])
                        if display else None)
         timings["audio_features_s"] = time.perf_counter() - t
         timings["audio_features_cpu_s"] = time.thread_time() - cpu  # the work, whatever the machine's load
-        if wants_preview and not previewed:  # the recording's features came from the cache
-            preview(midi, audio_dur, spectrogram)
-        checkpoint(0.45, "analysing the MIDI" + (" (synthesizing)" if params.midi_features == "synth" else ""))
+        if preview is not None and not previewed:  # the recording's features came from the cache
+            midi_side.wait_for_midi(lambda: checkpoint(0.4, "reading MIDI"))
+            preview(midi_side.midi, audio_dur, spectrogram)
+        message = "analysing the MIDI" + (" (synthesizing)" if params.midi_features == "synth" else "")
         t = time.perf_counter()
-        while True:  # wait for the MIDI side, still answering cancel
-            try:
-                (midi_arrays, hits["midi"]), timings["midi_features_s"], timings["midi_features_cpu_s"] = \
-                    midi_side.result(timeout=0.1)
-                A = midi_arrays["chroma"]
-                break
-            except concurrent.futures.TimeoutError:
-                checkpoint(0.45, "analysing the MIDI" + (" (synthesizing)" if params.midi_features == "synth" else ""))
-            except InterruptedError:
-                raise Cancelled() from None
+        midi_side.wait(lambda: checkpoint(0.45, message))
         timings["midi_wait_s"] = time.perf_counter() - t
-    finally:
-        stop_midi_side.set()  # on an error or cancel here, the MIDI side stops too
-    if len(A) < 2 or len(B) < 2:
-        raise AlignmentError(audio_path if len(B) < 2 else midi_path, "too short to align")
-
-    checkpoint(0.6, "aligning")
-    t, cpu = time.perf_counter(), time.thread_time()
-    if solved is None:
-        solved = _solve(midi_arrays, recording, midi, midi_path, audio_dur, params, cancel, checkpoint)
-        if solved_key is not None:
-            cache.store(solved_key, solved)
-    timings["align_s"] = time.perf_counter() - t
-    timings["align_cpu_s"] = time.thread_time() - cpu
-    frame_s = params.hop_length / params.sr
-    anchors = (solved["anchor_midi_s"], solved["anchor_audio_s"]) if len(solved["anchor_midi_s"]) >= 2 else (None, None)
-    timings["total_s"] = time.perf_counter() - t0
-    report(1.0, "done")
-    pi, pj = solved["path_i"], solved["path_j"]
-    return Alignment(
-        path_midi_s=pi * frame_s, path_audio_s=pj * frame_s, confidence=float(solved["confidence"]),
-        midi_duration_s=float(midi.get_end_time()), audio_duration_s=audio_dur, midi=midi,
-        midi_path=midi_path, audio_path=audio_path,
-        params=dict(asdict(params), median_cost=float(solved["median_cost"]), band_cells=int(solved["band_cells"]),
-                    frames=[len(A), len(B)],
-                    instruments_present=[bool(x) for x in solved.get("instruments_present", ())]),
-        timings=timings, cache_hits=hits, cost_preview=solved["preview"],
-        cost_preview_midi_s=solved["preview_rows"] * frame_s, cost_preview_audio_s=solved["preview_cols"] * frame_s,
-        spectrogram=spectrogram, anchor_midi_s=anchors[0], anchor_audio_s=anchors[1],
-    )
-
-
-SOLVER_VERSION = 2  # bump when _solve's results change, so cached alignments are recomputed
-
-
-def _chroma_dtw(A, B, params: AlignParams, cancel):
-    """Multiscale chroma DTW; returns (path_i, path_j, median_cost, band_cells)."""
-    rng = np.random.default_rng(0)
-    median_cost = float(np.median(dtw.sampled_costs(A, B, rng.integers(0, len(A), 20000),
-                                                    rng.integers(0, len(B), 20000), 1.0)))
-    try:
-        pi, pj, _, band_cells = dtw.dtw_multiscale(
-            A, B, features.BLOCK_SIZES, penalty=params.penalty_scale * median_cost, skip_cost=median_cost,
-            gully=params.gully, radius=params.radius_frames, max_coarse_frames=params.max_coarse_frames,
-            cancel=cancel)
+        timings.update(midi_side.timings)
     except InterruptedError:
         raise Cancelled() from None
-    return pi, pj, median_cost, band_cells
+    except AudioError:
+        midi_side.wait_for_midi(lambda: None)  # with both files bad, the MIDI's error comes first
+        raise
+    finally:
+        midi_side.stop()  # on an error or cancel here, the MIDI side stops too
+    midi, midi_arrays, hits["midi"], stems = midi_side.midi, midi_side.arrays, midi_side.hit, midi_side.stems
+    midi_side.arrays = midi_side.stems = None  # ours now: the solver lets them go when done
+    release_memory(int(audio_dur * params.sr / params.onset_hop_length))  # the two streams' temporaries
+    try:
+        if len(midi_arrays["chroma"]) < 2 or len(recording["chroma"]) < 2:
+            raise AlignmentError(audio_path if len(recording["chroma"]) < 2 else midi_path, "too short to align")
 
+        def subset_features(sub, kept, chroma):  # on the MIDI side's thread: its synths are loaded
+            return align_features.midi_side_executor().submit(
+                align_features.midi_side_features, sub, midi_path, params, kept, cancelled, stems,
+                chroma=chroma).result()[0]
 
-def _solve(midi_arrays, recording, midi, midi_path, audio_dur, params: AlignParams, cancel, checkpoint) -> dict:
-    """DTW, the note-level pass and confidence for the MIDI's and the recording's features."""
-    weight_sum = 1.0  # cosine distance of unit chroma vectors
-    A, B = midi_arrays["chroma"], recording["chroma"]
-    pi, pj, median_cost, band_cells = _chroma_dtw(A, B, params, cancel)
-    anchors = (np.zeros(0), np.zeros(0))
-    present = np.ones(len(midi.instruments), dtype=bool)
-    if params.refine_onsets:
-        from engine import refine
-
-        checkpoint(0.7, "finding the instruments")
-        share = refine.instrument_presence(midi, pi, pj, recording["chroma_energy"], params.sr, params.hop_length)
-        present = share >= params.presence_threshold
-        if present.any() and not present.all():
-            # Parts the recording lacks pull the DTW off: align again without them.
-            kept = np.nonzero(present)[0]
-            sub = copy.copy(midi)
-            sub.instruments = [midi.instruments[k] for k in kept]
-            stop = lambda: cancel is not None and cancel()  # noqa: E731
-            try:  # on the MIDI side's thread: its synth is loaded
-                midi_arrays, _ = _midi_side_executor().submit(midi_features, sub, midi_path, params, kept, stop).result()
-            except InterruptedError:
-                raise Cancelled() from None
-            A = midi_arrays["chroma"]
-            pi, pj, median_cost, band_cells = _chroma_dtw(A, B, params, cancel)
-        else:
-            sub, present = midi, np.ones(len(midi.instruments), dtype=bool)
-        checkpoint(0.8, "placing notes")
-        fps = params.sr / params.onset_hop_length
-        frame_s = params.hop_length / params.sr
+        checkpoint(0.6, "aligning")
+        t, cpu = time.perf_counter(), time.thread_time()
+        # Handed over, so that the solver can let each array go when it is done with it.
+        sides = {"midi": midi_arrays, "recording": recording}
+        del midi_arrays, recording
         try:
-            fine_midi_s, fine_audio_s = refine.fine_path(
-                midi_arrays["fine_chroma"], midi_arrays["onset_strength"], recording["fine_chroma"],
-                recording["onset_strength"], fps, pj * frame_s, pi * frame_s, params.fine_onset_weight,
-                params.fine_radius_s, params.penalty_scale, params.gully, passes=params.fine_passes, cancel=cancel)
+            solved = align_solve.solve(sides, midi, audio_dur, params, subset_features, cancelled, checkpoint)
         except InterruptedError:
             raise Cancelled() from None
-        anchors = refine.note_anchors(sub, fine_midi_s, fine_audio_s, recording["snap_onset_strength"], fps, audio_dur,
-                                      snap_frames=params.snap_frames)
+    finally:
+        if stems is not None:
+            stems.close()
+    solved["midi_duration_s"] = np.array(float(midi.get_end_time()))
+    solved["audio_duration_s"] = np.array(audio_dur)
+    if solved_key is not None:
+        cache.store(solved_key, solved)
+    timings["align_s"] = time.perf_counter() - t
+    timings["align_cpu_s"] = time.thread_time() - cpu
+    timings["total_s"] = time.perf_counter() - t0
+    report(1.0, "done")
+    return _alignment(solved, midi, midi_path, audio_path, params, spectrogram, timings, hits)
 
-    checkpoint(0.9, "scoring")
-    rng = np.random.default_rng(1)
-    on_path = dtw.path_costs(A, B, pi, pj, weight_sum)
-    rows = rng.integers(pi[0], pi[-1] + 1, 20000)
-    cols = rng.integers(pj[0], pj[-1] + 1, 20000)
-    sub_mean = float(np.mean(dtw.sampled_costs(A, B, rows, cols, weight_sum)))
-    preview, prev_rows, prev_cols = cost_preview(A, B, weight_sum)
-    return {
-        "path_i": pi, "path_j": pj, "anchor_midi_s": anchors[0], "anchor_audio_s": anchors[1],
-        "confidence": np.array(np.clip(1.0 - on_path.mean() / max(sub_mean, 1e-9), 0.0, 1.0)),
-        "median_cost": np.array(median_cost), "band_cells": np.array(band_cells),
-        "instruments_present": present,
-        "preview": preview, "preview_rows": prev_rows, "preview_cols": prev_cols,
-    }
+
+def _alignment(solved, midi, midi_path, audio_path, params, spectrogram, timings, hits) -> Alignment:
+    """The :class:`Alignment` of a solved (or cached) alignment."""
+    frame_s = params.hop_length / params.sr
+    has_anchors = len(solved["anchor_midi_s"]) >= 2
+    return Alignment(
+        path_midi_s=solved["path_i"] * frame_s, path_audio_s=solved["path_j"] * frame_s,
+        confidence=float(solved["confidence"]), midi_duration_s=float(solved["midi_duration_s"]),
+        audio_duration_s=float(solved["audio_duration_s"]), midi=midi, midi_path=midi_path, audio_path=audio_path,
+        params=dict(asdict(params), median_cost=float(solved["median_cost"]), band_cells=int(solved["band_cells"]),
+                    frames=[int(x) for x in solved["frames"]],
+                    instruments_present=[bool(x) for x in solved["instruments_present"]]),
+        timings=timings, cache_hits=hits, cost_preview=solved["preview"],
+        cost_preview_midi_s=solved["preview_rows"] * frame_s, cost_preview_audio_s=solved["preview_cols"] * frame_s,
+        spectrogram=spectrogram, anchor_midi_s=solved["anchor_midi_s"] if has_anchors else None,
+        anchor_audio_s=solved["anchor_audio_s"] if has_anchors else None,
+    )

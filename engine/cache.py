@@ -55,15 +55,16 @@ def cache_key(kind: str, content_hash: str, params: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:40]
 
 
-def load(key: str) -> dict[str, np.ndarray] | None:
-    """The arrays stored under ``key``, or None on a miss (or an unreadable entry)."""
+def load(key: str, names=None) -> dict[str, np.ndarray] | None:
+    """The arrays stored under ``key`` (only ``names``, if given: the others are not read), or
+    None on a miss (or an unreadable entry, or one without all of ``names``)."""
     d = cache_dir()
     if d is None:
         return None
     path = d / key[:2] / f"{key}.npz"
     try:
         with np.load(path, allow_pickle=False) as npz:
-            return {name: npz[name] for name in npz.files}
+            return {name: npz[name] for name in (npz.files if names is None else names)}
     except (OSError, ValueError, KeyError):
         return None
 

@@ -16,8 +16,9 @@ Conventions
   are cropped still align. Frames left out at either end are charged ``skip_cost`` each (the
   typical cost of an unrelated pair of frames), so that a path never skips music that matches just
   because a shorter path accumulates less cost.
-- Banded DTW evaluates only the cells ``lo[i] <= j < hi[i]`` of each row and stores them in ragged
-  arrays; memory is linear in the band's area, not n × m.
+- Banded DTW evaluates only the cells ``lo[i] <= j < hi[i]`` of each row and keeps one back-pointer
+  byte per cell (the accumulated cost only for two rows): memory is linear in the band's area, not
+  n × m.
 - Multiscale DTW solves a pooled (coarse) version of the problem, projects its path onto the next
   finer resolution, widens it by a radius, and solves again inside that band (as in FastDTW /
   MrMsDTW). Memory and time are then roughly linear in the sequence length.
@@ -40,57 +41,102 @@ def _cost(A, B, i, j, w):
     return w - s
 
 
+@njit(cache=True, nogil=True)
+def _band_row(A, B, i, lo, hi, prev, row, P_row, w, penalty, skip_cost, gully_n, gully_m):
+    """Row ``i`` of the accumulated cost (``row``, from column ``lo[i]``) and its back-pointers,
+    from row ``i - 1``'s (``prev``, from column ``lo[i - 1]``)."""
+    inf = np.float32(np.inf)
+    for j in range(lo[i], hi[i]):
+        c = _cost(A, B, i, j, w)
+        best = inf
+        step = _START
+        # Free starts along row 0 / column 0 inside the gully, charged for the frames skipped.
+        if i == 0 and j < gully_m:
+            best = skip_cost * j
+        elif j == 0 and i < gully_n:
+            best = skip_cost * i
+        if i > 0 and j > 0 and lo[i - 1] <= j - 1 < hi[i - 1]:
+            v = prev[j - 1 - lo[i - 1]]
+            if v < best:
+                best = v
+                step = _DIAG
+        if i > 0 and lo[i - 1] <= j < hi[i - 1]:
+            v = prev[j - lo[i - 1]] + penalty
+            if v < best:
+                best = v
+                step = _UP
+        if j > lo[i]:
+            v = row[j - 1 - lo[i]] + penalty
+            if v < best:
+                best = v
+                step = _LEFT
+        row[j - lo[i]] = best + c
+        P_row[j - lo[i]] = step
+
+
+@njit(cache=True, nogil=True)
+def _best_end(last_row, last_col, lo, hi, n, m, skip_cost, gully_n, gully_m):
+    """The best end: on the last row within the gully, or on the last column within the gully
+    (``last_col[k]``: the cost at row ``n - gully_n + k``), charged for the frames left out."""
+    best_end = np.float32(np.inf)
+    end_i, end_j = n - 1, hi[n - 1] - 1
+    for j in range(max(lo[n - 1], m - gully_m), hi[n - 1]):
+        v = last_row[j - lo[n - 1]] + skip_cost * (m - 1 - j)
+        if v < best_end:
+            best_end, end_i, end_j = v, n - 1, j
+    first = max(0, n - gully_n)
+    for i in range(first, n):
+        if hi[i] == m:
+            v = last_col[i - first] + skip_cost * (n - 1 - i)
+            if v < best_end:
+                best_end, end_i, end_j = v, i, m - 1
+    return end_i, end_j, best_end
+
+
 @njit(cache=True, nogil=True)  # nogil: callers on worker threads keep the GUI thread running
 def _dtw_band(A, B, lo, hi, w, penalty, skip_cost, gully_n, gully_m):
-    """Accumulated cost and back-pointers inside the band; returns the best end cell."""
-    n, m = A.shape[0], B.shape[0]
+    """Accumulated cost (every band cell) and back-pointers inside the band; returns the best end cell."""
+    n = A.shape[0]
     offsets = np.zeros(n + 1, dtype=np.int64)
     for i in range(n):
         offsets[i + 1] = offsets[i] + (hi[i] - lo[i])
     D = np.empty(offsets[n], dtype=np.float32)
     P = np.empty(offsets[n], dtype=np.int8)
-    inf = np.float32(np.inf)
+    first = max(0, n - gully_n)
+    last_col = np.full(n - first, np.inf, dtype=np.float32)
     for i in range(n):
-        base = offsets[i]
-        for j in range(lo[i], hi[i]):
-            c = _cost(A, B, i, j, w)
-            best = inf
-            step = _START
-            # Free starts along row 0 / column 0 inside the gully, charged for the frames skipped.
-            if i == 0 and j < gully_m:
-                best = skip_cost * j
-            elif j == 0 and i < gully_n:
-                best = skip_cost * i
-            if i > 0 and j > 0 and lo[i - 1] <= j - 1 < hi[i - 1]:
-                v = D[offsets[i - 1] + j - 1 - lo[i - 1]]
-                if v < best:
-                    best = v
-                    step = _DIAG
-            if i > 0 and lo[i - 1] <= j < hi[i - 1]:
-                v = D[offsets[i - 1] + j - lo[i - 1]] + penalty
-                if v < best:
-                    best = v
-                    step = _UP
-            if j > lo[i]:
-                v = D[base + j - 1 - lo[i]] + penalty
-                if v < best:
-                    best = v
-                    step = _LEFT
-            D[base + j - lo[i]] = best + c
-            P[base + j - lo[i]] = step
-    # Best end: last row within the gully, or last column within the gully, charged for the rest.
-    best_end = inf
-    end_i, end_j = n - 1, hi[n - 1] - 1
-    for j in range(max(lo[n - 1], m - gully_m), hi[n - 1]):
-        v = D[offsets[n - 1] + j - lo[n - 1]] + skip_cost * (m - 1 - j)
-        if v < best_end:
-            best_end, end_i, end_j = v, n - 1, j
-    for i in range(max(0, n - gully_n), n):
-        if hi[i] == m:
-            v = D[offsets[i] + m - 1 - lo[i]] + skip_cost * (n - 1 - i)
-            if v < best_end:
-                best_end, end_i, end_j = v, i, m - 1
+        start = offsets[i - 1] if i > 0 else 0
+        _band_row(A, B, i, lo, hi, D[start:offsets[i]], D[offsets[i]:offsets[i + 1]], P[offsets[i]:offsets[i + 1]],
+                  w, penalty, skip_cost, gully_n, gully_m)
+        if i >= first and hi[i] == B.shape[0]:
+            last_col[i - first] = D[offsets[i + 1] - 1]
+    end_i, end_j, best_end = _best_end(D[offsets[n - 1]:offsets[n]], last_col, lo, hi, n, B.shape[0], skip_cost,
+                                       gully_n, gully_m)
     return D, P, offsets, end_i, end_j, best_end
+
+
+@njit(cache=True, nogil=True)
+def _dtw_band_pointers(A, B, lo, hi, w, penalty, skip_cost, gully_n, gully_m):
+    """:func:`_dtw_band` keeping the accumulated cost for two rows only (and for the last column's
+    cells inside the gully): memory is one back-pointer byte per band cell."""
+    n = A.shape[0]
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    width = 1
+    for i in range(n):
+        offsets[i + 1] = offsets[i] + (hi[i] - lo[i])
+        width = max(width, hi[i] - lo[i])
+    P = np.empty(offsets[n], dtype=np.int8)
+    prev = np.empty(width, dtype=np.float32)
+    row = np.empty(width, dtype=np.float32)
+    first = max(0, n - gully_n)
+    last_col = np.full(n - first, np.inf, dtype=np.float32)
+    for i in range(n):
+        _band_row(A, B, i, lo, hi, prev, row, P[offsets[i]:offsets[i + 1]], w, penalty, skip_cost, gully_n, gully_m)
+        if i >= first and hi[i] == B.shape[0]:
+            last_col[i - first] = row[hi[i] - 1 - lo[i]]
+        prev, row = row, prev
+    end_i, end_j, best_end = _best_end(prev, last_col, lo, hi, n, B.shape[0], skip_cost, gully_n, gully_m)
+    return P, offsets, end_i, end_j, best_end
 
 
 @njit(cache=True, nogil=True)
@@ -121,6 +167,20 @@ def path_costs(A, B, path_i, path_j, w):
     out = np.empty(path_i.shape[0], dtype=np.float64)
     for k in range(path_i.shape[0]):
         out[k] = _cost(A, B, path_i[k], path_j[k], w)
+    return out
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def cost_matrix(A, B, w):
+    """The whole cost matrix ``w - A @ B.T`` (float32; for small, pooled sequences: a display).
+
+    A loop rather than a BLAS product, which on a busy 2-core machine spends more time waiting
+    for its threads than computing.
+    """
+    out = np.empty((A.shape[0], B.shape[0]), dtype=np.float32)
+    for i in range(A.shape[0]):
+        for j in range(B.shape[0]):
+            out[i, j] = _cost(A, B, i, j, w)
     return out
 
 
@@ -163,7 +223,7 @@ def dtw_banded(A, B, lo, hi, penalty, skip_cost, gully=0.1, weight_sum=1.0):
         raise ValueError("DTW needs two non-empty sequences")
     gully_n = max(1, int(np.floor(gully * n)))
     gully_m = max(1, int(np.floor(gully * m)))
-    D, P, offsets, end_i, end_j, total = _dtw_band(
+    P, offsets, end_i, end_j, total = _dtw_band_pointers(
         A, B, lo.astype(np.int64), hi.astype(np.int64), np.float32(weight_sum), np.float32(penalty),
         np.float32(skip_cost), gully_n, gully_m,
     )

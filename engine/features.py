@@ -24,7 +24,11 @@ Conventions
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
+
+from engine.streaming import PitchEnergyStream, pitch_filterbank
 
 N_CHROMA = 12
 N_ONSET = 13  # onset feature width of the online follower (engine.follow_features): 12 classes + "none"
@@ -32,30 +36,12 @@ BLOCK_SIZES = (N_CHROMA,)
 DISPLAY_MIDI_LO, DISPLAY_MIDI_HI = 21, 108  # the piano's keys, A0..C8
 
 
-def _pitch_filterbank(sr, n_fft, midi_lo, midi_hi, bins_per_semitone):
-    """Sparse-ish matrix (n_fft//2+1, n_pitch_bins) summing STFT bins into log-frequency bins.
+_pitch_filterbank = pitch_filterbank  # the sum of STFT bins into pitch bins (engine.streaming)
 
-    Each STFT bin goes to the nearest pitch bin; pitch bins that no STFT bin falls into (low notes,
-    where the STFT is coarser than a semitone) take linearly interpolated neighbours instead.
-    """
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
-    n_bins = (midi_hi - midi_lo + 1) * bins_per_semitone
-    centres = midi_lo + (np.arange(n_bins) - (bins_per_semitone - 1) / 2) / bins_per_semitone
-    fb = np.zeros((len(freqs), n_bins), dtype=np.float32)
-    with np.errstate(divide="ignore"):
-        pitch_of_bin = 69 + 12 * np.log2(np.maximum(freqs, 1e-6) / 440.0)
-    idx = np.round((pitch_of_bin - centres[0]) * bins_per_semitone).astype(int)
-    ok = (idx >= 0) & (idx < n_bins) & (freqs > 0)
-    fb[np.nonzero(ok)[0], idx[ok]] = 1.0
-    empty = np.nonzero(fb.sum(axis=0) == 0)[0]
-    for b in empty:  # interpolate between the two STFT bins around this pitch
-        f = 440.0 * 2 ** ((centres[b] - 69) / 12)
-        k = f * n_fft / sr
-        k0 = int(np.floor(k))
-        if 0 <= k0 < len(freqs) - 1:
-            fb[k0, b] += 1 - (k - k0)
-            fb[k0 + 1, b] += k - k0
-    return fb
+
+def window_samples(n_fft_at_22050: int, sr: int) -> int:
+    """An analysis window as long in seconds as ``n_fft_at_22050`` samples at 22 050 Hz, at ``sr``."""
+    return int(round(n_fft_at_22050 * sr / 22050))
 
 
 def pitch_energy(y, sr, hop_length, n_fft, midi_lo=21, midi_hi=108, bins_per_semitone=1, block_frames=256):
@@ -66,64 +52,67 @@ def pitch_energy(y, sr, hop_length, n_fft, midi_lo=21, midi_hi=108, bins_per_sem
     E : np.ndarray, float32, shape (n_frames, n_pitch_bins)
         Summed magnitude per pitch bin; ``n_frames = 1 + len(y) // hop_length``.
     """
-    import scipy.fft
-    import scipy.sparse
-
-    fb = _pitch_filterbank(sr, n_fft, midi_lo, midi_hi, bins_per_semitone)
-    # Only the STFT bins the filterbank reads (up to C8 of 2049 for a 4096-point FFT: about a
-    # third) are turned into magnitudes and summed; the rest would only add zeros. The filterbank
-    # has about one entry per STFT bin: as a sparse matrix the sum is a few times cheaper than a
-    # dense product, and single-threaded (a threaded BLAS spins on a shared 2-core machine).
-    used = np.nonzero(fb.any(axis=1))[0]
-    k0, k1 = (int(used[0]), int(used[-1]) + 1) if len(used) else (0, 1)
-    n_bins = fb.shape[1]
-    fb = scipy.sparse.csc_matrix(fb[k0:k1])
-    y = np.ascontiguousarray(y, dtype=np.float32)
-    half = n_fft // 2
-    n_frames = 1 + (len(y) + 2 * half - n_fft) // hop_length
-    window = np.hanning(n_fft + 1)[:-1].astype(np.float32)
-    out = np.empty((n_frames, n_bins), dtype=np.float32)
-    strides = (y.strides[0] * hop_length, y.strides[0])
-    windowed = np.empty((min(block_frames, n_frames), n_fft), dtype=np.float32)  # reused by every block
-    for start in range(0, n_frames, block_frames):
-        stop = min(n_frames, start + block_frames)
-        # Samples of this block's frames; zero-padded (centred frames) only at the two ends, so
-        # no padded copy of the whole signal is ever made.
-        a, b = start * hop_length - half, (stop - 1) * hop_length - half + n_fft
-        if a >= 0 and b <= len(y):
-            segment = y[a:b]
-        else:
-            segment = np.zeros(b - a, dtype=np.float32)
-            segment[max(a, 0) - a:min(b, len(y)) - a] = y[max(a, 0):min(b, len(y))]
-        frames = np.lib.stride_tricks.as_strided(segment, shape=(stop - start, n_fft), strides=strides)
-        # scipy's FFT stays in float32 (complex64) and is ~3x faster than numpy's here.
-        block = np.multiply(frames, window, out=windowed[:stop - start])
-        spectrum = scipy.fft.rfft(block, axis=1, overwrite_x=True)
-        out[start:stop] = np.abs(spectrum[:, k0:k1]) @ fb
-    return out
+    stream = PitchEnergyStream(sr, hop_length, n_fft, midi_lo, midi_hi, bins_per_semitone, block_frames)
+    y = np.asarray(y, dtype=np.float32).reshape(-1)
+    step = max(1 << 16, block_frames * hop_length)  # pushed in pieces: no padded copy of the whole signal
+    parts = [stream.push(y[k:k + step]) for k in range(0, len(y), step)]
+    parts.append(stream.finish())
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
 def _fold_chroma(E, midi_lo, bins_per_semitone=1):
     """Sum log-frequency bins into 12 pitch classes (class 0 = C)."""
-    n_bins = E.shape[1]
-    pitch = midi_lo + np.arange(n_bins) // bins_per_semitone
-    C = np.zeros((E.shape[0], 12), dtype=np.float32)
-    for pc in range(12):
-        C[:, pc] = E[:, (pitch % 12) == pc].sum(axis=1)
+    C = np.empty((E.shape[0], 12), dtype=np.float32)
+    for pc, columns in enumerate(_fold_plan(E.shape[1], midi_lo, bins_per_semitone)):
+        C[:, pc] = E[:, columns].sum(axis=1)
     return C
 
 
-def _normalise_rows(X, floor=1e-6):
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    return X / np.maximum(norms, floor)
+@functools.lru_cache(maxsize=64)
+def _fold_plan(n_bins, midi_lo, bins_per_semitone):
+    """The columns of each pitch class (ascending), made once per layout."""
+    pitch_class = (midi_lo + np.arange(n_bins) // bins_per_semitone) % 12
+    return tuple(np.nonzero(pitch_class == pc)[0] for pc in range(12))
 
 
 def _finish_chroma(C, gamma=100.0):
-    """Log-compress, then L2-normalise; silent frames become a flat (uninformative) chroma."""
-    C = np.log1p(gamma * C / max(float(C.max()), 1e-9))
-    flat = C.sum(axis=1) < 1e-3
-    C[flat] = 1.0
-    return _normalise_rows(C)
+    """Log-compress, then L2-normalise; silent frames become a flat (uninformative) chroma.
+
+    Into a new array (``C`` is left as it is), without further temporaries: a long piece's fine
+    chroma is several MB per copy.
+    """
+    X = np.multiply(C, gamma)
+    X /= max(float(C.max()), 1e-9)
+    np.log1p(X, out=X)
+    X[X.sum(axis=1) < 1e-3] = 1.0
+    X /= np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-6)
+    return X
+
+
+class Rows:
+    """Rows appended block by block into one growing float32 array (no list of blocks to
+    concatenate at the end, which would hold everything twice)."""
+
+    def __init__(self, width: int, expected_rows: int = 0):
+        self._data = np.empty((max(int(expected_rows), 1024), width), dtype=np.float32)
+        self.n = 0
+
+    def append(self, block) -> None:
+        if self.n + len(block) > len(self._data):
+            grown = np.empty((max(self.n + len(block), int(1.5 * len(self._data))), self._data.shape[1]),
+                             dtype=np.float32)
+            grown[:self.n] = self._data[:self.n]
+            self._data = grown
+        self._data[self.n:self.n + len(block)] = block
+        self.n += len(block)
+
+    def array(self) -> np.ndarray:
+        """The rows so far (a view: no copy); the accumulator is done after this."""
+        data, self._data = self._data, np.empty((0, self._data.shape[1]), dtype=np.float32)
+        return data[:self.n]
+
+
+SNAP_MIDI_LO, SNAP_MIDI_HI = 36, 107
 
 
 def onset_strength_by_pitch_class(y, sr, hop_length, n_fft=1024, local_s=1.0):
@@ -141,19 +130,43 @@ def onset_strength_by_pitch_class(y, sr, hop_length, n_fft=1024, local_s=1.0):
         Frame ``k`` measures the rise between frames ``k - 1`` and ``k``, i.e. an onset at about
         ``(k - 0.5) * hop_length / sr`` seconds.
     """
-    E = pitch_energy(y, sr, hop_length, n_fft, 36, 107)
-    L = np.log1p(1000.0 * E / max(float(E.max()), 1e-9))
-    flux = np.maximum(np.diff(L, axis=0, prepend=L[:1]), 0.0)
-    O = _fold_chroma(flux, 36)
-    fps = sr / hop_length
-    O = np.maximum(O - _moving(O, max(3, int(0.1 * fps)), np.mean), 0.0)
-    peak = _moving(O.max(axis=1, keepdims=True), max(3, int(local_s * fps)), np.max)
-    return (O / np.maximum(peak, 1e-3 * max(float(O.max()), 1e-9))).astype(np.float32)
+    E = pitch_energy(y, sr, hop_length, n_fft, SNAP_MIDI_LO, SNAP_MIDI_HI)
+    return sharp_onsets([E], float(E.max()), sr / hop_length, local_s, len(E))
+
+
+def sharp_onsets(E_blocks, E_max, fps, local_s=1.0, n_rows=0):
+    """:func:`onset_strength_by_pitch_class` from its semitone energies, given block by block
+    (any split: the result is the same) with the maximum over all of them (``n_rows``: how many
+    there are, if known)."""
+    scale = max(E_max, 1e-9)
+    rows, previous = Rows(12, n_rows), None
+    for E in E_blocks:
+        if not len(E):
+            continue
+        L = np.log1p(1000.0 * E / scale)
+        before = np.concatenate([L[:1] if previous is None else previous, L[:-1]])
+        rows.append(_fold_chroma(np.maximum(L - before, 0.0), SNAP_MIDI_LO))
+        previous = L[-1:]
+    return _normalise_onsets(rows.array(), fps, local_s)
+
+
+def _normalise_onsets(O, fps, local_s=1.0):
+    """Minus a short moving average (steady vibrato, noise), over a local maximum of ``local_s`` seconds.
+
+    Into one new float32 array (``O`` is left as it is).
+    """
+    X = _moving(O, max(3, int(0.1 * fps)), np.mean)
+    np.subtract(O, X, out=X)
+    np.maximum(X, 0.0, out=X)
+    peak = _moving(X.max(axis=1, keepdims=True), max(3, int(local_s * fps)), np.max)
+    X /= np.maximum(peak, 1e-3 * max(float(X.max()), 1e-9))
+    return X.astype(np.float32, copy=False)
 
 
 FINE_MIDI_LO, FINE_MIDI_HI, FINE_BINS_PER_SEMITONE = 21, 108, 3
 ONSET_MIDI_LO = 36  # below C2 a 2048-point STFT has about one bin per semitone: onsets there are mostly noise
 ONSET_LAG_FRAMES = 2
+ONSET_FIRST_BIN = (ONSET_MIDI_LO - FINE_MIDI_LO) * FINE_BINS_PER_SEMITONE  # of the fine 1/3-semitone bins
 
 
 def _superflux_by_pitch_class(E, fps, local_s=1.0):
@@ -168,24 +181,44 @@ def _superflux_by_pitch_class(E, fps, local_s=1.0):
     (strings, voices, winds) better than :func:`onset_strength_by_pitch_class`.
     Frame ``k`` measures the rise into frame ``k`` (same convention).
     """
-    E = E[:, (ONSET_MIDI_LO - FINE_MIDI_LO) * FINE_BINS_PER_SEMITONE:]
-    gain, lag = np.float32(1000.0 / max(float(E.max()), 1e-9)), ONSET_LAG_FRAMES
-    O = np.zeros((len(E), 12), dtype=np.float32)
-    # In blocks of frames (overlapping by the lag): a long recording's 1/3-semitone arrays are
-    # ~100 MB each, and only the folded result is kept.
-    for start in range(lag, len(E), 4096):
-        stop = min(len(E), start + 4096)
-        L = np.log1p(gain * E[start - lag:stop])
-        # The maximum over ±1/3 semitone a lag earlier (vibrato suppression; slices: several times
-        # faster than scipy's maximum_filter1d across this axis).
-        earlier = L[:-lag].copy()
-        np.maximum(earlier[:, 1:], L[:-lag, :-1], out=earlier[:, 1:])
-        np.maximum(earlier[:, :-1], L[:-lag, 1:], out=earlier[:, :-1])
-        flux = np.maximum(L[lag:] - earlier, 0.0)
-        O[start:stop] = _fold_chroma(flux, ONSET_MIDI_LO, FINE_BINS_PER_SEMITONE)
-    O = np.maximum(O - _moving(O, max(3, int(0.1 * fps)), np.mean), 0.0)
-    peak = _moving(O.max(axis=1, keepdims=True), max(3, int(local_s * fps)), np.max)
-    return (O / np.maximum(peak, 1e-3 * max(float(O.max()), 1e-9))).astype(np.float32)
+    E = E[:, ONSET_FIRST_BIN:]
+    # In blocks of frames: a long recording's 1/3-semitone arrays are ~100 MB each.
+    return superflux_onsets((E[k:k + 4096] for k in range(0, len(E), 4096)), float(E.max()), fps, local_s, len(E))
+
+
+def superflux_onsets(E_blocks, E_max, fps, local_s=1.0, n_rows=0):
+    """:func:`_superflux_by_pitch_class` from the 1/3-semitone energies from MIDI 36 up, given
+    block by block (any split: the result is the same) with the maximum over all of them
+    (``n_rows``: how many there are, if known)."""
+    gain, lag = np.float32(1000.0 / max(E_max, 1e-9)), ONSET_LAG_FRAMES
+    rows, previous, seen = Rows(12, n_rows), None, 0
+    for E in E_blocks:
+        if not len(E):
+            continue
+        new = np.log1p(gain * E)
+        L = new if previous is None else np.concatenate([previous, new])
+        n_zero = max(0, min(lag - seen, len(new)))  # the first frames have nothing to rise from
+        if n_zero:
+            rows.append(np.zeros((n_zero, 12), dtype=np.float32))
+        n_flux = len(new) - n_zero
+        if n_flux > 0:
+            now, before = L[len(L) - n_flux:], L[len(L) - n_flux - lag:len(L) - lag]
+            # The maximum over ±1/3 semitone a lag earlier (vibrato suppression; slices: several
+            # times faster than scipy's maximum_filter1d across this axis).
+            earlier = before.copy()
+            np.maximum(earlier[:, 1:], before[:, :-1], out=earlier[:, 1:])
+            np.maximum(earlier[:, :-1], before[:, 1:], out=earlier[:, :-1])
+            rows.append(_fold_chroma(np.maximum(now - earlier, 0.0), ONSET_MIDI_LO, FINE_BINS_PER_SEMITONE))
+        seen += len(new)
+        previous = L[-lag:]
+    return _normalise_onsets(rows.array(), fps, local_s)
+
+
+def pooled_energy(C, chroma_pool):
+    """Linear pitch-class magnitudes summed over ``chroma_pool`` fine frames centred on each DTW frame."""
+    n_coarse = -(-len(C) // chroma_pool)
+    padded = np.pad(C, ((chroma_pool // 2, n_coarse * chroma_pool - len(C) - chroma_pool // 2 + chroma_pool), (0, 0)))
+    return padded[:n_coarse * chroma_pool].reshape(n_coarse, chroma_pool, 12).sum(axis=1).astype(np.float32)
 
 
 def fine_features(y, sr, hop_length, n_fft=2048, chroma_pool=4):
@@ -212,12 +245,8 @@ def fine_features(y, sr, hop_length, n_fft=2048, chroma_pool=4):
     """
     E = pitch_energy(y, sr, hop_length, n_fft, FINE_MIDI_LO, FINE_MIDI_HI, FINE_BINS_PER_SEMITONE)
     C = _fold_chroma(E, FINE_MIDI_LO, FINE_BINS_PER_SEMITONE)
-    n_coarse = -(-len(C) // chroma_pool)
-    # DTW frame k is centred on fine frame k * chroma_pool: sum the fine frames around it.
-    padded = np.pad(C, ((chroma_pool // 2, n_coarse * chroma_pool - len(C) - chroma_pool // 2 + chroma_pool), (0, 0)))
-    energy = padded[:n_coarse * chroma_pool].reshape(n_coarse, chroma_pool, 12).sum(axis=1)
     return {"fine_chroma": _finish_chroma(C), "onset_strength": _superflux_by_pitch_class(E, sr / hop_length),
-            "chroma_energy": energy.astype(np.float32)}
+            "chroma_energy": pooled_energy(C, chroma_pool)}
 
 
 def _moving(X, width, reducer):
@@ -243,6 +272,9 @@ def analyse_recording(y, sr, hop_length, onset_hop_length, n_fft=4096, n_fft_ons
                       on_display=None, fine=True):
     """Everything alignment (and the window) needs of a recording, sharing STFT work.
 
+    The whole signal at once; :class:`engine.feature_stream.FeatureStream` computes the same
+    block by block (this function feeds it the signal in pieces).
+
     Parameters
     ----------
     y : np.ndarray
@@ -252,12 +284,14 @@ def analyse_recording(y, sr, hop_length, onset_hop_length, n_fft=4096, n_fft_ons
     onset_hop_length : int
         Hop of the fine chroma and the onset strength (the note-level pass's frames; finer), a
         divisor of ``hop_length``.
+    n_fft, n_fft_onset : int
+        Windows of the chroma and of the fine features (the sharp onsets' is half the latter).
     display_hop_length : int, optional
         Also return the display spectrogram at this hop. When ``hop_length`` is a multiple of it,
         the chroma is folded from the same STFT instead of a second one.
     on_display : callable(display_db, display_pitches, display_times_s), optional
-        Called as soon as the display spectrogram is made, before the slower note-level features
-        (a window can draw the recording meanwhile).
+        Called as soon as the display spectrogram is made, before the onset features are
+        finished (a window can draw the recording meanwhile).
     fine : bool
         Also the note-level features (``fine_features``, ``snap_onset_strength``); matching needs
         only the chroma.
@@ -269,24 +303,14 @@ def analyse_recording(y, sr, hop_length, onset_hop_length, n_fft=4096, n_fft_ons
     :func:`onset_strength_by_pitch_class`) and, if asked for, ``display_db`` (n_bins, n_display),
     ``display_pitches`` (n_bins,), ``display_times_s``.
     """
-    out = {}
-    if display_hop_length and hop_length % display_hop_length == 0:
-        bps = 3
-        E = pitch_energy(y, sr, display_hop_length, n_fft, DISPLAY_MIDI_LO, DISPLAY_MIDI_HI, bps)
-        out["chroma"] = _finish_chroma(_fold_chroma(E[:: hop_length // display_hop_length], DISPLAY_MIDI_LO, bps))
-        display = _display_from_energy(E, sr, display_hop_length, bps, in_place=True)  # E is done with
-        del E
-    else:
-        out["chroma"] = audio_chroma(y, sr, hop_length, n_fft)
-        display = spectrogram_for_display(y, sr, display_hop_length, n_fft) if display_hop_length else None
-    if display is not None:
-        out.update(zip(("display_db", "display_pitches", "display_times_s"), display))
-        if on_display is not None:
-            on_display(*display)
-    if fine:
-        out.update(fine_features(y, sr, onset_hop_length, n_fft_onset, chroma_pool=hop_length // onset_hop_length))
-        out["snap_onset_strength"] = onset_strength_by_pitch_class(y, sr, onset_hop_length)
-    return out
+    from engine.feature_stream import FeatureStream
+
+    stream = FeatureStream(sr, hop_length, onset_hop_length, display_hop_length=display_hop_length, fine=fine,
+                           snap=fine, n_fft=n_fft, n_fft_onset=n_fft_onset)
+    y = np.asarray(y, dtype=np.float32).reshape(-1)
+    for k in range(0, len(y), 1 << 17):
+        stream.push(y[k:k + (1 << 17)])
+    return stream.finish(on_display=on_display)
 
 
 def midi_chroma(midi, sr, hop_length, n_frames=None, release_s=0.15, n_fft=4096):
@@ -310,22 +334,28 @@ def midi_chroma(midi, sr, hop_length, n_frames=None, release_s=0.15, n_fft=4096)
     return _finish_chroma(chroma)
 
 
-def _notes_chroma_energy(instruments, fps, n_frames, release_s=0.15):
-    """Pitch-class energy of the pitched notes of ``instruments`` (see :func:`midi_chroma`), unsmoothed."""
-    chroma = np.zeros((n_frames, 12), dtype=np.float32)
-    harmonics = ((0, 1.0), (7, 0.25), (4, 0.1))  # fundamental (+octaves), 3rd, 5th harmonic
-    for inst in instruments:
-        if inst.is_drum:
-            continue
-        for note in inst.notes:
-            f0 = int(round(note.start * fps))
-            if f0 >= n_frames:
-                continue
-            f1 = min(n_frames, max(f0 + 1, int(round((note.end + release_s) * fps))))
-            envelope = note.velocity / 127.0 * np.maximum(np.exp(-np.arange(f1 - f0) / (1.5 * fps)), 0.3)
-            for shift, gain in harmonics:
-                chroma[f0:f1, (note.pitch + shift) % 12] += gain * envelope
-    return chroma
+def _notes_chroma_energy(instruments, fps, n_frames, release_s=0.15, chunk_notes=4096):
+    """Pitch-class energy of the pitched notes of ``instruments`` (see :func:`midi_chroma`), unsmoothed.
+
+    All notes at once (in chunks, to bound the temporaries): every frame of every note is one
+    entry of a weighted histogram over (frame, pitch class).
+    """
+    notes = [(n.start, n.end, n.pitch, n.velocity) for inst in instruments if not inst.is_drum for n in inst.notes]
+    acc = np.zeros(n_frames * 12)
+    for a in range(0, len(notes), chunk_notes):
+        start, end, pitch, velocity = np.asarray(notes[a:a + chunk_notes], dtype=np.float64).T
+        f0 = np.round(start * fps).astype(np.int64)
+        inside = f0 < n_frames
+        f0, end, pitch, velocity = f0[inside], end[inside], pitch[inside].astype(np.int64), velocity[inside]
+        f1 = np.minimum(n_frames, np.maximum(f0 + 1, np.round((end + release_s) * fps).astype(np.int64)))
+        lengths = f1 - f0
+        note = np.repeat(np.arange(len(f0)), lengths)
+        k = np.arange(len(note)) - np.repeat(np.cumsum(lengths) - lengths, lengths)  # frame within its note
+        envelope = velocity[note] / 127.0 * np.maximum(np.exp(-k / (1.5 * fps)), 0.3)
+        frame = (f0[note] + k) * 12
+        for shift, gain in ((0, 1.0), (7, 0.25), (4, 0.1)):  # fundamental (+octaves), 3rd, 5th harmonic
+            acc += np.bincount(frame + (pitch[note] + shift) % 12, weights=gain * envelope, minlength=n_frames * 12)
+    return acc.reshape(n_frames, 12).astype(np.float32)
 
 
 def instrument_chroma_energy(midi, sr, hop_length, n_frames):

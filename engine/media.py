@@ -1,4 +1,4 @@
-"""Loading MIDI and audio, validating them, and synthesizing MIDI with FluidSynth.
+"""Loading MIDI and audio, validating them; soundfont discovery (synthesis: :mod:`engine.synth`).
 
 Conventions
 -----------
@@ -9,17 +9,19 @@ Conventions
   file and the reason.
 
 Soundfont discovery (first hit wins): the ``soundfont`` argument → ``$EARWORM_SOUNDFONT`` →
-Debian's system GM soundfonts → the TimGM6mb.sf2 bundled with pretty_midi.
+Debian's system GM soundfonts → the TimGM6mb.sf2 bundled with pretty_midi. ``synthesize``,
+``StemRenderer`` and the synthesis constants are :mod:`engine.synth`'s, also reachable here.
+Recordings decode whole (:func:`load_audio`) or block by block (:func:`audio_blocks`).
 """
 from __future__ import annotations
 
+import bisect
 import os
-import threading
 from pathlib import Path
 
 import numpy as np
 
-from engine.errors import AudioError, EarwormError, MidiError, SoundfontError
+from engine.errors import AudioError, MidiError, SoundfontError
 
 DEFAULT_SR = 22050
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff")
@@ -51,7 +53,7 @@ def _check_file(path, error_cls) -> Path:
     return p
 
 
-def load_midi(path) -> "pretty_midi.PrettyMIDI":
+def load_midi(path) -> "pretty_midi.PrettyMIDI":  # noqa: F821  (imported when first needed)
     """Load and validate a Standard MIDI File.
 
     Parameters
@@ -68,8 +70,6 @@ def load_midi(path) -> "pretty_midi.PrettyMIDI":
     MidiError
         If the file is missing, empty, not a MIDI file, truncated, or holds no notes.
     """
-    import pretty_midi
-
     p = _check_file(path, MidiError)
     with open(p, "rb") as f:
         head = f.read(4)
@@ -78,7 +78,7 @@ def load_midi(path) -> "pretty_midi.PrettyMIDI":
             raise MidiError(p, "RIFF-wrapped MIDI (.rmi) is not supported; extract the SMF data first")
         raise MidiError(p, "not a Standard MIDI File (no 'MThd' header)")
     try:
-        midi = pretty_midi.PrettyMIDI(str(p))
+        midi = _lean_pretty_midi_class()(str(p))
     except Exception as exc:  # mido/pretty_midi raise many types for corrupt data
         raise MidiError(p, f"cannot parse MIDI data ({_short(exc)})") from None
     n_notes = sum(len(inst.notes) for inst in midi.instruments)
@@ -88,6 +88,87 @@ def load_midi(path) -> "pretty_midi.PrettyMIDI":
     if not np.isfinite(end) or end > MAX_MIDI_SECONDS:
         raise MidiError(p, f"implausible duration ({end:.0f} s): corrupt tempo map?")
     return midi
+
+
+class _TickTimes:
+    """pretty_midi's tick → seconds table (``PrettyMIDI.__tick_to_time``), worked out per tick when
+    asked instead of stored for every tick.
+
+    pretty_midi allocates one float64 per tick of the file: a MIDI written at 10 080 ticks per
+    beat (music21 does) costs 10 MB and ~10 ms per minute of music for a table that loading reads
+    a few thousand times. The times are the same numbers (the same arithmetic: each tempo
+    segment's start time plus seconds-per-tick × ticks into it); anything that needs the whole
+    table (``time_to_tick``, writing) gets it made then.
+    """
+
+    def __init__(self, tick_scales, n_ticks: int):
+        self._starts, self._scales, self._offsets = [], [], []
+        end_time = 0.0
+        for (start, scale), (end, _) in zip(tick_scales[:-1], tick_scales[1:]):
+            self._starts.append(start)
+            self._scales.append(scale)
+            self._offsets.append(end_time)
+            end_time = end_time + scale * (end - start)
+        self._starts.append(tick_scales[-1][0])
+        self._scales.append(tick_scales[-1][1])
+        self._offsets.append(end_time)
+        self._n = int(n_ticks)
+        self._table = None
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, tick):
+        if isinstance(tick, (int, np.integer)):
+            tick = int(tick) + (self._n if tick < 0 else 0)
+            if not 0 <= tick < self._n:
+                raise IndexError("tick out of range")
+            k = bisect.bisect_right(self._starts, tick) - 1
+            return np.float64(self._offsets[k] + self._scales[k] * (tick - self._starts[k]))
+        return self.__array__()[tick]
+
+    def __array__(self, dtype=None, copy=None):
+        if self._table is None:
+            table = np.zeros(self._n)
+            for k, (start, scale, offset) in enumerate(zip(self._starts, self._scales, self._offsets)):
+                stop = self._starts[k + 1] + 1 if k + 1 < len(self._starts) else self._n
+                table[start:stop] = offset + scale * np.arange(min(stop, self._n) - start)
+            self._table = table
+        return self._table if dtype is None else self._table.astype(dtype)
+
+
+_LEAN_CLASS = None
+
+
+def _lean_pretty_midi_class():
+    """``pretty_midi.PrettyMIDI`` keeping its tick → time table as :class:`_TickTimes`."""
+    global _LEAN_CLASS
+    if _LEAN_CLASS is None:
+        import pretty_midi
+
+        class LeanPrettyMIDI(pretty_midi.PrettyMIDI):
+            def _update_tick_to_time(self, max_tick):
+                max_scale_tick = max(ts[0] for ts in self._tick_scales)
+                max_tick = max_tick if max_tick > max_scale_tick else max_scale_tick
+                self._PrettyMIDI__tick_to_time = _TickTimes(self._tick_scales, max_tick + 1)
+
+        # picklable by name, engine.media.LeanPrettyMIDI (see the module's __getattr__)
+        LeanPrettyMIDI.__module__, LeanPrettyMIDI.__qualname__ = __name__, "LeanPrettyMIDI"
+        _LEAN_CLASS = LeanPrettyMIDI
+    return _LEAN_CLASS
+
+
+_SYNTH_NAMES = ("synthesize", "StemRenderer", "INTERP_LINEAR", "INTERP_4TH_ORDER", "FLUID_BLOCK_SAMPLES")
+
+
+def __getattr__(name):
+    if name == "LeanPrettyMIDI":  # made on first use: pretty_midi is imported only when needed
+        return _lean_pretty_midi_class()
+    if name in _SYNTH_NAMES:  # synthesis lives in engine.synth (imported when first used)
+        from engine import synth
+
+        return getattr(synth, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_audio(path, sr: int = DEFAULT_SR, mono: bool = True) -> np.ndarray:
@@ -132,6 +213,64 @@ def load_audio(path, sr: int = DEFAULT_SR, mono: bool = True) -> np.ndarray:
         y = soxr.resample(y, native_sr, sr, quality="HQ")
     y = np.ascontiguousarray(y.T, dtype=np.float32)
     return y[0] if mono else y
+
+
+def audio_blocks(path, sr: int = DEFAULT_SR, block_s: float = 4.0):
+    """Decode an audio file block by block: mono float32 at ``sr`` Hz, never the whole signal at once.
+
+    The same validation as :func:`load_audio` (an :class:`AudioError` naming the file: missing,
+    empty, undecodable, NaN samples, shorter than 0.25 s). Resampling (soxr, high quality) keeps its
+    state from block to block.
+
+    Yields
+    ------
+    np.ndarray, float32, shape (n,)
+    """
+    import soundfile as sf
+
+    class SequentialSoundFile(sf.SoundFile):
+        # soundfile seeks to where it is after every read of a seekable file; libsndfile answers
+        # a seek in an mp3 by re-seeking its decoder, whose next frame then lacks its bit
+        # reservoir (mpg123 prints errors, the samples differ). Read on, never seek.
+        def seekable(self):
+            return False
+
+    p = _check_file(path, AudioError)
+    try:
+        f = SequentialSoundFile(str(p))
+    except Exception as exc:
+        raise AudioError(p, f"cannot decode audio ({_short(exc)})") from None
+    with f:
+        native_sr = f.samplerate
+        if 0 < f.frames < MIN_AUDIO_SECONDS * native_sr:  # the header says so: before any work
+            raise AudioError(p, f"too short ({f.frames / native_sr:.3f} s; need ≥ {MIN_AUDIO_SECONDS} s)")
+        resampler = None
+        if native_sr != sr:
+            import soxr
+
+            resampler = soxr.ResampleStream(native_sr, sr, 1, dtype="float32", quality="HQ")
+        n_read, block = 0, max(1, int(block_s * native_sr))
+        while True:
+            try:
+                data = f.read(block, dtype="float32", always_2d=True)
+            except Exception as exc:
+                raise AudioError(p, f"cannot decode audio ({_short(exc)})") from None
+            last = len(data) < block
+            if len(data):
+                if not np.all(np.isfinite(data)):
+                    raise AudioError(p, "contains NaN or infinite samples")
+                n_read += len(data)
+            elif n_read == 0:
+                raise AudioError(p, "no audio frames (zero-length or truncated file)")
+            if last and n_read < MIN_AUDIO_SECONDS * native_sr:
+                raise AudioError(p, f"too short ({n_read / native_sr:.3f} s; need ≥ {MIN_AUDIO_SECONDS} s)")
+            mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1)
+            if resampler is not None:
+                mono = resampler.resample_chunk(np.ascontiguousarray(mono), last=last)
+            if len(mono):
+                yield np.ascontiguousarray(mono, dtype=np.float32)
+            if last:
+                return
 
 
 def audio_duration(path) -> float:
@@ -179,143 +318,6 @@ def _check_soundfont(p: Path) -> Path:
     if head[:4] != b"RIFF" or head[8:12] != b"sfbk":
         raise SoundfontError(p, "not a SoundFont 2/3 file (no RIFF 'sfbk' header)")
     return p
-
-
-FLUID_BLOCK_SAMPLES = 64  # FluidSynth renders (and applies events) in blocks of this many samples
-
-# FluidSynth takes ~0.1-1 s to parse a large soundfont; keep one loaded synth per (soundfont, sr)
-# per thread so repeated synthesis (batch jobs, tests) does not pay that again.
-_synth_local = threading.local()
-
-
-def _get_synth(soundfont: Path, sr: int):
-    try:
-        import fluidsynth
-    except (ImportError, OSError) as exc:
-        raise EarwormError(None, f"FluidSynth is not available ({_short(exc)}); install libfluidsynth3") from None
-    cache = getattr(_synth_local, "synths", None)
-    if cache is None:
-        cache = _synth_local.synths = {}
-    key = (str(soundfont), int(sr))
-    if key not in cache:
-        synth = fluidsynth.Synth(gain=0.25, samplerate=float(sr), channels=16)
-        synth.setting("synth.reverb.active", 0)
-        synth.setting("synth.chorus.active", 0)
-        synth.setting("synth.polyphony", 512)
-        # Load a preset's samples only when a channel selects it: a GM soundfont is 30-150 MB of
-        # samples, a piece uses a few presets. The sound is the same (same samples).
-        synth.setting("synth.dynamic-sample-loading", 1)
-        sfid = synth.sfload(str(soundfont))
-        if sfid == -1:
-            synth.delete()
-            raise SoundfontError(soundfont, "FluidSynth could not load this soundfont (corrupt or unsupported)")
-        cache[key] = (synth, sfid)
-    return cache[key]
-
-
-def _assign_channels(instruments) -> list[int]:
-    """MIDI channel per instrument: drums on 9, others on 0-8,10-15 (shared when more than 15)."""
-    melodic = [c for c in range(16) if c != 9]
-    channels, by_program = [], {}
-    for inst in instruments:
-        if inst.is_drum:
-            channels.append(9)
-            continue
-        if inst.program not in by_program:
-            by_program[inst.program] = melodic[len(by_program) % len(melodic)]
-        channels.append(by_program[inst.program])
-    return channels
-
-
-def synthesize(midi, sr: int = DEFAULT_SR, soundfont=None, tail_s: float = 1.0, cancel=None) -> np.ndarray:
-    """Render a MIDI to mono audio with FluidSynth, all instruments in one pass.
-
-    Notes, control changes, pitch bends and program changes are played on the channel assigned
-    to each instrument (drums on channel 10, bank 128). Times come from pretty_midi, so tempo and
-    time-signature changes are honoured.
-
-    Parameters
-    ----------
-    midi : pretty_midi.PrettyMIDI
-    sr : int
-        Output sample rate in Hz.
-    soundfont : str or Path, optional
-        A .sf2/.sf3 file; see :func:`find_soundfont` for the default.
-    tail_s : float
-        Seconds rendered after the last event, for release tails.
-    cancel : callable() -> bool, optional
-        Polled about every 10 s of rendered audio; when it returns True, ``InterruptedError`` is
-        raised (the synth is reset and stays usable).
-
-    Returns
-    -------
-    y : np.ndarray, float32, shape (n_samples,)
-    """
-    sf_path = find_soundfont(soundfont)
-    synth, sfid = _get_synth(sf_path, sr)
-    synth.system_reset()
-    channels = _assign_channels(midi.instruments)
-    # Events: (time, order, kind, channel, a, b); order puts note-offs first at equal times.
-    events = []
-    for inst, ch in zip(midi.instruments, channels):
-        events.append((0.0, 0, "program", ch, 128 if inst.is_drum else 0, inst.program))
-        for cc in inst.control_changes:
-            events.append((cc.time, 2, "cc", ch, cc.number, cc.value))
-        for pb in inst.pitch_bends:
-            events.append((pb.time, 2, "bend", ch, pb.pitch, 0))
-        for n in inst.notes:
-            events.append((n.start, 3, "on", ch, n.pitch, n.velocity))
-            events.append((n.end, 1, "off", ch, n.pitch, 0))
-    events.sort(key=lambda e: (e[0], e[1]))
-    end_time = max(e[0] for e in events) + tail_s
-    n_total = int(np.ceil(end_time * sr))
-    out = np.zeros(n_total, dtype=np.float32)
-    pos, next_check = 0, 0
-    for t, _, kind, ch, a, b in events:
-        target = min(int(round(t * sr)), n_total)
-        if target > pos:
-            out[pos:target] = _render(synth, target - pos)
-            pos = target
-            if cancel is not None and pos >= next_check:
-                next_check = pos + 10 * sr
-                if cancel():
-                    synth.system_reset()
-                    _render(synth, sr // 2)  # a reset releases the voices: let them fade out, unheard
-                    _end_on_block(synth, pos + sr // 2)
-                    raise InterruptedError("synthesis cancelled")
-        if kind == "on":
-            synth.noteon(ch, a, b)
-        elif kind == "off":
-            synth.noteoff(ch, a)
-        elif kind == "cc":
-            synth.cc(ch, a, b)
-        elif kind == "bend":
-            synth.pitch_bend(ch, a)
-        elif kind == "program":
-            if synth.program_select(ch, sfid, a, b) == -1:
-                synth.program_select(ch, sfid, a, 0)  # no such preset: fall back to the bank's first
-    if n_total > pos:
-        out[pos:] = _render(synth, n_total - pos)
-    synth.system_reset()
-    _end_on_block(synth, n_total)
-    return out
-
-
-def _end_on_block(synth, n_rendered: int) -> None:
-    """Render (and drop) silence up to FluidSynth's next 64-sample block boundary.
-
-    FluidSynth applies events at its internal block boundaries; a synth left mid-block would
-    shift every event of the next rendering by up to 64 samples, so the same MIDI would not
-    sound the same twice in one process.
-    """
-    rest = (-n_rendered) % FLUID_BLOCK_SAMPLES
-    if rest:
-        synth.get_samples(rest)
-
-
-def _render(synth, n_samples: int) -> np.ndarray:
-    stereo = synth.get_samples(n_samples).astype(np.float32)
-    return (stereo[0::2] + stereo[1::2]) * (0.5 / 32768.0)
 
 
 def _short(exc: BaseException) -> str:

@@ -35,6 +35,7 @@ Conventions
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 
 def onset_groups(midi, tolerance_s: float = 0.025):
@@ -129,10 +130,52 @@ def refine_onsets(group_times_s, pitch_class_weights, predicted_audio_s, O, fps,
     strength[ok] = best_score[ok]
     snapped[ok] = True
     if len(refined) > 1:
-        from sklearn.isotonic import IsotonicRegression
-
-        refined = IsotonicRegression(increasing=True).fit_transform(np.arange(len(refined)), refined, sample_weight=strength)
+        refined = isotonic_increasing(refined, strength)
     return refined, snapped
+
+
+def isotonic_increasing(y, weights=None) -> np.ndarray:
+    """The non-decreasing sequence closest to ``y`` in weighted least squares (isotonic regression).
+
+    Pool adjacent violators: consecutive values that would decrease are merged into one block at
+    their weighted mean, until none does. The same fit as scikit-learn's
+    ``IsotonicRegression(increasing=True)`` on ``x = arange(len(y))``, without its import.
+
+    Parameters
+    ----------
+    y : array_like, shape (n,)
+    weights : array_like, shape (n,), positive, optional
+        All ones by default.
+
+    Returns
+    -------
+    np.ndarray, float64, shape (n,)
+    """
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    weights = np.ones(len(y)) if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
+    return _pool_adjacent_violators(y, weights)
+
+
+@njit(cache=True, nogil=True)
+def _pool_adjacent_violators(y, weights):
+    n = y.shape[0]
+    value = np.empty(n)  # the blocks so far: weighted mean, total weight, first index
+    weight = np.empty(n)
+    first = np.empty(n + 1, dtype=np.int64)
+    k = 0
+    for i in range(n):
+        value[k], weight[k], first[k] = y[i], weights[i], i
+        while k > 0 and value[k - 1] > value[k]:  # a decrease: merge the last two blocks
+            total = weight[k - 1] + weight[k]
+            value[k - 1] = (value[k - 1] * weight[k - 1] + value[k] * weight[k]) / total
+            weight[k - 1] = total
+            k -= 1
+        k += 1
+    first[k] = n
+    out = np.empty(n)
+    for b in range(k):
+        out[first[b]:first[b + 1]] = value[b]
+    return out
 
 
 def instrument_presence(midi, path_i, path_j, chroma_energy, sr, hop_length):
@@ -161,8 +204,6 @@ def instrument_presence(midi, path_i, path_j, chroma_energy, sr, hop_length):
         instruments with notes; instruments without notes get 1 (there is nothing of them to
         leave out).
     """
-    from scipy.optimize import nnls
-
     from engine import features
 
     n_inst = len(midi.instruments)
@@ -176,36 +217,80 @@ def instrument_presence(midi, path_i, path_j, chroma_energy, sr, hop_length):
     midi_frame_of[path_j[inside]] = path_i[inside]
     frames = np.nonzero(midi_frame_of >= 0)[0]
     rolls = features.instrument_chroma_energy(midi, sr, hop_length, int(path_i.max()) + 1)[has_notes]
-    X = rolls[:, midi_frame_of[frames], :].reshape(len(rolls), -1).T.astype(np.float64)  # (frames × 12, instruments)
-    target = chroma_energy[frames].reshape(-1).astype(np.float64)
-    X = np.c_[X, np.ones(len(X))]                                           # + a constant: noise, reverb
-    if not np.any(target > 0):
+    peak = float(chroma_energy[frames].max()) if len(frames) else 0.0
+    if not peak > 0:
         return np.ones(n_inst)
-    # The least squares on the normal equations (instruments × instruments, via Cholesky): the
-    # same solution, without handing NNLS a (frames × 12)-row matrix.
-    gram = X.T @ X
+    # The least squares on the normal equations (instruments × instruments), summed over blocks of
+    # frames: the same solution, without a (frames × 12)-row matrix. Columns: each instrument's
+    # energy in the frame the path matches, and a constant (noise, reverb).
+    gram, xty = np.zeros((len(rolls) + 1,) * 2), np.zeros(len(rolls) + 1)
+    for a in range(0, len(frames), 4096):
+        block = frames[a:a + 4096]
+        X = rolls[:, midi_frame_of[block], :].reshape(len(rolls), -1).T.astype(np.float64)
+        X = np.c_[X, np.ones(len(X))]
+        # einsum, not a BLAS product: no threads to wait for on a busy machine
+        gram += np.einsum("fa,fb->ab", X, X)
+        xty += np.einsum("fa,f->a", X, chroma_energy[block].reshape(-1).astype(np.float64) / peak)
     gram[np.diag_indices_from(gram)] += 1e-9 * max(float(np.trace(gram)), 1e-12)
-    R = np.linalg.cholesky(gram).T
-    weights, _ = nnls(R, np.linalg.solve(R.T, X.T @ (target / target.max())))
+    weights = nonnegative_least_squares(gram, xty)
     gains = weights[:-1]
     out[has_notes] = gains / max(float(gains.max()), 1e-12)
     return out
 
 
-def onset_block(O, n_decay: int = 10, power: float = 2.0):
+def nonnegative_least_squares(gram, xty, max_iter=None):
+    """``argmin_w |X w - y|^2`` subject to ``w >= 0``, from ``gram = X.T X`` and ``xty = X.T y``.
+
+    Lawson & Hanson's active-set method on the normal equations (for a handful of unknowns: the
+    instruments of a MIDI; scipy.optimize.nnls gives the same, but importing it costs ~20 MB).
+    ``gram`` must be positive definite.
+    """
+    gram, xty = np.asarray(gram, dtype=np.float64), np.asarray(xty, dtype=np.float64)
+    n = len(xty)
+    tol = 10 * np.finfo(float).eps * n * max(float(np.abs(gram).max()), float(np.abs(xty).max()), 1e-300)
+    free = np.zeros(n, dtype=bool)  # the unknowns not held at zero
+    w = np.zeros(n)
+    for _ in range(max_iter or 3 * n + 10):
+        gradient = xty - gram @ w
+        candidates = ~free & (gradient > tol)
+        if not candidates.any():
+            break
+        free[int(np.argmax(np.where(candidates, gradient, -np.inf)))] = True
+        while True:
+            idx = np.nonzero(free)[0]
+            s = np.zeros(n)
+            s[idx] = np.linalg.solve(gram[np.ix_(idx, idx)], xty[idx])
+            if np.all(s[idx] > 0):
+                break
+            # Step from w towards s until the first free unknown reaches zero; hold it there.
+            blocked = idx[s[idx] <= 0]
+            alpha = float(np.min(w[blocked] / np.maximum(w[blocked] - s[blocked], 1e-300)))
+            w = w + alpha * (s - w)
+            free &= w > tol
+            w[~free] = 0.0
+            if not free.any():
+                s = w
+                break
+        w = s
+    return w
+
+
+def onset_block(O, n_decay: int = 10, power: float = 2.0, out=None):
     """Onset features for DTW: each onset decays over ``n_decay`` frames, plus a "no onset" value.
 
     Like Sync Toolbox's DLNCO features (Ewert, Müller & Grosche 2009): an onset at frame k also
     shows, weaker (by ``(1 / (1 + lag)) ** power``), in the frames after it, so that a path a few
     frames off still sees part of it. A 13th component ``max(0, 1 - |onsets|)`` makes frames without
-    onsets alike. Rows are L2-normalised (cosine distance).
+    onsets alike. Rows are L2-normalised (cosine distance). Written into ``out`` (n, 13) if given.
     """
-    X = np.asarray(O, dtype=np.float32).copy()
+    O = np.asarray(O, dtype=np.float32)
+    X = np.empty((len(O), 13), dtype=np.float32) if out is None else out
+    X[:, :12] = O
     for lag in range(1, n_decay):
-        X[lag:] = np.maximum(X[lag:], (1.0 / (1 + lag)) ** power * O[:-lag])
-    none = np.maximum(1.0 - np.linalg.norm(X, axis=1), 0.0)[:, None]
-    X = np.concatenate([X, none], axis=1)
-    return (X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-9)).astype(np.float32)
+        np.maximum(X[lag:, :12], (1.0 / (1 + lag)) ** power * O[:-lag], out=X[lag:, :12])
+    X[:, 12] = np.maximum(1.0 - np.linalg.norm(X[:, :12], axis=1), 0.0)
+    X /= np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-9)
+    return X
 
 
 def smooth_map(x, y, half_width_s: float = 1.0, grid_s: float = 0.05):
@@ -224,13 +309,21 @@ def smooth_map(x, y, half_width_s: float = 1.0, grid_s: float = 0.05):
     return t, np.maximum.accumulate(v)
 
 
-def _resample_rows(X, positions):
-    """Rows of X at fractional row ``positions`` (linear interpolation, clipped to the ends)."""
+def _resample_rows(X, positions, out, chunk=1 << 15):
+    """Rows of X at fractional row ``positions`` (linear interpolation, clipped to the ends), into
+    ``out``; in chunks, so the temporaries stay small."""
     u = np.clip(positions, 0, len(X) - 1)
-    i0 = np.floor(u).astype(np.int64)
-    i1 = np.minimum(i0 + 1, len(X) - 1)
-    f = (u - i0)[:, None].astype(np.float32)
-    return (1 - f) * X[i0] + f * X[i1]
+    for a in range(0, len(u), chunk):
+        v = u[a:a + chunk]
+        i0 = np.floor(v).astype(np.int64)
+        i1 = np.minimum(i0 + 1, len(X) - 1)
+        f = (v - i0)[:, None].astype(np.float32)
+        out[a:a + chunk] = (1 - f) * X[i0] + f * X[i1]
+    return out
+
+
+def _normalise_rows(X):
+    X /= np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-9)
 
 
 def fine_path(midi_chroma, midi_onsets, rec_chroma, rec_onsets, fps, ref_audio_s, ref_midi_s, onset_weight=0.3,
@@ -260,11 +353,34 @@ def fine_path(midi_chroma, midi_onsets, rec_chroma, rec_onsets, fps, ref_audio_s
     midi_s, audio_s : np.ndarray
         The fine path (MIDI times fractional, from the pre-warp), non-decreasing in both.
     """
+    B = fine_recording_block(rec_chroma, rec_onsets, onset_weight)
+    return fine_path_from_blocks(midi_chroma, onset_block(midi_onsets), B, fps, ref_audio_s, ref_midi_s,
+                                 onset_weight, radius_s, penalty_scale, gully, smooth_s, passes, cancel)
+
+
+def _weights(onset_weight):
+    return np.float32(np.sqrt(1.0 - onset_weight)), np.float32(np.sqrt(onset_weight))
+
+
+def fine_recording_block(rec_chroma, rec_onsets, onset_weight=0.3) -> np.ndarray:
+    """The recording's rows of the fine DTW, shape (m, 25): weighted chroma and :func:`onset_block`.
+
+    Built in place (a 20-minute recording's fine frames are 10 MB per copy); once it is made, the
+    recording's fine chroma and onsets are no longer needed.
+    """
     m = min(len(rec_chroma), len(rec_onsets))
-    wc, wo = np.float32(np.sqrt(1.0 - onset_weight)), np.float32(np.sqrt(onset_weight))
-    B = np.ascontiguousarray(np.concatenate([wc * rec_chroma[:m], wo * onset_block(rec_onsets[:m])], axis=1),
-                             dtype=np.float32)
-    midi_onset_block = onset_block(midi_onsets)
+    wc, wo = _weights(onset_weight)
+    B = np.empty((m, 25), dtype=np.float32)
+    np.multiply(wc, rec_chroma[:m], out=B[:, :12])
+    onset_block(rec_onsets[:m], out=B[:, 12:])
+    B[:, 12:] *= wo
+    return B
+
+
+def fine_path_from_blocks(midi_chroma, midi_onset_block, B, fps, ref_audio_s, ref_midi_s, onset_weight=0.3,
+                          radius_s=0.4, penalty_scale=1.0, gully=0.2, smooth_s=1.0, passes=2, cancel=None):
+    """:func:`fine_path` from the MIDI's :func:`onset_block` and the recording's :func:`fine_recording_block`."""
+    wc, wo = _weights(onset_weight)
     midi_s, audio_s = np.asarray(ref_midi_s, float), np.asarray(ref_audio_s, float)
     for k in range(passes):
         if cancel is not None and cancel():
@@ -286,17 +402,18 @@ def _fine_pass(midi_chroma, midi_onset_block, B, wc, wo, fps, ref_audio_s, ref_m
     slope = (y[-1] - y[0]) / max(x[-1] - x[0], 1e-9)
     u = np.interp(t, x, y)
     u = np.where(t < x[0], y[0] + (t - x[0]) * slope, np.where(t > x[-1], y[-1] + (t - x[-1]) * slope, u)) * fps
-    warped_chroma = _resample_rows(np.asarray(midi_chroma, np.float32), u)
-    warped_chroma /= np.maximum(np.linalg.norm(warped_chroma, axis=1, keepdims=True), 1e-9)
-    warped_onsets = _resample_rows(midi_onset_block, u)
-    warped_onsets /= np.maximum(np.linalg.norm(warped_onsets, axis=1, keepdims=True), 1e-9)
+    A = np.empty((m, 25), dtype=np.float32)  # the MIDI's chroma and onsets, warped; built in place
+    warped_chroma, warped_onsets = A[:, :12], A[:, 12:]
+    _normalise_rows(_resample_rows(np.asarray(midi_chroma, np.float32), u, out=warped_chroma))
+    _normalise_rows(_resample_rows(midi_onset_block, u, out=warped_onsets))
     # Before the MIDI's start and after its end there is nothing (not its first or last frame
     # again, whose onsets would match anywhere in a recording's leading silence).
     outside = (u < -0.5) | (u > len(midi_chroma) - 0.5)
     warped_chroma[outside] = 1.0 / np.sqrt(12.0)
     warped_onsets[outside] = 0.0
     warped_onsets[outside, -1] = 1.0
-    A = np.ascontiguousarray(np.concatenate([wc * warped_chroma, wo * warped_onsets], axis=1), dtype=np.float32)
+    warped_chroma *= wc
+    warped_onsets *= wo
     radius = max(1, int(round(radius_s * fps)))
     k = np.arange(m, dtype=np.int64)
     lo, hi = np.clip(k - radius, 0, m - 1), np.clip(k + radius + 1, 1, m)

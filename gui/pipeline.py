@@ -161,10 +161,6 @@ def warm_up() -> None:
     from engine import align, dtw, features, media, refine  # noqa: F401
 
     try:
-        import sklearn.isotonic  # noqa: F401  (engine.refine imports it when it first runs)
-    except ImportError:
-        pass
-    try:
         import fluidsynth  # noqa: F401
     except (ImportError, OSError):
         pass  # reported when a synthesis needs it

@@ -8,7 +8,7 @@ import numpy as np
 import pretty_midi
 import pytest
 
-from engine import media
+from engine import media, synth
 from engine.align import AlignParams, Cancelled, align
 from engine.errors import AudioError, MidiError
 from tests.midi_fixtures import TIMGM, render_warped, write_rich_midi
@@ -70,13 +70,21 @@ def test_cropped_recording_aligns_inside_the_gully(pair, tmp_path):
     assert np.median(err) < 0.03 and np.mean(np.minimum(err, 0.5)) < 0.06
 
 
-def test_second_alignment_uses_the_cache(pair):
-    midi_path, audio_path, _ = pair
+def test_second_alignment_uses_the_cache_and_parses_the_midi_only_when_used(pair, monkeypatch):
+    midi_path, audio_path, midi = pair
     first = align(midi_path, audio_path, PARAMS)
+    parsed = []
+    real_load_midi = media.load_midi
+    monkeypatch.setattr(media, "load_midi", lambda path: parsed.append(str(path)) or real_load_midi(path))
     again = align(midi_path, audio_path, PARAMS)
-    assert again.cache_hits == {"audio": True, "midi": True, "alignment": True}
+    assert again.cache_hits == {"alignment": True} and parsed == []  # no feature read, no MIDI parsed
     assert again.confidence == first.confidence
     assert np.array_equal(again.anchor_audio_s, first.anchor_audio_s)
+    assert again.params == first.params and again.midi_duration_s == first.midi_duration_s
+    assert again.audio_duration_s == first.audio_duration_s
+    warped = again.warped_midi()  # needs the notes: parsed now, once
+    assert parsed == [str(midi_path)] and again.midi is again.midi
+    assert sum(len(i.notes) for i in warped.instruments) == sum(len(i.notes) for i in midi.instruments)
 
 
 def test_warped_midi_keeps_every_event_with_a_small_tempo_map(pair, tmp_path):
@@ -112,8 +120,9 @@ def test_progress_and_cancel(pair):
     align(midi_path, audio_path, PARAMS, progress=lambda f, msg: seen.append(f))
     assert seen[0] == 0.0 and seen[-1] == 1.0 and seen == sorted(seen)
     calls = []
+    uncached = AlignParams(soundfont=TIMGM, penalty_scale=1.02)  # a cached alignment is done before any wait
     with pytest.raises(Cancelled):
-        align(midi_path, audio_path, PARAMS, cancel=lambda: calls.append(1) or len(calls) > 2)
+        align(midi_path, audio_path, uncached, cancel=lambda: calls.append(1) or len(calls) > 2)
 
 
 def test_pianoroll_mode_also_aligns(pair):
@@ -177,3 +186,27 @@ def test_a_part_missing_from_the_recording_is_left_out_and_its_notes_still_land(
     assert result.params["instruments_present"] == [name != "bass" for name in names]
     err = onset_errors(result, midi)  # every pitched note, the bass's included (placed between anchors)
     assert np.mean(np.minimum(err, 0.5)) < 0.03 and np.mean(err < 0.05) > 0.9, np.percentile(err, [50, 90])
+
+
+def test_features_of_some_instruments_come_from_the_kept_stems(pair, monkeypatch):
+    """A part the recording lacks is left out by re-mixing the MIDI's stems, not by rendering again."""
+    from engine import align_features
+
+    _, _, midi = pair
+    params = AlignParams(soundfont=TIMGM)
+    align_features.midi_side_features(midi, None, params, keep_stems=True)  # a brand-new synth differs a little
+    _, _, stems = align_features.midi_side_features(midi, None, params, keep_stems=True)
+    kept = [k for k, inst in enumerate(midi.instruments) if inst.name != "bass"]
+    sub = copy.copy(midi)
+    sub.instruments = [midi.instruments[k] for k in kept]
+    rendered, _, _ = align_features.midi_side_features(sub, None, params, kept)
+    monkeypatch.setattr(synth, "StemRenderer", None)  # no rendering from here on
+    mixed, _, _ = align_features.midi_side_features(sub, None, params, kept, stems=stems)
+    assert stems.can_mix(kept) and stems.can_mix([0])
+    shared = align_features.MidiStems([0, 0, 1])  # two instruments on one stem cannot be told apart
+    assert shared.can_mix([0, 1]) and shared.can_mix([2]) and not shared.can_mix([0]) and not shared.can_mix([1, 2])
+    last = int(max(n.end for i in sub.instruments for n in i.notes) * params.sr / params.hop_length)
+    for key, fine in (("chroma", 1), ("fine_chroma", 4), ("onset_strength", 4)):
+        assert mixed[key].shape == rendered[key].shape
+        assert np.abs(mixed[key][:last * fine] - rendered[key][:last * fine]).max() < 0.02, key  # int16 stems
+    stems.close()

@@ -57,10 +57,88 @@ def test_analyse_recording_folds_chroma_from_the_display_stft():
 
 def test_analyse_recording_hands_over_the_display_before_the_slow_features(monkeypatch):
     calls = []
-    real_fine = features.fine_features
-    monkeypatch.setattr(features, "fine_features", lambda *a, **k: calls.append("fine") or real_fine(*a, **k))
+    real_onsets = features.superflux_onsets
+    monkeypatch.setattr(features, "superflux_onsets", lambda *a, **k: calls.append("fine") or real_onsets(*a, **k))
     y = np.random.default_rng(3).standard_normal(2 * 22050).astype(np.float32) * 0.1
     out = features.analyse_recording(y, 22050, 1024, 256, display_hop_length=512,
                                      on_display=lambda S, p, t: calls.append(("display", S)))
     assert [c if isinstance(c, str) else c[0] for c in calls] == ["display", "fine"]
     assert calls[0][1] is out["display_db"]
+
+
+def _pieces(y, rng, most=30000):
+    k = 0
+    while k < len(y):
+        n = int(rng.integers(1, most))
+        yield y[k:k + n]
+        k += n
+
+
+@pytest.mark.parametrize("hop_length, n_fft", [(512, 2048), (128, 1024)])
+def test_pitch_energy_stream_gives_the_whole_signal_frames_from_any_blocks(hop_length, n_fft):
+    from engine.streaming import PitchEnergyStream
+
+    rng = np.random.default_rng(4)
+    y = rng.standard_normal(int(3.7 * 11025) + 77).astype(np.float32)
+    stream = PitchEnergyStream(11025, hop_length, n_fft, 21, 108, 3)
+    got = np.concatenate([stream.push(piece) for piece in _pieces(y, rng, 3000)] + [stream.finish()])
+    want = features.pitch_energy(y, 11025, hop_length, n_fft, 21, 108, 3)
+    assert got.shape == want.shape == (1 + len(y) // hop_length, 264)
+    assert np.allclose(got, want, rtol=1e-5, atol=1e-6 * want.max())
+
+
+@pytest.mark.parametrize("display", [None, 256])
+def test_feature_stream_equals_the_whole_signal_analysis(display, monkeypatch):
+    from engine import streaming
+    from engine.feature_stream import FeatureStream
+
+    monkeypatch.setattr(streaming, "SPILL_RAM_BYTES", 0)  # what waits for the end goes through a temporary file
+    rng = np.random.default_rng(5)
+    sr = 11025
+    t = np.arange(6 * sr) / sr
+    y = (0.3 * np.sin(2 * np.pi * 220 * t * (1 + 0.01 * np.sin(5 * t))) * (np.sin(3 * t) > 0)
+         + 0.02 * rng.standard_normal(len(t))).astype(np.float32)
+    whole = features.analyse_recording(y, sr, 512, 128, n_fft=2048, n_fft_onset=1024, display_hop_length=display)
+    stream = FeatureStream(sr, 512, 128, display_hop_length=display)
+    for piece in _pieces(y, rng, 5000):
+        stream.push(piece)
+    got = stream.finish()
+    assert sorted(got) == sorted(whole)
+    for key in whole:
+        assert np.allclose(got[key], whole[key], rtol=1e-4, atol=1e-5 * max(1.0, float(np.abs(whole[key]).max()))), key
+
+
+def test_spill_buffer_keeps_the_rows_in_order_in_memory_or_on_disk():
+    from engine.streaming import SpillBuffer
+
+    rng = np.random.default_rng(6)
+    blocks = [rng.standard_normal((int(rng.integers(1, 50)), 7)).astype(np.float32) for _ in range(40)]
+    for ram_bytes in (1 << 30, 3000, 0):
+        spill = SpillBuffer(7, ram_bytes=ram_bytes)
+        for block in blocks:
+            spill.append(block)
+        back = list(spill.blocks(min_rows=100))
+        assert all(len(b) >= 100 for b in back[:-1])
+        assert np.array_equal(np.concatenate(back), np.concatenate(blocks))
+        assert spill.n_rows == sum(map(len, blocks)) and spill.max == max(float(b.max()) for b in blocks)
+        spill.close()
+
+
+def test_feature_stream_spills_to_disk_when_asked(monkeypatch):
+    from engine import streaming
+    from engine.feature_stream import FeatureStream
+
+    files = []
+    real = streaming.tempfile.TemporaryFile
+    monkeypatch.setattr(streaming.tempfile, "TemporaryFile", lambda *a, **k: files.append(1) or real(*a, **k))
+    y = np.random.default_rng(7).standard_normal(2 * 11025).astype(np.float32)
+    in_memory = FeatureStream(11025, 512, 128)
+    in_memory.push(y)
+    want = in_memory.finish()
+    assert files == []
+    monkeypatch.setattr(streaming, "SPILL_RAM_BYTES", 0)
+    on_disk = FeatureStream(11025, 512, 128)
+    on_disk.push(y)
+    got = on_disk.finish()
+    assert len(files) == 2  # the fine onsets' and the sharp onsets' pitch energies
+    assert all(np.array_equal(got[k], want[k]) for k in want)

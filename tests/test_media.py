@@ -6,7 +6,7 @@ import pretty_midi
 import pytest
 import soundfile as sf
 
-from engine import media
+from engine import media, synth
 from engine.errors import AudioError, MidiError, SoundfontError
 from tests.midi_fixtures import TIMGM, write_rich_midi
 
@@ -139,3 +139,71 @@ def test_synthesize_sounds_the_same_every_time(rich_midi):
     assert len(calls) == 2
     after_cancel = media.synthesize(midi, sr=22050, soundfont=TIMGM)
     assert np.mean(np.abs(after_cancel - again) > 1e-3) < 1e-4
+
+
+@pytest.mark.parametrize("fmt, ext", [("WAV", "wav"), ("FLAC", "flac"), ("MP3", "mp3")])
+@pytest.mark.parametrize("sr", [22050, 11025])
+def test_audio_blocks_decode_what_load_audio_decodes(tmp_path, capfd, fmt, ext, sr):
+    rng = np.random.default_rng(0)
+    t = np.arange(3 * 44100) / 44100
+    y = 0.4 * np.sin(2 * np.pi * 330 * t) + 0.05 * rng.standard_normal(len(t))
+    path = tmp_path / f"tone.{ext}"
+    sf.write(str(path), np.stack([y, 0.5 * y], axis=1), 44100, format=fmt)
+    blocks = list(media.audio_blocks(path, sr=sr, block_s=0.37))
+    assert len(blocks) > 5 and all(b.dtype == np.float32 and b.ndim == 1 for b in blocks)
+    # the same samples as one whole read: block reads must not upset the mp3 decoder (no seeks)
+    assert np.array_equal(np.concatenate(blocks), media.load_audio(path, sr=sr))
+    assert "error" not in capfd.readouterr().err
+
+
+def test_audio_blocks_bad_files_name_file_and_reason(tmp_path):
+    garbage = tmp_path / "garbage.mp3"
+    garbage.write_bytes(bytes(range(256)) * 40)
+    short = tmp_path / "short.wav"
+    sf.write(str(short), np.zeros(100), 22050)
+    nan = tmp_path / "nan.wav"
+    sf.write(str(nan), np.full(22050, np.nan), 22050, subtype="FLOAT")
+    for path, reason in [(garbage, "cannot decode"), (short, "too short"), (nan, "NaN"),
+                         (tmp_path / "missing.wav", "not found")]:
+        with pytest.raises(AudioError) as err:
+            list(media.audio_blocks(path))
+        assert str(path) in str(err.value) and reason in str(err.value)
+
+
+def test_stem_renderer_gives_each_instrument_its_stem(rich_midi):
+    midi = media.load_midi(rich_midi)
+    renderer = synth.StemRenderer(midi, sr=11025, soundfont=TIMGM, block_samples=4096)
+    list(renderer.blocks())  # a brand-new synth differs in a few samples (see the synthesize test)
+    blocks = list(renderer.blocks())
+    stems = np.concatenate(blocks, axis=1)
+    assert all(b.shape[1] <= 4096 for b in blocks) and renderer.n_stems == len(midi.instruments) == 3
+    assert sorted(renderer.stem_of) == [0, 1, 2] and stems.shape[1] == pytest.approx((midi.get_end_time() + 1) * 11025, abs=2)
+    for k, inst in enumerate(midi.instruments):  # each stem sounds when its instrument plays, and only then
+        first = min(n.start for n in inst.notes)
+        before = stems[renderer.stem_of[k], :int(first * 11025)]
+        assert np.abs(stems[renderer.stem_of[k]]).max() > 0.01 and (len(before) == 0 or np.abs(before).max() < 1e-4)
+    mix = np.concatenate(list(synth.StemRenderer(midi, sr=11025, soundfont=TIMGM, split=False).blocks()), axis=1)
+    assert mix.shape == (1, stems.shape[1]) and np.allclose(mix[0], stems.sum(axis=0), atol=1e-5)
+    again = np.concatenate(list(renderer.blocks()), axis=1)
+    assert np.allclose(again, stems, atol=1e-6)  # the same rendering every time
+
+
+def test_load_midi_times_are_pretty_midis_without_its_per_tick_table(rich_midi, tmp_path):
+    import pickle
+
+    mine, stock = media.load_midi(rich_midi), pretty_midi.PrettyMIDI(str(rich_midi))
+    events = lambda m: ([(n.start, n.end, n.pitch, n.velocity) for i in m.instruments for n in i.notes]  # noqa: E731
+                        + [(c.time, c.number, c.value) for i in m.instruments for c in i.control_changes]
+                        + [(b.time, b.pitch) for i in m.instruments for b in i.pitch_bends])
+    assert events(mine) == events(stock) and mine.get_end_time() == stock.get_end_time()
+    table = stock._PrettyMIDI__tick_to_time
+    assert len(mine._PrettyMIDI__tick_to_time) == len(table)  # the same length, but not stored tick by tick
+    assert not isinstance(mine._PrettyMIDI__tick_to_time, np.ndarray)
+    ticks = np.random.default_rng(0).integers(0, len(table), 300)
+    assert all(mine.tick_to_time(int(t)) == stock.tick_to_time(int(t)) for t in ticks)
+    assert all(mine.time_to_tick(s) == stock.time_to_tick(s) for s in np.linspace(0, stock.get_end_time() + 2, 97))
+    assert np.array_equal(np.asarray(mine._PrettyMIDI__tick_to_time), table)
+    again = pickle.loads(pickle.dumps(mine))  # e.g. to a worker process
+    assert events(again) == events(stock)
+    mine.write(str(tmp_path / "out.mid"))
+    assert events(pretty_midi.PrettyMIDI(str(tmp_path / "out.mid"))) == events(stock)

@@ -109,3 +109,60 @@ def test_the_map_follows_the_anchors_and_goes_on_at_their_mean_tempo():
     assert a.midi_to_audio(0.0) == pytest.approx(3.0 - 2 * 1.25)   # before the first anchor
     assert a.midi_to_audio(8.0) == pytest.approx(8.0 + 2 * 1.25)   # after the last
     assert a.audio_to_midi(6.75) == pytest.approx(5.0)
+
+
+def _isotonic_brute_force(y, w):
+    """The weighted isotonic fit by its min–max formula: f_i = max_{j<=i} min_{k>=i} mean_w(y[j..k])."""
+    n = len(y)
+    mean = lambda a, b: np.dot(w[a:b + 1], y[a:b + 1]) / w[a:b + 1].sum()  # noqa: E731
+    return np.array([max(min(mean(j, k) for k in range(i, n)) for j in range(i + 1)) for i in range(n)])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_isotonic_increasing_is_the_least_squares_non_decreasing_fit(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 40))
+    y = np.cumsum(rng.normal(0.05, 0.3, n)) + rng.normal(0, 0.4, n)
+    if seed % 2:
+        y = np.round(y)  # ties
+    w = rng.uniform(0.05, 1.0, n)
+    fit = refine.isotonic_increasing(y, w)
+    assert np.all(np.diff(fit) >= -1e-12)
+    assert np.allclose(fit, _isotonic_brute_force(y, w), atol=1e-10)
+    assert np.allclose(refine.isotonic_increasing(np.sort(y), w), np.sort(y))  # nothing to pool: unchanged
+    assert np.allclose(refine.isotonic_increasing(y), _isotonic_brute_force(y, np.ones(n)), atol=1e-10)
+
+
+def test_refine_onsets_never_folds_time_back():
+    O = np.zeros((200, 12), dtype=np.float32)
+    O[50, 0] = O[40, 4] = 1.0  # the second group's onset lies before the first's
+    times, weights = np.array([1.0, 2.0]), np.eye(12)[[0, 4]]
+    refined, snapped = refine.refine_onsets(times, weights, np.array([50 / 86.13, 41 / 86.13]), O, 86.13, search_s=0.2)
+    assert snapped.all() and refined[0] <= refined[1]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_nonnegative_least_squares_agrees_with_scipy(seed):
+    from scipy.optimize import nnls
+
+    rng = np.random.default_rng(seed)
+    X = np.c_[np.abs(rng.standard_normal((300, 5))) ** 2, np.ones(300)]
+    truth = np.array([-0.5, 1.5, 0.0, 0.7, 0.2, 0.1])  # the first would be negative: held at zero
+    y = X @ truth + 0.05 * rng.standard_normal(300)
+    gram = X.T @ X
+    gram[np.diag_indices_from(gram)] += 1e-9 * np.trace(gram)
+    R = np.linalg.cholesky(gram).T
+    want, _ = nnls(R, np.linalg.solve(R.T, X.T @ y))
+    got = refine.nonnegative_least_squares(gram, X.T @ y)
+    assert np.all(got >= 0) and np.allclose(got, want, atol=1e-9)
+    assert got[0] == 0.0 and got[2] < 0.05 and abs(got[1] - 1.5) < 0.3  # absent parts at or near zero
+
+
+def test_the_note_level_pass_does_not_import_scikit_learn():
+    import subprocess
+    import sys
+
+    code = ("import sys; from engine import refine, align_solve, align; import numpy as np; "
+            "refine.isotonic_increasing(np.array([2.0, 1.0, 3.0])); print('sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -21,7 +21,8 @@ Metrics
   features, DTW), *warm* = the same alignment again (features from the on-disk cache). Each
   method has its own cache folder, so one method's cache never warms another's. JIT compilation,
   imports and soundfont loading are paid once before timing (a warm-up pair).
-- A 3-minute pair, warm; peak memory (VmHWM) of aligning a 20-minute pair, in a fresh process.
+- A 3-minute pair, warm; peak memory (VmHWM) of aligning a 20-minute pair, in a fresh process
+  (cold, warm, and cold after a short pair has paid the libraries' first-use memory).
 """
 from __future__ import annotations
 
@@ -91,7 +92,7 @@ def bench_pairs(pairs, methods, work_dir: Path, log=print) -> list[dict]:
         line = []
         for name, run in runners.items():
             cache = work_dir / "cache" / name.replace("/", "_")
-            result, cold_s = _timed(run, meta["midi_path"], meta["audio_path"], cache)
+            cold_result, cold_s = _timed(run, meta["midi_path"], meta["audio_path"], cache)
             result, warm_s = _timed(run, meta["midi_path"], meta["audio_path"], cache)
             score = synthetic.onset_errors(midi, warp_midi_s, warp_audio_s, result.midi_to_audio,
                                            meta["audio_duration_s"])
@@ -102,6 +103,7 @@ def bench_pairs(pairs, methods, work_dir: Path, log=print) -> list[dict]:
                 "n_notes": score["n_notes"], "errors_s": score["errors_s"].tolist(),
                 "median_offset_ms": 1000 * float(np.median(score["offsets_s"])) if score["n_notes"] else float("nan"),
                 "timings": {k2: float(v) for k2, v in getattr(result, "timings", {}).items()},
+                "cold_timings": {k2: float(v) for k2, v in getattr(cold_result, "timings", {}).items()},
                 # What the warm run found in the cache (ours: audio/midi features, maybe the alignment).
                 "warm_cache_hits": {k2: bool(v) for k2, v in (getattr(result, "cache_hits", None) or {}).items()},
             })
@@ -157,27 +159,40 @@ def status_mb(key):
         for line in f:
             if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024
-midi, audio, mode, cache = sys.argv[1:5]
+midi, audio, mode, cache, soundfont = sys.argv[1:6]
+warm_up = sys.argv[6:8]  # a short pair aligned first (its own cache): the libraries' first use paid
 os.environ["EARWORM_CACHE_DIR"] = cache
 from engine.align import AlignParams, align
 import engine.dtw, engine.features, engine.media, librosa  # noqa: F401  (import cost is baseline)
-params = AlignParams(midi_features=mode, soundfont=sys.argv[5] if mode == "synth" else None)
+params = AlignParams(midi_features=mode, soundfont=soundfont if mode == "synth" else None)
 baseline = status_mb("VmRSS")
+out = {"baseline_rss_mb": baseline}
+if warm_up:
+    os.environ["EARWORM_CACHE_DIR"] = os.path.join(cache, "warm-up")
+    align(warm_up[0], warm_up[1], params=params)
+    os.environ["EARWORM_CACHE_DIR"] = cache
+    out["after_warm_up_rss_mb"] = status_mb("VmRSS")
 t = time.perf_counter()
 result = align(midi, audio, params=params)
 elapsed = time.perf_counter() - t
-peak = status_mb("VmHWM")
-print(json.dumps({"baseline_rss_mb": baseline, "peak_rss_mb": peak, "seconds": elapsed,
-                  "timings": result.timings, "band_cells": result.params.get("band_cells")}))
+out.update(peak_rss_mb=status_mb("VmHWM"), seconds=elapsed, timings=result.timings,
+           band_cells=result.params.get("band_cells"))
+print(json.dumps(out))
 """
 
 
-def bench_memory(meta, mode: str, cache_dir: Path) -> dict:
-    """Peak RSS of one alignment in a fresh interpreter (cold: empty cache; then warm)."""
+def bench_memory(meta, mode: str, cache_dir: Path, warm_up=None) -> dict:
+    """Peak RSS of one alignment in a fresh interpreter: cold (empty cache), then warm (the same
+    cache), and, given a short ``warm_up`` pair, cold again in a fresh interpreter that aligned
+    that pair first (so the libraries' first-use memory — numba's compiler, scipy's FFT, FluidSynth
+    and its soundfont — is in place before, and the rest is the work of this pair)."""
+    runs = {"cold": (cache_dir, []), "warm": (cache_dir, [])}
+    if warm_up is not None:
+        runs["cold, libraries warmed up"] = (cache_dir / "after-warm-up", [warm_up["midi_path"], warm_up["audio_path"]])
     out = {}
-    for label in ("cold", "warm"):
+    for label, (cache, extra) in runs.items():
         proc = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, meta["midi_path"], meta["audio_path"], mode,
-                               str(cache_dir), TIMGM6MB], capture_output=True, text=True, cwd=bench_set.ROOT)
+                               str(cache), TIMGM6MB, *extra], capture_output=True, text=True, cwd=bench_set.ROOT)
         if proc.returncode != 0:
             out[label] = {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
         else:
@@ -246,6 +261,7 @@ def run(set_dir: Path = bench_set.DEFAULT_OUT, n: int | None = None, methods=tup
     pairs = bench_set.load_set(set_dir)[:n]
     work_dir = Path(tempfile.mkdtemp(prefix="earworm-bench-"))
     t0 = time.perf_counter()
+    machine = _machine()  # the load average when the timing starts
     records = bench_pairs(pairs, methods, work_dir, log)
     log("mismatched pairs …")
     mismatched = bench_mismatch(pairs, [m for m in methods if m != "synctoolbox"], work_dir)
@@ -253,8 +269,9 @@ def run(set_dir: Path = bench_set.DEFAULT_OUT, n: int | None = None, methods=tup
         "n_pairs": len(pairs), "audio_minutes": sum(p["audio_duration_s"] for p in pairs) / 60,
         "methods": list(methods), "summary": summarise(records, mismatched, methods),
         "worst": {m: worst_pairs(records, pairs, m) for m in methods if m.startswith("ours")},
-        "records": records, "mismatched": mismatched, "machine": _machine(),
+        "records": records, "mismatched": mismatched, "machine": machine,
     }
+    machine["load_avg_after_pairs"] = os.getloadavg()[0]
     if long:
         results.update(bench_long(set_dir, methods, work_dir, log))
     results["wall_s"] = time.perf_counter() - t0
@@ -271,23 +288,27 @@ def bench_long(set_dir: Path, methods, work_dir: Path, log=print) -> dict:
     log("20-minute pair (memory) …")
     twenty = bench_set.make_long_pair(set_dir, LONG_DIR, 1200.0, "long_20min", seed=20)
     out["twenty_minutes"] = {"pair": twenty["id"], "audio_s": twenty["audio_duration_s"]}
+    shortest = min(bench_set.load_set(set_dir), key=lambda p: p["audio_duration_s"])
     for mode in ("pianoroll", "synth"):
-        out["twenty_minutes"][f"ours/{mode}"] = bench_memory(twenty, mode, work_dir / f"mem_{mode}")
+        out["twenty_minutes"][f"ours/{mode}"] = bench_memory(twenty, mode, work_dir / f"mem_{mode}", warm_up=shortest)
     return out
+
+
+DIGEST_MODULES = ("engine.align", "engine.dtw", "engine.features", "engine.align_features", "engine.align_solve",
+                  "engine.align_midi_side", "engine.feature_stream", "engine.streaming", "engine.refine",
+                  "engine.media", "engine.synth")
 
 
 def _machine() -> dict:
     import hashlib
     import platform
 
-    # Which engine was measured: a digest of its alignment modules as this process loaded them.
-    import engine.align
-    import engine.dtw
-    import engine.features
+    import importlib
 
+    # Which engine was measured: a digest of its alignment modules as this process loaded them.
     h = hashlib.sha256()
-    for mod in (engine.align, engine.dtw, engine.features):
-        h.update(Path(mod.__file__).read_bytes())
+    for name in DIGEST_MODULES:
+        h.update(Path(importlib.import_module(name).__file__).read_bytes())
     return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
             "load_avg_at_start": os.getloadavg()[0], "engine_digest": h.hexdigest()[:12]}
 
