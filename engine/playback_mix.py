@@ -1,4 +1,5 @@
-"""Buffers for playback: time-stretching, per-instrument stems, mixing, stereo balance.
+"""Buffers for playback: decoding, time-stretching, the MIDI synthesized per mute/solo choice,
+stereo balance, and the mixing the audio callback does.
 
 Task
 ----
@@ -6,18 +7,26 @@ Everything the player needs computed *ahead of time* (never in the audio callbac
 one cheap operation the callback does per block (:func:`mix_block`: slice two buffers, scale,
 add):
 
-- :func:`time_stretch` — play 0.5×-1.5× as fast without changing pitch (librosa's phase vocoder);
-- :func:`instrument_stems` — the MIDI warped into the recording's time, synthesized with
-  FluidSynth one instrument at a time, so instruments can be muted or soloed without
-  re-synthesizing;
-- :func:`stem_gains` / :func:`mix_stems` — mute/solo → one MIDI track;
+- :func:`decode_recording` — the recording at the playback rate in 16-bit mono, filled block by
+  block (:func:`engine.media.audio_blocks`): no full-length float copy;
+- :func:`synthesize_instruments` — the MIDI warped into the recording's time, the instruments
+  that are heard (:func:`active_instruments`: mute/solo) synthesized together in one FluidSynth
+  pass, block by block (:class:`engine.media.StemRenderer`) into one 16-bit track. A mute/solo
+  change synthesizes that track again: memory holds one MIDI track whatever the number of
+  instruments (per-instrument stems would hold one each);
+- :func:`time_stretch` — play 0.5×-1.5× as fast without changing pitch (:mod:`engine.stretch`:
+  a phase vocoder streamed in blocks, so the stretch needs its result plus a few MB);
 - :func:`channel_gains` — which source goes to which ear: the recording, the MIDI, or both
-  (recording left, MIDI right, with a balance between them).
+  (recording left, MIDI right, with a balance between them). The pan is applied here, when
+  mixing: the buffers stay mono.
+
+Memory: a prepared five-minute piece at 44.1 kHz is two 16-bit mono tracks (2 × 26 MB), plus
+two more stretched ones (``1 / speed`` as long) when the speed is not 1.
 
 Conventions
 -----------
-- ``sr`` in Hz; buffers are mono float32 (stems float16 to halve their memory), one sample per
-  frame of the output stream.
+- ``sr`` in Hz; buffers are mono, int16 (full scale 32768; :func:`to_float32` reads them) or
+  float32, one sample per frame of the output stream.
 - ``speed`` > 1 plays faster: a buffer stretched for ``speed`` is ``1 / speed`` as long, and its
   sample ``k`` holds audio time ``k * speed / sr``.
 """
@@ -29,70 +38,126 @@ import numpy as np
 
 SOURCES = ("recording", "midi", "both")
 MIN_SPEED, MAX_SPEED = 0.5, 1.5
+INT16_SCALE = 32768.0
+SYNTH_TAIL_S = 1.0              # release tails after the MIDI's last event (as engine.media.synthesize)
 
 
-def time_stretch(y: np.ndarray, speed: float) -> np.ndarray:
+def to_int16(y: np.ndarray, n_samples: int | None = None, block: int = 1 << 18) -> np.ndarray:
+    """Float samples (full scale 1.0) → int16, converted a block at a time (no float temporaries
+    of the whole length); padded with silence or cut to ``n_samples`` when given."""
+    n = len(y) if n_samples is None else int(n_samples)
+    out = np.zeros(n, dtype=np.int16)
+    for start in range(0, min(n, len(y)), block):
+        part = np.asarray(y[start:min(start + block, n)], dtype=np.float32) * np.float32(INT16_SCALE)
+        np.nan_to_num(part, copy=False)
+        np.clip(part, -INT16_SCALE, INT16_SCALE - 1, out=part)
+        out[start:start + len(part)] = np.rint(part)
+    return out
+
+
+def to_float32(track: np.ndarray | None) -> np.ndarray | None:
+    """A playback buffer as float32 in [-1, 1] (int16 is scaled; float32 is returned as is)."""
+    if track is None:
+        return None
+    if track.dtype == np.int16:
+        return track.astype(np.float32) / np.float32(INT16_SCALE)
+    return np.asarray(track, dtype=np.float32)
+
+
+def decode_recording(path, sr: int, cancel=None) -> np.ndarray:
+    """The recording at ``sr`` Hz, mono int16, filled a block at a time from
+    :func:`engine.media.audio_blocks` (decoded, mixed down and resampled block by block): no
+    float copy of the whole recording is ever made.
+
+    Raises
+    ------
+    AudioError
+        Naming the file, when it cannot be read or decoded.
+    InterruptedError
+        When ``cancel()`` returns True (checked between blocks).
+    """
+    from engine import media
+
+    # the header's length (mp3's can be a little off): a second of slack, trimmed at the end
+    out = np.zeros(int(np.ceil(media.audio_duration(path) * sr)) + sr, dtype=np.int16)
+    n = 0
+    for block in media.audio_blocks(path, sr=sr):
+        if cancel is not None and cancel():
+            raise InterruptedError("decoding cancelled")
+        if n + len(block) > len(out):
+            out = np.concatenate([out, np.zeros(max(len(block), sr), dtype=np.int16)])
+        out[n:n + len(block)] = to_int16(block)
+        n += len(block)
+    out.resize(n, refcheck=False)  # gives the slack back (the array owns its buffer, no views)
+    return out
+
+
+def time_stretch(y: np.ndarray, speed: float, progress=None, cancel=None) -> np.ndarray:
     """``y`` played ``speed`` times as fast, same pitch (phase vocoder; ``speed`` = 1 returns ``y``).
 
     Parameters
     ----------
     y : np.ndarray
-        Mono samples.
+        Mono samples, int16 or float.
     speed : float
         In [0.5, 1.5].
+    progress, cancel : callables, optional
+        See :func:`engine.stretch.time_stretch`.
 
     Returns
     -------
-    np.ndarray, float32, about ``len(y) / speed`` samples.
+    np.ndarray, ``y``'s dtype, ``round(len(y) / speed)`` samples.
     """
+    from engine.stretch import time_stretch as stretch
+
     if not MIN_SPEED - 1e-9 <= speed <= MAX_SPEED + 1e-9:
         raise ValueError(f"speed must be within {MIN_SPEED}-{MAX_SPEED}, not {speed}")
-    y = np.asarray(y, dtype=np.float32)
-    if abs(speed - 1.0) < 1e-6 or len(y) == 0:
-        return y
-    import librosa
-
-    out = librosa.effects.time_stretch(y, rate=float(speed))
-    return np.asarray(out, dtype=np.float32)
+    return stretch(np.asarray(y), float(speed), progress=progress, cancel=cancel)
 
 
-def instrument_stems(midi, sr: int, soundfont=None, progress=None, cancel=None) -> list[np.ndarray]:
-    """Synthesize each instrument of ``midi`` on its own (FluidSynth), all the same length.
+def midi_track_samples(midi, sr: int) -> int:
+    """Length of the synthesized MIDI track, the same whichever instruments are heard."""
+    return int(np.ceil((midi.get_end_time() + SYNTH_TAIL_S) * sr))
+
+
+def synthesize_instruments(midi, sr: int, instruments=None, soundfont=None, cancel=None) -> np.ndarray | None:
+    """The chosen instruments of ``midi`` synthesized together (one FluidSynth pass), int16 mono.
 
     Parameters
     ----------
     midi : pretty_midi.PrettyMIDI
         E.g. ``Alignment.warped_midi()`` (notes in the recording's time).
     sr : int
+    instruments : iterable of int, optional
+        Indices into ``midi.instruments`` (default: all). Instruments without notes are skipped.
     soundfont : str or Path, optional
-    progress : callable(fraction, message), optional
     cancel : callable() -> bool, optional
-        Checked between instruments; when True, ``InterruptedError`` is raised.
+        Polled during synthesis; when True, ``InterruptedError`` is raised.
 
     Returns
     -------
-    list of np.ndarray, float16, one per instrument (silent for instruments without notes).
+    np.ndarray, int16, :func:`midi_track_samples` long; None when no chosen instrument has notes.
     """
-    from engine.media import synthesize
+    from engine.media import StemRenderer
 
-    stems = []
-    for i, inst in enumerate(midi.instruments):
-        if cancel is not None and cancel():
-            raise InterruptedError("cancelled")
-        if progress is not None:
-            progress(i / max(len(midi.instruments), 1), f"synthesizing {inst.name or f'instrument {i + 1}'}")
-        if not inst.notes:
-            stems.append(np.zeros(0, dtype=np.float16))
-            continue
-        single = copy.copy(midi)
-        single.instruments = [inst]
-        stems.append(synthesize(single, sr=sr, soundfont=soundfont).astype(np.float16))
-    n = max((len(s) for s in stems), default=0)
-    return [np.pad(s, (0, n - len(s))) for s in stems]
+    indices = range(len(midi.instruments)) if instruments is None else sorted(set(instruments))
+    chosen = [midi.instruments[i] for i in indices if 0 <= i < len(midi.instruments) and midi.instruments[i].notes]
+    if not chosen:
+        return None
+    subset = copy.copy(midi)
+    subset.instruments = chosen
+    out = np.zeros(midi_track_samples(midi, sr), dtype=np.int16)
+    pos = 0
+    renderer = StemRenderer(subset, sr, soundfont, tail_s=SYNTH_TAIL_S, cancel=cancel, split=False)
+    for block in renderer.blocks():  # (1, n) float32 between events: converted as they come
+        n = max(min(block.shape[1], len(out) - pos), 0)
+        out[pos:pos + n] = to_int16(block[0, :n])
+        pos += n
+    return out
 
 
 def stem_gains(n_stems: int, muted=(), soloed=()) -> np.ndarray:
-    """Gain (0 or 1) of each stem: soloed stems only if any are soloed, minus the muted ones."""
+    """Gain (0 or 1) of each instrument: soloed ones only if any are soloed, minus the muted ones."""
     gains = np.ones(n_stems, dtype=np.float32)
     if soloed:
         gains[:] = 0.0
@@ -101,15 +166,9 @@ def stem_gains(n_stems: int, muted=(), soloed=()) -> np.ndarray:
     return gains
 
 
-def mix_stems(stems, gains) -> np.ndarray:
-    """Sum of ``stems`` scaled by ``gains`` (float32; empty when there are no stems)."""
-    if not stems:
-        return np.zeros(0, dtype=np.float32)
-    out = np.zeros(len(stems[0]), dtype=np.float32)
-    for stem, g in zip(stems, gains):
-        if g:
-            out += g * stem.astype(np.float32)
-    return out
+def active_instruments(n_instruments: int, muted=(), soloed=()) -> tuple[int, ...]:
+    """Indices of the instruments heard under the mute/solo choice (see :func:`stem_gains`)."""
+    return tuple(int(i) for i in np.flatnonzero(stem_gains(n_instruments, muted, soloed)))
 
 
 def channel_gains(source: str, balance: float = 0.0) -> np.ndarray:
@@ -135,8 +194,9 @@ def channel_gains(source: str, balance: float = 0.0) -> np.ndarray:
 def mix_block(recording, midi, start: int, out: np.ndarray, gains: np.ndarray) -> None:
     """Write ``out.shape[0]`` stereo frames from sample ``start`` of the two tracks into ``out``.
 
-    Cheap enough for the audio callback: slicing, two scaled adds per channel. Either track may be
-    None or shorter than the block (the rest is silence).
+    Cheap enough for the audio callback: slicing, two scaled adds per channel (int16 tracks are
+    scaled to [-1, 1] by the same multiply). Either track may be None or shorter than the block
+    (the rest is silence).
     """
     n = out.shape[0]
     out[:] = 0.0
@@ -145,8 +205,9 @@ def mix_block(recording, midi, start: int, out: np.ndarray, gains: np.ndarray) -
             continue
         seg = track[start:start + n]
         m = len(seg)
+        unit = np.float32(1.0 / INT16_SCALE if seg.dtype == np.int16 else 1.0)
         if g_left:
-            out[:m, 0] += g_left * seg
+            out[:m, 0] += seg * (np.float32(g_left) * unit)
         if g_right:
-            out[:m, 1] += g_right * seg
+            out[:m, 1] += seg * (np.float32(g_right) * unit)
     np.clip(out, -1.0, 1.0, out=out)

@@ -6,11 +6,13 @@ Create the Qt application (dark Fusion style), open the main window on the given
 the bundled demo pair (resources/demo/) when none are given — and run the event loop.
 
 With ``screenshot``: render offscreen (``QT_QPA_PLATFORM=offscreen`` unless the caller set a
-platform), wait until the alignment is drawn, save the window as a PNG and exit 0. Bad input in that
-mode prints ``error: <file>: <reason>`` to stderr and exits 1 (no dialog, no traceback); the
-user's recent-files list is left alone. ``panel`` (``--panel Identify``) brings that docked panel
-to the front; with ``screenshot`` it also docks the project panels (over a throwaway project
-unless ``project`` is given), which the screenshot otherwise leaves out.
+platform), wait until the alignment is drawn and the views' own background work is done (the
+tempo strip's tempogram and candidates; at most ``SCREENSHOT_SETTLE_S``, polled on a timer),
+save the window as a PNG and exit 0. Bad input in that mode prints ``error: <file>: <reason>``
+to stderr and exits 1 (no dialog, no traceback); the user's recent-files list is left alone.
+``panel`` (``--panel Identify``) brings that docked panel to the front; with ``screenshot`` it
+also docks the project panels (over a throwaway project unless ``project`` is given), which the
+screenshot otherwise leaves out.
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_DIR = REPO_ROOT / "resources" / "demo"
 SCREENSHOT_SIZE = (1600, 1000)
 SCREENSHOT_TIMEOUT_S = float(os.environ.get("EARWORM_SCREENSHOT_TIMEOUT_S", "600"))
+SCREENSHOT_SETTLE_S = float(os.environ.get("EARWORM_SCREENSHOT_SETTLE_S", "10"))
+SETTLE_POLL_MS = 50
 
 
 def demo_pair() -> tuple[str, str] | None:
@@ -82,6 +86,24 @@ def return_freed_memory_promptly() -> bool:
         m_mmap_threshold = -3
         return bool(libc.mallopt(m_mmap_threshold, 8 * 1024 * 1024))
     except (OSError, AttributeError):  # not glibc (musl…): nothing to tune
+        return False
+
+
+def release_free_heap() -> bool:
+    """Give the free memory inside glibc's heaps back to the system now (Linux; False elsewhere).
+
+    Buffers under the mmap threshold come from heaps, and a heap shrinks only from its top: after
+    an alignment (thousands of block-sized temporaries on several threads, among long-lived
+    allocations) ~70 MB of freed but still resident memory remains for a five-minute piece.
+    ``malloc_trim`` returns the free pages wherever they are. Called before playback is prepared.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):  # not glibc: nothing to trim
         return False
 
 
@@ -157,6 +179,32 @@ def run_app(midi=None, audio=None, screenshot=None, project=None, panel=None) ->
     return int(app.exec())
 
 
+def views_with_pending_work(window) -> list[str]:
+    """Names of the window's views still waiting for background results they will draw (views
+    that have such work say so with ``has_pending_work()``)."""
+    return [name for name, view in window.views.views.items()
+            if callable(getattr(view, "has_pending_work", None)) and view.has_pending_work()]
+
+
+def when_views_settled(window, then, timeout_s: float = SCREENSHOT_SETTLE_S, poll_ms: int = SETTLE_POLL_MS) -> None:
+    """Call ``then(pending)`` once no view has pending background work, or after ``timeout_s`` with
+    the names of those still busy. Polls on a Qt timer: the GUI thread is never blocked."""
+    import time
+
+    from PySide6.QtCore import QTimer
+
+    deadline = time.monotonic() + timeout_s
+
+    def check() -> None:
+        pending = views_with_pending_work(window)
+        if pending and time.monotonic() < deadline:
+            QTimer.singleShot(poll_ms, check)
+        else:
+            then(pending)
+
+    check()
+
+
 def _run_screenshot(midi_path: str, audio_path: str, png_path: str, project=None, panel=None) -> int:
     from PySide6.QtCore import QSettings, QTimer
 
@@ -175,7 +223,10 @@ def _run_screenshot(midi_path: str, audio_path: str, png_path: str, project=None
             _show_panel(window, panel)
         outcome = {"rc": 1}
 
-        def save(_pair) -> None:
+        def save(pending) -> None:
+            if pending:
+                print(f"warning: screenshot taken while {', '.join(pending)} still computing "
+                      f"(waited {SCREENSHOT_SETTLE_S:g} s)", file=sys.stderr)
             app.processEvents()
             out = Path(png_path)
             if not out.parent.is_dir():
@@ -196,7 +247,7 @@ def _run_screenshot(midi_path: str, audio_path: str, png_path: str, project=None
             window.runner.cancel_all()
             app.exit(1)
 
-        window.pair_drawn.connect(lambda pair: QTimer.singleShot(100, lambda: save(pair)))
+        window.pair_drawn.connect(lambda pair: QTimer.singleShot(100, lambda: when_views_settled(window, save)))
         window.load_failed.connect(fail)
         QTimer.singleShot(int(SCREENSHOT_TIMEOUT_S * 1000), timeout)
         QTimer.singleShot(0, lambda: window.open_pair(midi_path, audio_path))

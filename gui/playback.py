@@ -8,8 +8,9 @@ left, MIDI right, with a balance), with play / pause / stop / seek / loop a sele
 
 This module is Qt-free (an evented model, like :mod:`gui.session`): the Qt controller
 (:mod:`gui.transport`) calls :meth:`Player.tick` from a timer and forwards the position to the
-session. All audio work happens ahead of time (:mod:`engine.playback_mix`: time-stretch, stems,
-mute/solo); the audio callback only slices and scales the prepared buffers.
+session. All audio work happens ahead of time (:mod:`engine.playback_mix`: decoding, the MIDI
+synthesized for the mute/solo choice, time-stretch); the audio callback only slices and scales
+the prepared buffers (mono, 16-bit: the pan is applied while mixing).
 
 The playhead clock
 ------------------
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -53,6 +54,11 @@ class PlaybackProgram:
     midi: np.ndarray | None
     speed: float = 1.0
     sr: int = PLAYBACK_SR
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the two buffers (each counted once)."""
+        return buffer_bytes(self.recording, self.midi)
 
     @property
     def n_samples(self) -> int:
@@ -372,51 +378,80 @@ class Player:
 
 # ---- preparing the sound (run on a worker thread: engine calls only, no Qt) ---------------------
 
-@dataclass
+@dataclass(frozen=True)
 class PreparedSound:
-    """The recording and the warped MIDI's instrument stems at the playback rate, unstretched."""
+    """The recording and the warped MIDI at the playback rate, unstretched, mono int16.
+
+    ``midi`` is the instruments in ``active`` synthesized together (None until the MIDI is
+    synthesized, or when nothing is heard); ``instrument_names`` lists every instrument of the
+    warped MIDI (empty until it is synthesized), for mute/solo.
+    """
 
     recording: np.ndarray | None
-    stems: list
-    instrument_names: list
+    midi: np.ndarray | None = None
+    instrument_names: list = field(default_factory=list)
     sr: int = PLAYBACK_SR
+    active: tuple = ()              # indices of the instruments heard in ``midi``
+    warped_midi: object = None      # the PrettyMIDI synthesized (kept to re-synthesize on mute/solo)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the sample buffers."""
+        return buffer_bytes(self.recording, self.midi)
+
+
+def buffer_bytes(*tracks) -> int:
+    """Bytes held by sample buffers, each counted once (a view counts as its base's buffer)."""
+    seen, total = set(), 0
+    for track in tracks:
+        if track is None:
+            continue
+        base = track if track.base is None else track.base
+        if id(base) not in seen:
+            seen.add(id(base))
+            total += base.nbytes
+    return total
 
 
 def load_recording(audio_path, sr: int = PLAYBACK_SR, progress=None, cancel=None) -> PreparedSound:
     """Decode the recording for playback (worker thread). Raises ``AudioError`` for bad files."""
-    from engine import media
+    from engine.playback_mix import decode_recording
+    from gui.app import release_free_heap
 
-    return PreparedSound(media.load_audio(audio_path, sr=sr), [], [], sr)
+    release_free_heap()  # what the alignment freed, before the sound takes its place
+    return PreparedSound(decode_recording(audio_path, sr, cancel=cancel), sr=sr)
 
 
-def synthesize_warped_midi(alignment, sound: PreparedSound, soundfont=None, progress=None,
+def synthesize_warped_midi(alignment, sound: PreparedSound, muted=(), soloed=(), soundfont=None, progress=None,
                            cancel=None) -> PreparedSound:
-    """Add the MIDI warped into the recording's time, one stem per instrument (worker thread)."""
-    from engine.playback_mix import instrument_stems
+    """Add the MIDI warped into the recording's time: the instruments heard under the mute/solo
+    choice, synthesized together into one track (worker thread)."""
+    from engine.playback_mix import active_instruments, synthesize_instruments
 
-    warped = alignment.warped_midi()
-    stems = instrument_stems(warped, sound.sr, soundfont=soundfont, progress=progress, cancel=cancel)
+    warped = sound.warped_midi if sound.warped_midi is not None else alignment.warped_midi()
+    active = active_instruments(len(warped.instruments), muted, soloed)
+    if progress is not None:
+        progress(0.0, "synthesizing the aligned MIDI")
+    midi = synthesize_instruments(warped, sound.sr, active, soundfont=soundfont, cancel=cancel)
     names = [inst.name.strip() or f"Instrument {i + 1}" for i, inst in enumerate(warped.instruments)]
-    return PreparedSound(sound.recording, stems, names, sound.sr)
+    return PreparedSound(sound.recording, midi, names, sound.sr, active, warped)
 
 
-def render_program(sound: PreparedSound, speed: float = 1.0, muted=(), soloed=(), stretched_recording=None,
-                   progress=None, cancel=None) -> PlaybackProgram:
-    """Mix the stems (mute/solo) and time-stretch both tracks for ``speed`` (worker thread).
+def render_program(sound: PreparedSound, speed: float = 1.0, stretched_recording=None, progress=None,
+                   cancel=None) -> PlaybackProgram:
+    """Time-stretch both tracks for ``speed`` (worker thread; at 1× the buffers are used as they are).
 
     ``stretched_recording`` may pass the recording already stretched for this speed (it does not
     change with mute/solo), which saves the longest step.
     """
-    from engine.playback_mix import mix_stems, stem_gains, time_stretch
+    from engine.playback_mix import time_stretch
 
-    midi = mix_stems(sound.stems, stem_gains(len(sound.stems), muted, soloed)) if sound.stems else None
-    recording = sound.recording
+    recording, midi = sound.recording, sound.midi
     if abs(speed - 1.0) > 1e-6:
-        if progress is not None:
-            progress(0.1, f"time-stretching to {speed:g}×")
-        recording = stretched_recording if stretched_recording is not None else (
-            None if recording is None else time_stretch(recording, speed))
-        if cancel is not None and cancel():
-            raise InterruptedError("cancelled")
-        midi = None if midi is None else time_stretch(midi, speed)
+        if stretched_recording is not None:
+            recording = stretched_recording
+        elif recording is not None:
+            recording = time_stretch(recording, speed, progress=progress, cancel=cancel)
+        if midi is not None:
+            midi = time_stretch(midi, speed, cancel=cancel)
     return PlaybackProgram(recording, midi, float(speed), sound.sr)

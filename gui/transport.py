@@ -4,11 +4,12 @@ Task
 ----
 :class:`PlaybackController` (a QObject, no widgets) keeps a :class:`gui.playback.Player` in step
 with the :class:`gui.session.Session`: when a pair is shown it prepares the sound on background
-jobs (decode the recording; synthesize the warped MIDI, one stem per instrument; mix and
-time-stretch for the speed) and swaps it into the player; a timer reads the player's stream
-clock and moves ``session.playhead_s``; the views follow the playhead page by page or
-continuously. :class:`gui.transport_bar.TransportBar` is the toolbar of buttons that drive it, and
-:func:`gui.transport_bar.install_playback` puts both into a main window.
+jobs (decode the recording; synthesize the warped MIDI — the instruments heard under mute/solo,
+together, again when that choice changes; time-stretch for the speed) and swaps it into the
+player; a timer reads the player's stream clock and moves ``session.playhead_s``; the views
+follow the playhead page by page or continuously. :class:`gui.transport_bar.TransportBar` is the
+toolbar of buttons that drive it, and :func:`gui.transport_bar.install_playback` puts both into a
+main window.
 
 Device trouble and bad files arrive as ``message(str)`` — the transport shows it next to the
 buttons; nothing raises into Qt.
@@ -59,7 +60,7 @@ class PlaybackController(QObject):
         self.muted: set[int] = set()
         self.soloed: set[int] = set()
         self.sound: PreparedSound | None = None
-        self._stretched_recordings: dict[float, object] = {}
+        self._stretched_recording: tuple | None = None  # (speed, buffer) for the current recording only
         self._jobs: dict[str, object] = {}
         self._external_position = None   # callable → audio time, when something else drives the playhead
         self.timer = QTimer(self)
@@ -114,7 +115,7 @@ class PlaybackController(QObject):
         self.player.set_program(PlaybackProgram(None, None), keep_position=False)
         self.player.set_loop(None)
         self.sound = None
-        self._stretched_recordings.clear()
+        self._stretched_recording = None
         self.muted.clear()
         self.soloed.clear()
         for job in self._jobs.values():
@@ -128,33 +129,45 @@ class PlaybackController(QObject):
 
     def _on_recording_loaded(self, sound: PreparedSound) -> None:
         self._set_sound(sound)
+        self._synthesize_midi()
+
+    def _synthesize_midi(self) -> None:
+        """(Re-)synthesize the MIDI track for the current mute/solo choice (one track, not stems)."""
         pair = self.session.pair
-        if pair is not None:
-            self._submit("midi", synthesize_warped_midi, pair.alignment, sound, on_done=self._set_sound,
-                         label="synthesizing the aligned MIDI")
+        if pair is None or self.sound is None:
+            return
+        self._submit("midi", synthesize_warped_midi, pair.alignment, self.sound, set(self.muted), set(self.soloed),
+                     on_done=self._set_sound, label="synthesizing the aligned MIDI")
 
     def _set_sound(self, sound: PreparedSound) -> None:
-        self.sound = sound
-        self.sound_changed.emit(sound)
+        old, self.sound = self.sound, sound
+        if old is None or old.instrument_names != sound.instrument_names:
+            self.sound_changed.emit(sound)  # not after a mute/solo re-synthesis: the menu stays as it is
         self._render()
 
     def _render(self) -> None:
-        """Mix and stretch the current sound for the current speed and mute/solo, then swap it in."""
+        """Stretch the current sound for the current speed (a job), then swap it in; at 1× the
+        prepared buffers are played as they are."""
         if self.sound is None:
             return
-        stretched = self._stretched_recordings.get(round(self.speed, 3))
-        if abs(self.speed - 1.0) < 1e-6 and not self.sound.stems:
-            self._apply_program(PlaybackProgram(self.sound.recording, None, 1.0, self.sound.sr))
+        if abs(self.speed - 1.0) < 1e-6:
+            old = self._jobs.pop("render", None)
+            if old is not None:
+                old.cancel()
+                if not self._jobs:
+                    self.busy_changed.emit("")
+            self._apply_program(PlaybackProgram(self.sound.recording, self.sound.midi, 1.0, self.sound.sr))
             return
-        self._submit("render", render_program, self.sound, self.speed, set(self.muted), set(self.soloed),
-                     stretched, on_done=self._apply_program,
-                     label=f"preparing {self.speed:g}× playback" if self.speed != 1.0 else "mixing the MIDI")
+        cached = self._stretched_recording
+        stretched = cached[1] if cached is not None and abs(cached[0] - self.speed) < 1e-6 else None
+        self._submit("render", render_program, self.sound, self.speed, stretched, on_done=self._apply_program,
+                     label=f"preparing {self.speed:g}× playback")
 
     def _apply_program(self, program: PlaybackProgram) -> None:
         if abs(program.speed - self.speed) > 1e-6:
             return  # the speed changed again meanwhile; a newer render is coming
-        if program.recording is not None and abs(program.speed - 1.0) > 1e-6:
-            self._stretched_recordings[round(program.speed, 3)] = program.recording
+        # keep one stretched recording (this speed's): a mute/solo change re-stretches only the MIDI
+        self._stretched_recording = (program.speed, program.recording) if abs(program.speed - 1.0) > 1e-6 else None
         self.player.set_program(program)
 
     # -- transport ----------------------------------------------------------------------------
@@ -205,13 +218,15 @@ class PlaybackController(QObject):
         return on
 
     def set_instrument(self, index: int, muted: bool | None = None, soloed: bool | None = None) -> None:
-        """Mute or solo one MIDI instrument (re-mixes the MIDI track in the background)."""
+        """Mute or solo one MIDI instrument (the MIDI track is synthesized again in the background;
+        the current one plays on meanwhile)."""
         for flag, group in ((muted, self.muted), (soloed, self.soloed)):
             if flag is True:
                 group.add(index)
             elif flag is False:
                 group.discard(index)
-        self._render()
+        if self.sound is not None and (self.sound.instrument_names or "midi" in self._jobs):
+            self._synthesize_midi()
 
     def set_follow_mode(self, mode: str) -> None:
         if mode not in FOLLOW_MODES:

@@ -182,3 +182,38 @@ def _suggestion_buttons(panel):
     row = panel.suggestion_row
     widgets = [row.itemAt(i).widget() for i in range(row.count())]
     return [w for w in widgets if isinstance(w, QPushButton)]
+
+
+def test_screenshot_waits_for_the_strip_without_blocking_the_gui_thread(qtbot, tmp_path):
+    """``--screenshot`` grabs the window once the views' background work is done: the strip's
+    tempogram and candidates are drawn by then; the wait polls on a timer, so events flow."""
+    from PySide6.QtCore import QSettings, QTimer
+
+    from gui.app import views_with_pending_work, when_views_settled
+    from gui.main_window import MainWindow
+
+    wav = tmp_path / "click.wav"
+    sf.write(wav, click_track(120.0, 30.0), tempo.SR)
+    window = MainWindow(settings=QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat), dialogs=False)
+    qtbot.addWidget(window)
+    strip = ts.TempoStrip(window.session)
+    window.add_view("tempo", strip, index=1)
+    assert not strip.has_pending_work() and views_with_pending_work(window) == []
+    strip.set_audio(wav)
+    assert strip.has_pending_work() and views_with_pending_work(window) == ["tempo"]
+    settled, ticks = [], []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(10)
+    when_views_settled(window, settled.append, timeout_s=60.0)
+    assert settled == []  # returned at once: the GUI thread goes on while the strip computes
+    qtbot.waitUntil(lambda: settled != [], timeout=70000)
+    timer.stop()
+    assert settled == [[]] and len(ticks) > 3
+    assert strip.snapshot is not None and strip.current_candidates  # the strip is drawn
+    assert strip.song_candidates and not strip.has_pending_work()
+    # Bounded: work still pending when the time is up is named, and the grab goes ahead.
+    strip.set_audio(wav)
+    when_views_settled(window, settled.append, timeout_s=0.0)
+    assert settled[-1] == ["tempo"]
+    strip.shutdown()

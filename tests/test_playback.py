@@ -264,9 +264,8 @@ def test_mute_and_solo_gains():
     assert playback_mix.stem_gains(3, muted={1}).tolist() == [1, 0, 1]
     assert playback_mix.stem_gains(3, soloed={2}).tolist() == [0, 0, 1]
     assert playback_mix.stem_gains(3, muted={2}, soloed={0, 2}).tolist() == [1, 0, 0]
-    stems = [np.full(4, 0.1, np.float16), np.full(4, 0.2, np.float16)]
-    assert np.allclose(playback_mix.mix_stems(stems, [1, 0]), 0.1, atol=1e-3)
-    assert np.allclose(playback_mix.mix_stems(stems, [1, 1]), 0.3, atol=1e-3)
+    assert playback_mix.active_instruments(3, muted={1}) == (0, 2)
+    assert playback_mix.active_instruments(3, soloed={2}, muted={2}) == ()
 
 
 def test_mix_block_scales_pads_and_clips():
@@ -280,7 +279,14 @@ def test_mix_block_scales_pads_and_clips():
         playback_mix.channel_gains("left")
 
 
-def test_instrument_stems_split_the_midi_by_instrument():
+def test_mix_block_reads_int16_tracks_at_full_scale():
+    out = np.empty((4, 2), np.float32)
+    rec = np.array([16384, -32768, 32767, 0], np.int16)
+    playback_mix.mix_block(rec, None, 0, out, playback_mix.channel_gains("both", balance=0.0))
+    assert np.allclose(out[:, 0], [0.5, -1.0, 32767 / 32768, 0.0]) and np.allclose(out[:, 1], 0.0)
+
+
+def two_instrument_midi():
     import pretty_midi
 
     midi = pretty_midi.PrettyMIDI()
@@ -289,9 +295,92 @@ def test_instrument_stems_split_the_midi_by_instrument():
         inst.notes.append(pretty_midi.Note(velocity=100, pitch=pitch, start=start, end=start + 0.4))
         midi.instruments.append(inst)
     midi.instruments.append(pretty_midi.Instrument(program=1))  # no notes
-    stems = playback_mix.instrument_stems(midi, sr=SR)
-    assert len(stems) == 3 and len({len(s) for s in stems}) == 1 and stems[0].dtype == np.float16
-    first, second = (np.abs(s.astype(np.float32)) for s in stems[:2])
-    assert first[: int(0.3 * SR)].max() > 0.01 and second[: int(0.45 * SR)].max() < 1e-3
-    assert second[int(0.5 * SR): int(0.8 * SR)].max() > 0.01
-    assert not np.any(stems[2])
+    return midi
+
+
+def test_synthesize_instruments_renders_only_the_chosen_ones_into_one_track():
+    midi = two_instrument_midi()
+    n = playback_mix.midi_track_samples(midi, SR)
+    both = playback_mix.synthesize_instruments(midi, SR)
+    first = playback_mix.synthesize_instruments(midi, SR, [0])
+    second = playback_mix.synthesize_instruments(midi, SR, [1, 2])
+    assert all(t.dtype == np.int16 and t.shape == (n,) for t in (both, first, second))  # same length, mono
+    first, second, both = (np.abs(playback_mix.to_float32(t)) for t in (first, second, both))
+    late = slice(int(0.55 * SR), int(0.85 * SR))  # the second note; the first only rings out there
+    assert first[: int(0.3 * SR)].max() > 0.01 and first[late].max() < 0.3 * second[late].max()
+    assert second[: int(0.45 * SR)].max() < 1e-3 and second[late].max() > 0.01
+    assert both[: int(0.3 * SR)].max() > 0.01 and both[int(0.5 * SR): int(0.8 * SR)].max() > 0.01
+    assert playback_mix.synthesize_instruments(midi, SR, [2]) is None  # nothing to hear
+    assert playback_mix.synthesize_instruments(midi, SR, []) is None
+
+
+def test_decode_recording_is_mono_int16_at_the_playback_rate(tmp_path):
+    import soundfile as sf
+
+    from engine.errors import AudioError
+
+    t = np.arange(int(1.5 * 22050)) / 22050
+    left, right = 0.5 * np.sin(2 * np.pi * 440 * t), 0.25 * np.sin(2 * np.pi * 440 * t)
+    path = tmp_path / "stereo.wav"
+    sf.write(str(path), np.stack([left, right], axis=1), 22050, subtype="PCM_16")
+    y = playback_mix.decode_recording(path, 44100)
+    assert y.dtype == np.int16 and y.ndim == 1 and len(y) == pytest.approx(2 * len(t), abs=2)
+    expected = 0.375 * np.sin(2 * np.pi * 440 * np.arange(len(y)) / 44100)
+    assert np.abs(playback_mix.to_float32(y) - expected)[1000:-1000].max() < 0.01  # mixed down, resampled
+    assert playback_mix.decode_recording(path, 22050).dtype == np.int16
+    broken = tmp_path / "broken.mp3"
+    broken.write_bytes(b"ID3" + bytes(200))
+    with pytest.raises(AudioError, match="broken.mp3"):
+        playback_mix.decode_recording(broken, 44100)
+
+
+def test_time_stretch_is_librosas_phase_vocoder_streamed_in_blocks():
+    import librosa
+
+    sr = 22050
+    rng = np.random.default_rng(0)
+    t = np.arange(8 * sr) / sr  # several blocks of output frames
+    y = 0.3 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 1234.5 * t * (1 + 0.1 * t))
+    y = y + 0.05 * rng.standard_normal(len(t))
+    for speed in (0.5, 1.3):
+        ours = playback_mix.time_stretch(y, speed)
+        theirs = librosa.effects.time_stretch(y, rate=speed)
+        assert ours.shape == theirs.shape and np.abs(ours - theirs).max() < 1e-3
+        as_int16 = playback_mix.time_stretch(np.round(y * 32767).astype(np.int16), speed)
+        assert as_int16.dtype == np.int16 and np.abs(playback_mix.to_float32(as_int16) - theirs).max() < 5e-3
+
+
+def test_prepared_sound_holds_one_mono_16_bit_track_per_source(tmp_path):
+    # Whatever the number of instruments, the prepared buffers are the recording and one MIDI track
+    # (mono, 16-bit), and a stretched program adds one copy of each 1/speed as long: stems kept per
+    # instrument, per channel or as float would all break this bound.
+    import pretty_midi
+    import soundfile as sf
+
+    from engine.align import Alignment
+    from gui.playback import PLAYBACK_SR, buffer_bytes, load_recording, render_program, synthesize_warped_midi
+
+    midi = pretty_midi.PrettyMIDI()
+    for k, program in enumerate((0, 40, 56, 73)):
+        inst = pretty_midi.Instrument(program=program, name=f"part {k}")
+        inst.notes += [pretty_midi.Note(90, 55 + 4 * k + j % 5, 0.3 * j, 0.3 * j + 0.25) for j in range(20)]
+        midi.instruments.append(inst)
+    midi_s = np.array([0.0, midi.get_end_time()])
+    seconds = 7.0
+    path = tmp_path / "take.wav"
+    sf.write(str(path), 0.1 * np.sin(np.arange(int(seconds * 22050)) * 0.05), 22050)
+    alignment = Alignment(midi_s, midi_s, 1.0, midi.get_end_time(), seconds, midi)
+    sound = synthesize_warped_midi(alignment, load_recording(path))
+    midi_seconds = midi.get_end_time() + playback_mix.SYNTH_TAIL_S
+    one_track_per_source = 2 * PLAYBACK_SR * (seconds + midi_seconds)  # bytes
+    assert len(sound.instrument_names) == 4 and sound.active == (0, 1, 2, 3)
+    assert sound.recording.ndim == 1 and sound.midi.ndim == 1
+    assert sound.nbytes <= 1.01 * one_track_per_source
+    soloed = synthesize_warped_midi(alignment, sound, soloed={2})
+    assert soloed.active == (2,) and soloed.nbytes <= 1.01 * one_track_per_source
+    assert soloed.recording is sound.recording  # not decoded again
+    slow = render_program(soloed, 0.5)
+    assert slow.speed == 0.5 and slow.nbytes <= 1.01 * one_track_per_source / 0.5
+    held = buffer_bytes(soloed.recording, soloed.midi, slow.recording, slow.midi)
+    assert held <= 1.01 * one_track_per_source * (1 + 1 / 0.5)
+    assert render_program(soloed, 1.0).recording is soloed.recording  # 1×: no copies

@@ -19,6 +19,7 @@ from PySide6.QtTest import QTest
 from engine.align import Alignment
 from engine.features import spectrogram_for_display
 from engine.media import synthesize
+from engine.playback_mix import to_float32
 from gui.main_window import MainWindow
 from gui.pipeline import note_table
 from gui.playback import PAUSED, PLAYING, Player
@@ -74,7 +75,7 @@ def setup(qtbot, tmp_path, files):
     window.show()
     qtbot.waitExposed(window)
     window.session.set_pair(make_pair(*files))
-    # The recording is decoded and the MIDI synthesized (one stem per instrument) in the background.
+    # The recording is decoded and the MIDI synthesized (one track, mute/solo applied) in the background.
     qtbot.waitUntil(lambda: controller.player.program.midi is not None and not controller._jobs, timeout=60000)
     yield window, controller, card
     window.close()
@@ -86,8 +87,8 @@ def test_sound_is_prepared_in_the_background(setup):
     assert program.recording is not None and program.midi is not None
     assert program.duration_s == pytest.approx(window.session.pair.audio_duration_s, abs=0.05)
     # The warped MIDI sounds where the recording does: energy onsets line up (both start ~0.5 s in).
-    rec_on = np.argmax(np.abs(program.recording) > 0.02) / program.sr
-    midi_on = np.argmax(np.abs(program.midi) > 0.02) / program.sr
+    rec_on = np.argmax(np.abs(to_float32(program.recording)) > 0.02) / program.sr
+    midi_on = np.argmax(np.abs(to_float32(program.midi)) > 0.02) / program.sr
     assert rec_on == pytest.approx(OFFSET_S, abs=0.06) and midi_on == pytest.approx(OFFSET_S, abs=0.06)
     assert controller.sound.instrument_names == ["Piano", "Strings"]
     assert window.transport_bar.instruments_button.isEnabled()
@@ -148,7 +149,7 @@ def test_space_toggles_and_a_click_in_a_view_seeks(setup, qtbot):
 def test_speed_loop_source_and_mute(setup, qtbot):
     window, controller, card = setup
     bar = window.transport_bar
-    before = controller.player.program.midi.copy()
+    before = to_float32(controller.player.program.midi)
     bar.speed_box.setCurrentIndex(bar.speed_box.findData(1.5))
     qtbot.waitUntil(lambda: controller.player.program.speed == 1.5, timeout=60000)
     assert controller.player.program.duration_s == pytest.approx(window.session.pair.audio_duration_s, abs=0.1)
@@ -169,9 +170,18 @@ def test_speed_loop_source_and_mute(setup, qtbot):
     qtbot.waitUntil(lambda: controller.player.program.speed == 1.0 and not controller._jobs, timeout=60000)
     controller.set_instrument(1, muted=True)
     qtbot.waitUntil(lambda: not controller._jobs, timeout=60000)
-    after = controller.player.program.midi
+    after = to_float32(controller.player.program.midi)
     assert len(after) == len(before) and not np.allclose(after, before, atol=1e-3)
     assert np.abs(after).sum() < np.abs(before).sum()
+    assert controller.sound.active == (0,)  # one track of what is heard, not a stem per instrument
+    # At 1.5×, un-muting re-stretches only the MIDI: the stretched recording is kept and reused.
+    bar.speed_box.setCurrentIndex(bar.speed_box.findData(1.5))
+    qtbot.waitUntil(lambda: controller.player.program.speed == 1.5 and not controller._jobs, timeout=60000)
+    stretched_recording, muted_midi = controller.player.program.recording, controller.player.program.midi
+    controller.set_instrument(1, muted=False)
+    qtbot.waitUntil(lambda: controller.player.program.midi is not muted_midi and not controller._jobs, timeout=60000)
+    assert controller.player.program.speed == 1.5 and controller.player.program.recording is stretched_recording
+    assert np.abs(to_float32(controller.player.program.midi)).sum() > np.abs(to_float32(muted_midi)).sum()
 
 
 def test_loop_without_selection_and_device_errors_are_messages(qtbot, tmp_path, files):

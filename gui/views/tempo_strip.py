@@ -234,6 +234,12 @@ class TempoStrip(TimeView):
             self._labelled_lines.append(line)
         self.layout_labels()
 
+    def has_pending_work(self) -> bool:
+        """True while background results this strip will draw or emit are still to come (the
+        recording's analysis, the tempogram and candidates around the playhead, the whole-song
+        candidates). ``--screenshot`` waits for it (bounded) before grabbing the window."""
+        return bool(self._runner.active_jobs) or self._pending_s is not None
+
     @property
     def current_candidates(self) -> list:
         return [] if self.snapshot is None else list(self.snapshot.candidates)
