@@ -356,8 +356,7 @@ def chroma_sequence_similarity(query_chroma: np.ndarray, piece_chroma: np.ndarra
     The embeddings tell which pieces sound alike snippet by snippet; chroma frames in order check
     the harmony frame by frame (10.8 frames/s), which separates pieces in one style far better.
     """
-    S = np.asarray(query_chroma, np.float32) @ np.asarray(piece_chroma, np.float32).T
-    return float(_sequence_similarity(S.astype(np.float64), float(penalty)))
+    return sequence_similarity(query_chroma, piece_chroma, penalty)
 
 
 def robust_z(values: np.ndarray) -> np.ndarray:

@@ -33,11 +33,11 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QGridLayout, QHBoxLayout, QHeaderView, QLabel,
-                               QLineEdit, QPushButton, QTableView, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QFileDialog, QGridLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton,
+                               QVBoxLayout, QWidget)
 
 from engine.errors import AudioError, EarwormError
-from gui.panels.panel_common import FlowLayout, JobRow, RowsTableModel, show_error
+from gui.panels.panel_common import FlowLayout, JobRow, RowsTableModel, rows_table, show_error
 from gui.workers import JobCancelled, JobRunner
 
 COLUMNS = ("#", "Piece", "Composer", "Score", "Votes")
@@ -241,11 +241,7 @@ class IdentifyPanel(QWidget):
         self.composers = QLabel("", self)
         self.composers.setWordWrap(True)
         self.model = RankingModel(self)
-        self.table = QTableView(self)
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table = rows_table(self.model, self)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)

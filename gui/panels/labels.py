@@ -27,12 +27,12 @@ import time
 
 from PySide6.QtCore import QAbstractTableModel, QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QHBoxLayout, QHeaderView, QLabel,
-                               QLineEdit, QListWidget, QListWidgetItem, QPushButton, QTableView, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QListWidget,
+                               QListWidgetItem, QPushButton, QVBoxLayout, QWidget)
 
 from engine.errors import EarwormError
 from gui.panels.label_models import MatchLabelModel, PaceModel, confidence_job
-from gui.panels.panel_common import FlowLayout, JobRow, PanelKeys, show_error
+from gui.panels.panel_common import FlowLayout, JobRow, PanelKeys, rows_table, show_error
 from gui.workers import JobRunner
 
 LABEL_TEXT = {"match": "✓ match", "no_match": "✗ no match", "unsure": "? unsure"}
@@ -139,11 +139,7 @@ class MatchLabelPanel(_UndoMixin, QWidget):
         self.count_label = QLabel(self)
         self.job_row = JobRow(self)
         self.table_model = CandidateTableModel(model, self)
-        self.candidate_table = QTableView(self)
-        self.candidate_table.setModel(self.table_model)
-        self.candidate_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.candidate_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.candidate_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.candidate_table = rows_table(self.table_model, self)
         self.candidate_table.verticalHeader().setVisible(False)
         self.candidate_table.verticalHeader().setDefaultSectionSize(20)
         self.candidate_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)

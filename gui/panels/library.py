@@ -20,13 +20,12 @@ import os
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QHeaderView, QLabel,
-                               QLineEdit, QMenu, QPushButton, QSplitter, QTableView, QToolButton, QTreeWidget,
-                               QTreeWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QHeaderView, QLabel, QLineEdit, QMenu, QPushButton, QSplitter,
+                               QToolButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from gui.panels.label_models import (LibraryModel, export_labels_job, import_labels_job, relink_job,
                                      scan_folder_job)
-from gui.panels.panel_common import FlowLayout, JobRow, RowsTableModel, show_error
+from gui.panels.panel_common import FlowLayout, JobRow, RowsTableModel, rows_table, show_error
 from gui.workers import JobRunner
 
 LABEL_FORMATS = (  # (format, menu text, file filter; None: a folder)
@@ -117,13 +116,9 @@ class LibraryPanel(QWidget):
         self.job_row = JobRow(self)
 
         self.table_model = LibraryTableModel(model, self)
-        self.table = QTableView(self)
-        self.table.setModel(self.table_model)
+        self.table = rows_table(self.table_model, self)
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(20)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)

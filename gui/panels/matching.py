@@ -24,10 +24,10 @@ import os
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QGridLayout, QHeaderView, QLabel, QLineEdit,
-                               QPushButton, QTableView, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QFileDialog, QGridLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QVBoxLayout,
+                               QWidget)
 
-from gui.panels.panel_common import JobRow, RowsTableModel, show_error
+from gui.panels.panel_common import JobRow, RowsTableModel, rows_table, show_error
 from gui.workers import JobRunner
 
 COLUMNS = ("MIDI", "Recording", "Confidence", "Gap")
@@ -108,11 +108,7 @@ class MatchingPanel(QWidget):
         self.summary = QLabel("", self)
         self.summary.setWordWrap(True)
         self.model = MatchTableModel(self)
-        self.table = QTableView(self)
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table = rows_table(self.model, self)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.verticalHeader().hide()
         self.table.activated.connect(lambda index: self.open_row(index.row()))  # double-click or Enter

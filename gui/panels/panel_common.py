@@ -17,8 +17,8 @@ from typing import Callable
 
 from PySide6.QtCore import QAbstractTableModel, QEvent, QModelIndex, QObject, QRect, QSize, Qt
 from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import (QHBoxLayout, QLayout, QLineEdit, QMessageBox, QProgressBar, QPushButton, QSizePolicy,
-                               QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLayout, QLineEdit, QMessageBox, QProgressBar,
+                               QPushButton, QSizePolicy, QTableView, QWidget)
 
 from engine.errors import EarwormError
 
@@ -62,6 +62,16 @@ class RowsTableModel(QAbstractTableModel):
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return self.headers[section]
         return None
+
+
+def rows_table(model, parent: QWidget) -> QTableView:
+    """A read-only table of ``model`` where a click selects one whole row (every panel's results)."""
+    table = QTableView(parent)
+    table.setModel(model)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    return table
 
 
 def key_name(event) -> str:
