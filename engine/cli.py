@@ -226,8 +226,10 @@ def _add_match(sub):
     p.add_argument("--scheduler", metavar="ADDR", help="run on a Dask cluster (tcp://host:port); default: local cores")
     p.add_argument("--run-dir", metavar="DIR", help="keep what is computed here, to resume (default: in the cache)")
     p.add_argument("--workers", type=int, metavar="N", help="local processes (default: all cores; 1: this process)")
-    p.add_argument("--k-prune", type=int, default=24, metavar="K", help="recordings kept per MIDI by the pruning stage (the calibration assumes 24)")
-    p.add_argument("--k-confirm", type=int, default=2, metavar="K", help="pairs per MIDI confirmed by full alignment (the calibration assumes 2)")
+    p.add_argument("--k-prune", type=int, metavar="K",
+                   help="recordings kept per MIDI by the pruning stage (default: the one the calibration was fitted with)")
+    p.add_argument("--k-confirm", type=int, metavar="K",
+                   help="pairs per MIDI confirmed by full alignment (default: the one the calibration was fitted with)")
     p.add_argument("--embedding-k", type=int, default=0, metavar="K", help="first stage: recordings kept per MIDI by "
                    "the cross-modal embeddings (models/embed_*.onnx) before the chroma prune (default 0: no such stage)")
     p.add_argument("--embedding-score", choices=("summary", "set"), default="summary",
@@ -238,7 +240,8 @@ def _add_match(sub):
 def _run_match(args) -> int:
     from engine.match import MatchParams, run_match
 
-    params = MatchParams(k_prune=args.k_prune, k_confirm=args.k_confirm, embedding_k=args.embedding_k,
+    params = MatchParams(k_prune=args.k_prune or MatchParams.k_prune, k_confirm=args.k_confirm or MatchParams.k_confirm,
+                         embedding_k=args.embedding_k,
                          embedding_score=args.embedding_score)
     result = run_match(args.midi, args.audio, params, run_dir=args.run_dir, project=args.project,
                        scheduler=args.scheduler, n_workers=args.workers,

@@ -60,8 +60,10 @@ RUN_VERSION = 1
 class MatchParams:
     """Parameters of the cascade; all of them are part of a run directory's identity."""
 
-    n_segments: int = 32          # summary: chroma averaged over this many parts of each file
-    smooth_segments: float = 1.0  # summary: Gaussian smoothing across parts (tolerates cuts and tempo)
+    n_segments: int = 12          # summary: chroma averaged over this many parts of each file
+    smooth_segments: float = 0.4  # summary: Gaussian smoothing across parts (tolerates tempo changes)
+    midi_crops: int = 2           # summary: a MIDI's sub-spans cut 0, 1, … crop_step off each end (2 × 2)
+    crop_step: float = 0.08       # summary: (recordings that start or end inside the score)
     k_prune: int = 24             # recordings kept per MIDI after the summary scores
     n_null: int = 16              # random extra recordings per MIDI: the coarse DTW's row statistics
     pool_frames: int = 5          # coarse DTW frames = this many 46 ms chroma frames (0.23 s)
@@ -181,7 +183,9 @@ def features_task(kind: str, path: str, params: dict) -> dict:
     frame_s = ap.hop_length / ap.sr
     if len(chroma) < max(p.n_segments, 4 * p.pool_frames):
         return {"error": f"too little music to match ({len(chroma) * frame_s:.1f} s)"}
-    out = {"summary": stages.summary_vector(chroma, p.n_segments, p.smooth_segments),
+    summary = (stages.summary_variants(chroma, p.n_segments, p.smooth_segments, stages.crop_spans(p.crop_step, p.midi_crops))
+               if kind == "midi" else stages.summary_vector(chroma, p.n_segments, p.smooth_segments))
+    out = {"summary": summary,
            "pooled": stages.pooled_chroma(chroma, p.pool_frames),
            "duration_s": np.float64(len(chroma) * frame_s)}
     if p.embedding_k:
@@ -322,7 +326,8 @@ def run_match(midi_dir, audio_dir, params: MatchParams | None = None, *, run_dir
         # 2. prune
         say(0.53, "pruning")
         t = _clock()
-        U = np.stack([feats[p]["summary"] for p in midi_paths]).astype(np.float32)
+        # (variants, MIDIs, d): each MIDI's sub-span summaries
+        U = np.ascontiguousarray(np.stack([feats[p]["summary"] for p in midi_paths], axis=1), np.float32)
         V = np.stack([feats[p]["summary"] for p in audio_paths]).astype(np.float32)
         top, _, prune_sums = stages.prune(U, V, params.k_prune)
         Z1 = stages.prune_scores(U, V, prune_sums)

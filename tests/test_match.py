@@ -213,6 +213,32 @@ def test_prune_keeps_the_top_of_the_full_zscored_matrix():
     np.testing.assert_allclose(top_z, np.sort(Z, axis=1)[:, ::-1][:, :5], rtol=1e-4, atol=1e-4)
 
 
+def test_prune_with_variants_scores_each_pair_by_its_best_variant():
+    rng = np.random.default_rng(3)
+    U = rng.standard_normal((4, 29, 20)).astype(np.float32)  # 4 variants of 29 MIDIs
+    V = rng.standard_normal((41, 20)).astype(np.float32)
+    best = np.max(np.einsum("vid,jd->vij", U, V), axis=0)
+    np.testing.assert_allclose(stages.raw_scores(U, V), best, rtol=1e-5, atol=1e-4)
+    top, _, sums = stages.prune(U, V, k=4, block_rows=8)
+    Z = stages.prune_scores(U, V, sums)
+    np.testing.assert_array_equal(top, np.argsort(-Z, axis=1, kind="stable")[:, :4])
+    np.testing.assert_allclose(stages.prune_scores(U[:, 10:20], V, sums, row_offset=10), Z[10:20], rtol=1e-5, atol=1e-4)
+
+
+def test_a_recording_that_starts_inside_the_score_matches_a_sub_span_variant():
+    rng = np.random.default_rng(4)
+    score = np.abs(rng.standard_normal((400, 12))).astype(np.float32)
+    score = np.repeat(score[::8], 8, axis=0)  # chords held 8 frames
+    recording = score[40:]  # the first 10 % not played
+    spans = stages.crop_spans(0.08, 2)
+    assert spans == ((0.0, 1.0), (0.0, 0.92), (0.08, 1.0), (0.08, 0.92))
+    variants = stages.summary_variants(score, 12, 0.4, spans)
+    v = stages.summary_vector(recording, 12, 0.4)
+    assert variants.shape == (4, 144) and np.allclose(np.linalg.norm(variants, axis=1), 1, atol=1e-5)
+    whole, cut_start = variants[0] @ v, variants[2] @ v
+    assert cut_start > whole + 0.2 and cut_start > 0.9
+
+
 def test_coarse_dtw_prefers_the_same_sequence_warped():
     rng = np.random.default_rng(1)
     base = np.abs(rng.standard_normal((60, 12))).astype(np.float32)

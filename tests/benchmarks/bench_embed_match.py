@@ -110,7 +110,7 @@ def recall(args) -> int:
     gold = read_gold(set_dir / "gold.csv", midi, audio)
     n_pairs = len(midi) * len(audio)
     load = _uptime()
-    U = np.stack([f["summary"] for f in fm]).astype(np.float32)
+    U = np.ascontiguousarray(np.stack([f["summary"] for f in fm], axis=1), np.float32)
     V = np.stack([f["summary"] for f in fa]).astype(np.float32)
     _, _, sums = stages.prune(U, V, params.k_prune)
     Z1 = stages.prune_scores(U, V, sums)

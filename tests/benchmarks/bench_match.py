@@ -12,7 +12,7 @@ Make the set first (once, incremental; ~200 renderings): ``nice -n 5 python -m t
     keeps, end-to-end time; report, figures and JSON in ``out/match/``.
 ``python -m tests.benchmarks.bench_match throughput [--n 1000]``
     Pairs per second of each stage on this machine. Stages 1 and 2 run on *synthetic* feature
-    matrices of n × n files (summary vectors: random unit vectors; pooled chroma: the benchmark's
+    matrices of n × n files (summary vectors: random unit vectors, 9 per MIDI; pooled chroma: the benchmark's
     real sequences, rolled by a random number of semitones and time-stretched so that no two are
     alike); stage 3 is timed on real benchmark pairs (warm feature cache) with all local cores;
     features per file are timed cold (empty cache; after one warm-up file for the imports and
@@ -216,12 +216,13 @@ def throughput(args) -> int:
         print(f"stage 3 (align, warm cache, {cores} processes): {confirm_rate:.1f} pairs/s over {len(pairs)} pairs")
 
     # Stage 1 on synthetic summary vectors.
-    def unit(rows):
-        X = rng.standard_normal((rows, 12 * params.n_segments)).astype(np.float32)
-        return X / np.linalg.norm(X, axis=1, keepdims=True)
+    def unit(*shape):
+        X = rng.standard_normal((*shape, 12 * params.n_segments)).astype(np.float32)
+        return X / np.linalg.norm(X, axis=-1, keepdims=True)
 
+    n_variants = len(stages.crop_spans(params.crop_step, params.midi_crops))
     for size in (n, 10000):
-        U, V = unit(size), unit(size)
+        U, V = unit(n_variants, size), unit(size)  # each MIDI with its sub-span variants
         seconds, _ = _time(lambda: stages.prune(U, V, params.k_prune), repeat=3 if size <= n else 1)
         report[f"prune_{size}"] = {"seconds": seconds, "pairs_per_s": size * size / seconds}
         print(f"stage 1 (prune) {size} × {size}: {seconds:.3f} s, {size * size / seconds / 1e6:.1f} M pairs/s")
