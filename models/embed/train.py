@@ -32,7 +32,7 @@ from models.embed import data as embed_data
 ROOT = Path(__file__).resolve().parents[2]
 MODELS_DIR = ROOT / "models"
 CONFIG = {
-    "steps": 800, "pieces_per_batch": 32, "positions_per_piece": 4, "lr": 0.002, "weight_decay": 1e-4,
+    "steps": 3000, "pieces_per_batch": 32, "positions_per_piece": 4, "lr": 0.002, "weight_decay": 1e-4,
     "widths": (16, 32, 48), "dropout": 0.1, "init_logit_scale": 10.0, "uniformity_weight": 0.1,
     "validation_every": 100, "validation_fraction": 0.08, "seed": 0, "threads": 2,
 }
@@ -249,4 +249,10 @@ def main(config=CONFIG) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Train and export the snippet embeddings.")
+    parser.add_argument("--steps", type=int, default=CONFIG["steps"], help="optimiser steps")
+    parser.add_argument("--threads", type=int, default=CONFIG["threads"], help="torch CPU threads")
+    args = parser.parse_args()
+    main({**CONFIG, "steps": args.steps, "threads": args.threads})
