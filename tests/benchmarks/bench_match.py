@@ -94,21 +94,26 @@ def _folds_by_midi(midi: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
     return np.array([fold_of[m] for m in midi])
 
 
+def _held_out_probabilities(evidence, labels, folds: np.ndarray, C: float) -> np.ndarray:
+    """P(match) of each pair from a calibration fitted on the other folds."""
+    names = [k for k in evidence if k not in ("midi", "audio")]
+    p = np.zeros(len(labels))
+    for k in np.unique(folds):
+        train = folds != k
+        cal = stages.fit_calibration({"s": {n: evidence[n][train] for n in names}}, {"s": labels[train]}, C=C)
+        p[~train] = stages.calibrated("s", {n: evidence[n][~train] for n in names}, cal)
+    return p
+
+
 def _choose_regularisation(evidence, labels, grid=(0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0), n_folds: int = 5,
                            repeats: int = 5) -> float:
     """The logistic model's ``C`` with the lowest log-loss on held-out MIDIs (folds by MIDI, repeated)."""
-    names = [k for k in evidence if k not in ("midi", "audio")]
     labels = np.asarray(labels, bool)
     losses = {}
     for C in grid:
         total = 0.0
         for seed in range(repeats):
-            folds = _folds_by_midi(evidence["midi"], n_folds, seed)
-            p = np.zeros(len(labels))
-            for k in range(n_folds):
-                train = folds != k
-                cal = stages.fit_calibration({"s": {n: evidence[n][train] for n in names}}, {"s": labels[train]}, C=C)
-                p[~train] = stages.calibrated("s", {n: evidence[n][~train] for n in names}, cal)
+            p = _held_out_probabilities(evidence, labels, _folds_by_midi(evidence["midi"], n_folds, seed), C)
             p = np.clip(p, 1e-6, 1 - 1e-6)
             total += -np.mean(np.where(labels, np.log(p), np.log(1 - p)))
         losses[C] = total / repeats
@@ -120,13 +125,7 @@ def _choose_regularisation(evidence, labels, grid=(0.1, 0.3, 1.0, 3.0, 10.0, 30.
 
 def _cross_validate(evidence, labels, gold, n_folds: int = 5, C: float = 1.0) -> None:
     """Open-set decisions of the confirm stage with the calibration fitted on the other folds (by MIDI)."""
-    names = [k for k in evidence if k not in ("midi", "audio")]
-    folds = _folds_by_midi(evidence["midi"], n_folds, seed=0)
-    p = np.zeros(len(labels))
-    for k in range(n_folds):
-        train = folds != k
-        cal = stages.fit_calibration({"confirm": {n: evidence[n][train] for n in names}}, {"confirm": labels[train]}, C=C)
-        p[~train] = stages.calibrated("confirm", {n: evidence[n][~train] for n in names}, cal)
+    p = _held_out_probabilities(evidence, labels, _folds_by_midi(evidence["midi"], n_folds, seed=0), C)
     tp = fp = 0
     for m in np.unique(evidence["midi"]):
         rows = np.flatnonzero(evidence["midi"] == m)
