@@ -62,6 +62,9 @@ class AlignParams:
     max_coarse_frames: int = 1500
     refine_onsets: bool = True            # the note-level pass after the DTW (engine.refine)
     presence_threshold: float = 0.1       # instruments with a gain below this (vs the loudest) count as absent
+    # Without the note-level pass, still align again without the MIDI's instruments the recording
+    # lacks (library matching: a recording that lost voices then scores as the rest of the score).
+    find_instruments: bool = False
     fine_onset_weight: float = 0.3        # onsets' weight in the fine DTW's cost (chroma: the rest)
     fine_radius_s: float = 0.4            # fine DTW band half-width around the smoothed DTW path
     fine_passes: int = 2                  # each further fine pass: around the last, half the band

@@ -45,14 +45,22 @@ def content_hash(path, error_cls) -> str:
     return cache.file_hash(path)
 
 
+def _recording_energy(params) -> bool:
+    """Whether the recording's ``chroma_energy`` comes from its chroma's STFT (no fine features)."""
+    return params.find_instruments and not params.refine_onsets
+
+
 def recording_key(audio_hash: str, params, want_display: bool) -> str:
     key_params = dict(params.feature_params(), display=want_display, fine=params.refine_onsets)
+    if _recording_energy(params):
+        key_params["energy"] = True
     return cache.cache_key(RECORDING_KIND, audio_hash, key_params)
 
 
 def recording_features(audio_path, params, want_display: bool = False, on_display=None, between_blocks=None):
-    """Chroma, the note-level features (with ``params.refine_onsets``) and the display spectrogram
-    (if wanted) of a recording, cached by content. Returns (arrays, cache_hit).
+    """Chroma, the note-level features (with ``params.refine_onsets``; else the chroma's linear
+    ``chroma_energy`` with ``params.find_instruments``) and the display spectrogram (if wanted) of a
+    recording, cached by content. Returns (arrays, cache_hit).
 
     A missing or undecodable recording is an AudioError naming it. When they are computed (not
     cached), ``on_display((S_db, bin_midi_pitches, times_s), duration_s)`` is called as soon as
@@ -67,7 +75,7 @@ def recording_features(audio_path, params, want_display: bool = False, on_displa
         return arrays, True
     stream = FeatureStream(params.sr, params.hop_length, params.onset_hop_length,
                            display_hop_length=display_hop_length(params) if want_display else None,
-                           fine=params.refine_onsets, snap=params.refine_onsets,
+                           fine=params.refine_onsets, snap=params.refine_onsets, energy=_recording_energy(params),
                            expected_s=media.audio_duration(audio_path))
     for block in media.audio_blocks(audio_path, sr=params.sr):
         stream.push(block)

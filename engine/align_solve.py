@@ -5,8 +5,9 @@ Task
 :func:`solve` takes the MIDI's and the recording's features (:mod:`engine.align_features`) and
 returns everything :class:`engine.align.Alignment` is made of, as arrays (what the cache stores):
 multiscale chroma DTW with additive penalty and gully (:mod:`engine.dtw`) → instruments the
-recording lacks left out and the DTW redone → fine DTW at the onset hop and note-onset anchors
-(:mod:`engine.refine`) → confidence and a cost preview for display.
+recording lacks left out and the DTW redone (with the note-level pass, or ``find_instruments``) →
+fine DTW at the onset hop and note-onset anchors (:mod:`engine.refine`; ``refine_onsets``) →
+confidence and a cost preview for display.
 
 Conventions
 -----------
@@ -73,6 +74,8 @@ def solve(sides, midi, audio_dur, params, subset_features, cancel=None, checkpoi
     ``median_cost``, ``band_cells``, ``instruments_present``, ``preview``, ``preview_rows``,
     ``preview_cols``, ``frames`` (n_midi, n_audio).
     """
+    from engine import refine
+
     report = checkpoint or (lambda fraction, message: None)
     weight_sum = 1.0  # cosine distance of unit chroma vectors
     midi_arrays, recording = sides.pop("midi"), sides.pop("recording")
@@ -81,9 +84,8 @@ def solve(sides, midi, audio_dur, params, subset_features, cancel=None, checkpoi
     pi, pj, median_cost, band_cells = chroma_dtw(A, B, params, cancel)
     anchors = (np.zeros(0), np.zeros(0))
     present = np.ones(len(midi.instruments), dtype=bool)
-    if params.refine_onsets:
-        from engine import refine
-
+    sub = midi
+    if params.refine_onsets or params.find_instruments:
         report(0.7, "finding the instruments")
         share = refine.instrument_presence(midi, pi, pj, recording.pop("chroma_energy"), params.sr, params.hop_length)
         present = share >= params.presence_threshold
@@ -93,14 +95,15 @@ def solve(sides, midi, audio_dur, params, subset_features, cancel=None, checkpoi
             sub = copy.copy(midi)
             sub.instruments = [midi.instruments[k] for k in kept]
             midi_arrays = None  # the whole MIDI's features: no longer needed
-            release_memory(len(recording["fine_chroma"]))
+            release_memory(len(recording.get("fine_chroma", recording["chroma"])))
             midi_arrays = subset_features(sub, kept, None)
             A = midi_arrays["chroma"]
             pi, pj, median_cost, band_cells = chroma_dtw(A, B, params, cancel)
         else:
-            sub, present = midi, np.ones(len(midi.instruments), dtype=bool)
-            if "fine_chroma" not in midi_arrays:
-                midi_arrays = subset_features(midi, None, midi_arrays["chroma"])
+            present = np.ones(len(midi.instruments), dtype=bool)
+    if params.refine_onsets:
+        if "fine_chroma" not in midi_arrays:
+            midi_arrays = subset_features(midi, None, midi_arrays["chroma"])
         report(0.8, "placing notes")
         fps = params.sr / params.onset_hop_length
         frame_s = params.hop_length / params.sr

@@ -47,6 +47,9 @@ class FeatureStream:
     chroma, fine, snap : bool
         Which features: ``chroma``; ``fine_chroma``, ``onset_strength``, ``chroma_energy``;
         ``snap_onset_strength``.
+    energy : bool
+        Without ``fine``: ``chroma_energy`` all the same, the chroma's linear pitch-class
+        magnitudes (what :func:`engine.refine.instrument_presence` fits).
     n_fft, n_fft_onset : int, optional
         The chroma's and the fine features' windows at ``sr`` (default: 4096 and 2048 points at
         22 050 Hz, scaled); the sharp onsets use half of ``n_fft_onset``.
@@ -56,7 +59,7 @@ class FeatureStream:
     """
 
     def __init__(self, sr, hop_length, onset_hop_length, display_hop_length=None, chroma=True, fine=True, snap=True,
-                 n_fft=None, n_fft_onset=None, expected_s=None):
+                 n_fft=None, n_fft_onset=None, expected_s=None, energy=False):
         self.sr, self.hop_length, self.onset_hop_length = int(sr), int(hop_length), int(onset_hop_length)
         n_fft = n_fft or F.window_samples(4096, sr)
         n_fft_onset = n_fft_onset or F.window_samples(2048, sr)
@@ -67,6 +70,7 @@ class FeatureStream:
         self._chroma = (PitchEnergyStream(sr, display_hop_length if shared else hop_length, n_fft, lo, hi, 3)
                         if chroma or shared else None)
         self._want_chroma = chroma
+        self._energy = energy and chroma and not fine
         chroma_frames = 0 if expected_s is None else int(expected_s * sr / hop_length) + 2
         fine_frames = 0 if expected_s is None else int(expected_s * sr / onset_hop_length) + 2
         self._chroma_rows, self._chroma_seen = (F.Rows(12, chroma_frames) if chroma else None), 0
@@ -122,7 +126,10 @@ class FeatureStream:
         self._take(lambda stream: stream.finish())
         out = {}
         if self._want_chroma:
-            out["chroma"] = F._finish_chroma(self._chroma_rows.array())
+            C = self._chroma_rows.array()
+            out["chroma"] = F._finish_chroma(C)
+            if self._energy:
+                out["chroma_energy"] = np.array(C, dtype=np.float32)
         if self._display is not None:
             E = np.concatenate(self._display_rows)
             self._display_rows = []

@@ -14,7 +14,9 @@ costs far too much, so a cascade (:mod:`engine.match_stages`) does it:
    the cross-modal embeddings (:mod:`engine.match_embedding`); the prune chooses among those;
 2. prune: z-scored summary scores of all pairs, top ``k_prune`` recordings per MIDI;
 3. coarse DTW on pooled chroma for those (+ ``n_null`` random pairs per MIDI), z-scored by row
-   and column; 4. confirm: :func:`engine.align.align` on each MIDI's top ``k_confirm``.
+   and column; 4. confirm: :func:`engine.align.align` on each MIDI's top ``k_confirm``, leaving
+   out the MIDI's parts the recording lacks (``find_instruments``: a recording that lost voices
+   is scored against the voices it has, as its own alignment would be).
 
 A MIDI's decision is its best confirmed recording when that pair's calibrated confidence is at
 least ``threshold`` (0.5: the calibration was fitted on a separate synthetic set, so the
@@ -64,12 +66,13 @@ class MatchParams:
     smooth_segments: float = 0.4  # summary: Gaussian smoothing across parts (tolerates tempo changes)
     midi_crops: int = 2           # summary: a MIDI's sub-spans cut 0, 1, … crop_step off each end (2 × 2)
     crop_step: float = 0.08       # summary: (recordings that start or end inside the score)
-    k_prune: int = 24             # recordings kept per MIDI after the summary scores
+    k_prune: int = 48             # recordings kept per MIDI after the summary scores
     n_null: int = 16              # random extra recordings per MIDI: the coarse DTW's row statistics
     pool_frames: int = 5          # coarse DTW frames = this many 46 ms chroma frames (0.23 s)
     gully: float = 0.35           # fraction either file may leave out at each end (coarse DTW and align)
     penalty_scale: float = 1.0    # coarse DTW: non-diagonal step cost × the pair's mean cost
-    k_confirm: int = 2            # pairs per MIDI confirmed by the full alignment
+    k_confirm: int = 3            # pairs per MIDI confirmed by the full alignment
+    find_instruments: bool = True  # confirm: align again without the MIDI's parts the recording lacks
     threshold: float = 0.5        # calibrated confidence needed to claim a match
     seed: int = 0                 # for the random null pairs
     embedding_k: int = 0          # recordings kept per MIDI by the embedding stage in front (0: no such stage)
@@ -78,7 +81,8 @@ class MatchParams:
     def align_params(self):
         from engine.align import AlignParams
 
-        return AlignParams(midi_features="pianoroll", gully=self.gully, refine_onsets=False)
+        return AlignParams(midi_features="pianoroll", gully=self.gully, refine_onsets=False,
+                           find_instruments=self.find_instruments)
 
     def identity(self) -> dict:
         """The parameters as a dict; the embedding stage's only when it is on (older runs stay valid)."""

@@ -21,7 +21,7 @@ Score every (MIDI, recording) pair of a library cheaply enough for 10 000 × 10 
    whose statistics do not depend on how many candidates were kept) and by column against the
    recording's other computed pairs (leave-one-out);
 3. **confirm** — the full alignment (:func:`engine.align.align`) of each MIDI's top ``k_confirm``
-   pairs, for its confidence.
+   pairs, for its confidence (aligned again without the MIDI's parts the recording lacks).
 
 Calibrated confidence: a logistic model per stage maps the evidence a pair reached to P(match)
 (:data:`CALIBRATION`, fitted on a separate synthetic calibration set by
@@ -32,10 +32,11 @@ recording that several MIDIs like (a lone melody line fits many harmonisations) 
 match.
 
 Measured on the calibration set (50 MIDIs × 50 recordings; 5-fold cross-validated by MIDI):
-open-set F1 0.975. On the evaluated benchmark (180 × 185, never used for fitting): rank-1 0.967,
-F1 0.955, ROC AUC 0.9998; on the 1 000 × 1 000 set rank-1 0.937, F1 0.940, ROC AUC 0.995 (the
-sub-span variants raised them from 0.878 / 0.904 / 0.987: the prune's top 24 keep 0.960 of the
-gold pairs instead of 0.900). Docs: tests/benchmarks/bench_match.py.
+open-set F1 1.000 (the confirm stage separates it completely, so its regularisation came out
+weak: C = 100). On the evaluated benchmark (180 × 185, never used for fitting): rank-1 0.967,
+F1 0.966, ROC AUC 0.997; on the 1 000 × 1 000 set rank-1 0.952, F1 0.952, ROC AUC 0.996 (from
+0.937 / 0.940 / 0.995 with the top 24 and 2 confirmed, and alignments that kept every part: a
+recording that lost voices scored low against the whole score). Docs: tests/benchmarks/bench_match.py.
 
 Conventions
 -----------
@@ -54,8 +55,8 @@ from engine import dtw
 # Logistic models (sklearn LogisticRegression on standardised features), one per stage:
 # P(match) = 1 / (1 + exp(-(bias + sum(coef * (x - mean) / scale)))). Fitted by
 # `python -m tests.benchmarks.bench_match calibrate` on data/bench/match/calib (disjoint from the
-# evaluated set), each stage's regularisation (C = 10 for all three) chosen there by cross-validated
-# log-loss; see the benchmark's report for the fit.
+# evaluated set), each stage's regularisation (C = 10, 1, 100 for prune, coarse, confirm) chosen
+# there by cross-validated log-loss; see the benchmark's report for the fit.
 CALIBRATION = {
     "prune": {
         "features": ["z", "margin"],
@@ -66,17 +67,17 @@ CALIBRATION = {
     },
     "coarse": {
         "features": ["z", "margin", "col_margin"],
-        "mean": [1.617036, -16.329839, -16.055793],
-        "scale": [4.577096, 11.88297, 11.1679],
-        "coef": [2.135924, 3.307631, 2.451882],
-        "bias": -12.196133,
+        "mean": [0.114026, -12.260665, -12.656272],
+        "scale": [2.435672, 6.789156, 6.413003],
+        "coef": [1.169092, 1.577531, 0.834403],
+        "bias": -9.262542,
     },
     "confirm": {
         "features": ["z", "margin", "col_margin", "confidence", "confidence_margin", "confidence_col_margin"],
-        "mean": [12.078186, -0.40604, 1.371502, 0.300917, 0.0, -0.079622],
-        "scale": [9.799622, 15.518979, 15.499057, 0.143384, 0.225651, 0.21142],
-        "coef": [1.599598, 2.243304, 1.729882, 1.402354, 1.055792, 3.593185],
-        "bias": -1.306691,
+        "mean": [6.346159, -3.271815, -2.083221, 0.275616, -0.093335, -0.150809],
+        "scale": [5.760354, 10.361084, 9.716424, 0.156908, 0.265747, 0.288489],
+        "coef": [3.193879, 2.225959, 1.33408, 2.921378, 1.654927, 1.929401],
+        "bias": -5.549966,
     },
 }
 SILENT_SPREAD = 1e-3  # a chroma row whose values span less than this is silence (a flat row)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import mido
 import numpy as np
@@ -186,6 +187,21 @@ def test_a_part_missing_from_the_recording_is_left_out_and_its_notes_still_land(
     assert result.params["instruments_present"] == [name != "bass" for name in names]
     err = onset_errors(result, midi)  # every pitched note, the bass's included (placed between anchors)
     assert np.mean(np.minimum(err, 0.5)) < 0.03 and np.mean(err < 0.05) > 0.9, np.percentile(err, [50, 90])
+
+
+def test_without_the_note_level_pass_find_instruments_still_leaves_the_missing_part_out(pair, tmp_path):
+    """Library matching's confirm step: no note-level pass, but a recording that lost a part is
+    aligned against the parts it has, and scores higher for it."""
+    midi_path, _, midi = pair
+    without_bass = copy.deepcopy(midi)
+    without_bass.instruments = [i for i in without_bass.instruments if i.name != "bass"]
+    audio_path = render_warped(without_bass, true_warp, tmp_path / "no_bass.wav")
+    plain = AlignParams(soundfont=TIMGM, refine_onsets=False)
+    found = align(midi_path, audio_path, replace(plain, find_instruments=True))
+    assert found.params["instruments_present"] == [i.name != "bass" for i in midi.instruments]
+    kept_all = align(midi_path, audio_path, plain)
+    assert all(kept_all.params["instruments_present"])
+    assert found.confidence > kept_all.confidence + 0.02, (found.confidence, kept_all.confidence)
 
 
 def test_features_of_some_instruments_come_from_the_kept_stems(pair, monkeypatch):
