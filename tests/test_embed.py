@@ -76,7 +76,7 @@ def _unit(x):
 def test_retrieve_equals_brute_force_ranking():
     rng = np.random.default_rng(0)
     Q, C = _unit(rng.normal(size=(7, 32))), _unit(rng.normal(size=(50, 32)))
-    idx, sims = E.retrieve(Q, C, k=5)
+    idx, sims = E.retrieve(Q, C, k=5, hubness_neighbours=0)
     S = Q @ C.T
     np.testing.assert_array_equal(idx, np.argsort(-S, axis=1)[:, :5])
     np.testing.assert_allclose(sims, np.sort(S, axis=1)[:, ::-1][:, :5], rtol=1e-6)
@@ -317,3 +317,26 @@ def test_cli_identify_bad_library_is_one_line_error(tmp_path, capsys):
     empty.mkdir()
     assert cli_main(["identify", str(clip), "--library", str(empty)]) == 1
     assert "no MIDI files" in capsys.readouterr().err
+
+
+def test_hubness_correction_stops_a_hub_from_crowding_every_query():
+    """Queries sharing an offset (a soundfont's colour, say) all lean towards the candidate along
+    it: a hub that tops most plain rankings. CSLS marks it down and the own candidates come up."""
+    rng = np.random.default_rng(3)
+    n, d = 40, 16
+    offset = _unit(rng.normal(size=(1, d)))[0]
+    C = rng.normal(size=(n, d))
+    Q = _unit(C + 0.8 * rng.normal(size=(n, d)) + np.sqrt(d) * offset)  # query i belongs with candidate i
+    C = _unit(np.vstack([C, offset]))  # candidate n: the hub
+    plain, _ = E.retrieve(Q, C, k=1, hubness_neighbours=0)
+    corrected, _ = E.retrieve(Q, C, k=1)
+    assert np.mean(plain[:, 0] == n) > 0.5 and np.mean(corrected[:, 0] == n) < 0.25
+    assert np.mean(corrected[:, 0] == np.arange(n)) > np.mean(plain[:, 0] == np.arange(n)) + 0.3
+    # the ranking is CSLS's, computed by hand
+    S = Q @ C.T
+    r_q = np.sort(S, axis=1)[:, -10:].mean(axis=1)
+    r_c = np.sort(S, axis=0)[-10:].mean(axis=0)
+    np.testing.assert_array_equal(corrected[:, 0], np.argmax(2 * S - r_q[:, None] - r_c[None, :], axis=1))
+    # one query: nothing to tell hubs by, the plain ranking
+    one, _ = E.retrieve(Q[:1], C, k=3)
+    np.testing.assert_array_equal(one, E.retrieve(Q[:1], C, k=3, hubness_neighbours=0)[0])

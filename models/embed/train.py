@@ -108,9 +108,17 @@ def evaluation_pairs(pieces: Pieces, rendition: int = 0, hop_frames: int = ef.SN
     return np.concatenate(audio), np.concatenate(midi), np.concatenate(owner), np.concatenate(starts_s)
 
 
-def retrieval_metrics(Q: np.ndarray, C: np.ndarray) -> dict:
-    """Rank of each query's own candidate (row i ↔ column i) among all candidates: R@1, R@10, MRR, median rank."""
+def retrieval_metrics(Q: np.ndarray, C: np.ndarray, hubness_neighbours: int = 0) -> dict:
+    """Rank of each query's own candidate (row i ↔ column i) among all candidates: R@1, R@10, MRR, median rank.
+
+    Ranked by cosine similarity, or by :func:`engine.embed.hubness_corrected` similarity (CSLS)
+    with ``hubness_neighbours`` > 0.
+    """
     S = Q @ C.T
+    if hubness_neighbours > 0:
+        from engine.embed import hubness_corrected
+
+        S = hubness_corrected(S, hubness_neighbours)
     own = np.diag(S)
     ranks = 1 + (S > own[:, None]).sum(axis=1)
     return {"n": int(len(Q)), "R@1": float(np.mean(ranks <= 1)), "R@10": float(np.mean(ranks <= 10)),
