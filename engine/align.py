@@ -34,9 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from engine import align_features, align_solve, cache, media
-from engine.align_features import midi_chroma_features, midi_features, recording_features  # noqa: F401  (public API)
+from engine.align_features import midi_chroma_features, recording_features  # noqa: F401  (public API)
 from engine.align_midi_side import MidiSide
-from engine.align_solve import SOLVER_VERSION, cost_preview  # noqa: F401  (public API)
 from engine.errors import AlignmentError, AudioError, MidiError
 from engine.streaming import release_memory
 

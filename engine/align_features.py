@@ -3,7 +3,7 @@
 Task
 ----
 :func:`recording_features` decodes a recording block by block (:func:`engine.media.audio_blocks`)
-into :class:`engine.feature_stream.FeatureStream`; :func:`midi_features` does the same with the
+into :class:`engine.feature_stream.FeatureStream`; :func:`midi_side_features` does the same with the
 MIDI rendered by FluidSynth block by block (:class:`engine.synth.StemRenderer`, each instrument
 on its own stem) or computes them straight from the piano roll. Neither signal is ever held whole,
 so a 20-minute pair needs a few tens of MB. Results are cached by file content + parameters
@@ -28,7 +28,7 @@ import numpy as np
 
 from engine import cache, features, media, synth
 from engine.feature_stream import FeatureStream
-from engine.streaming import SpillBuffer
+from engine.streaming import SpillBuffer, to_int16
 
 RECORDING_KIND, MIDI_KIND, MIDI_CHROMA_KIND = "recording/v5", "midi/v6", "midi_chroma/v5"
 DISPLAY_KEYS = ("display_db", "display_pitches", "display_times_s", "duration_s")
@@ -99,14 +99,6 @@ ANALYSIS_INTERPOLATION = synth.INTERP_LINEAR
 STEMS_RAM_BYTES = 32 << 20  # a couple of minutes of stems stay in memory; longer pieces' go to a temporary file
 
 
-def to_16_bit(stems) -> np.ndarray:
-    """Float samples rounded to FluidSynth's 16-bit output levels (int16)."""
-    q = np.multiply(stems, np.float32(32768.0))
-    np.rint(q, out=q)
-    np.clip(q, -32768, 32767, out=q)
-    return q.astype(np.int16)
-
-
 class MidiStems:
     """The synthesized stems of a MIDI at 16-bit precision and which instrument sounds on which
     stem: the features of any union of stems without rendering again. In memory when they fit in
@@ -120,7 +112,7 @@ class MidiStems:
         self.buffer = None if self.in_memory else SpillBuffer(width, np.int16, ram_bytes=0)
 
     def append(self, stems16) -> None:
-        """One block of :func:`to_16_bit` stems, shape (n_stems, n) (kept as it is, not copied)."""
+        """One block of :func:`engine.streaming.to_int16` stems, shape (n_stems, n) (kept as it is, not copied)."""
         if self.in_memory:
             self._blocks.append(stems16)
         else:
@@ -164,9 +156,10 @@ class MidiAnalysis:
     When the stems are kept (more than one), the note-level features wait (``fine`` False): the
     aligner first learns which instruments the recording contains, then computes them once, of
     those instruments (:func:`midi_side_features` with ``stems``). The features are those of the
-    stems at 16-bit precision (:func:`to_16_bit`, FluidSynth's own output): whatever mix of them
-    is analysed, release tails below it are silence, as in a decoded recording (on the alignment
-    benchmark the float tails cost ~1.5 ms of mean error: quiet parts left alone matched noise).
+    stems at 16-bit precision (:func:`engine.streaming.to_int16`, FluidSynth's own output):
+    whatever mix of them is analysed, release tails below it are silence, as in a decoded
+    recording (on the alignment benchmark the float tails cost ~1.5 ms of mean error: quiet parts
+    left alone matched noise).
     """
 
     def __init__(self, params, stem_of, expected_s: float, keep_stems: bool, chroma: bool = True, fine=None):
@@ -178,7 +171,7 @@ class MidiAnalysis:
 
     def push(self, block) -> None:
         """One block of stems, shape (n_stems, n): float (rounded to 16 bits here) or int16 already."""
-        block16 = block if block.dtype == np.int16 else to_16_bit(block)
+        block16 = block if block.dtype == np.int16 else to_int16(block)
         self.stream.push(block16.sum(axis=0, dtype=np.float32) * np.float32(1.0 / 32768.0))
         if self.stems is not None:
             self.stems.append(block16)
@@ -191,15 +184,6 @@ class MidiAnalysis:
         arrays = self.stream.finish()
         arrays.pop("chroma_energy", None)  # the MIDI's is never used
         return arrays
-
-
-def midi_features(midi, midi_path, params, instruments=None, cancel=None):
-    """Everything the alignment compares of the MIDI, cached by content. Returns (arrays, cache_hit).
-
-    See :func:`midi_side_features`.
-    """
-    arrays, hit, _ = midi_side_features(midi, midi_path, params, instruments, cancel)
-    return arrays, hit
 
 
 def midi_side_features(midi, midi_path, params, instruments=None, cancel=None, stems=None, keep_stems=False,

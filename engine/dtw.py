@@ -94,31 +94,10 @@ def _best_end(last_row, last_col, lo, hi, n, m, skip_cost, gully_n, gully_m):
 
 
 @njit(cache=True, nogil=True)  # nogil: callers on worker threads keep the GUI thread running
-def _dtw_band(A, B, lo, hi, w, penalty, skip_cost, gully_n, gully_m):
-    """Accumulated cost (every band cell) and back-pointers inside the band; returns the best end cell."""
-    n = A.shape[0]
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    for i in range(n):
-        offsets[i + 1] = offsets[i] + (hi[i] - lo[i])
-    D = np.empty(offsets[n], dtype=np.float32)
-    P = np.empty(offsets[n], dtype=np.int8)
-    first = max(0, n - gully_n)
-    last_col = np.full(n - first, np.inf, dtype=np.float32)
-    for i in range(n):
-        start = offsets[i - 1] if i > 0 else 0
-        _band_row(A, B, i, lo, hi, D[start:offsets[i]], D[offsets[i]:offsets[i + 1]], P[offsets[i]:offsets[i + 1]],
-                  w, penalty, skip_cost, gully_n, gully_m)
-        if i >= first and hi[i] == B.shape[0]:
-            last_col[i - first] = D[offsets[i + 1] - 1]
-    end_i, end_j, best_end = _best_end(D[offsets[n - 1]:offsets[n]], last_col, lo, hi, n, B.shape[0], skip_cost,
-                                       gully_n, gully_m)
-    return D, P, offsets, end_i, end_j, best_end
-
-
-@njit(cache=True, nogil=True)
 def _dtw_band_pointers(A, B, lo, hi, w, penalty, skip_cost, gully_n, gully_m):
-    """:func:`_dtw_band` keeping the accumulated cost for two rows only (and for the last column's
-    cells inside the gully): memory is one back-pointer byte per band cell."""
+    """Back-pointers inside the band and the best end cell; the accumulated cost is kept for two
+    rows only (and for the last column's cells inside the gully): memory is one back-pointer byte
+    per band cell."""
     n = A.shape[0]
     offsets = np.zeros(n + 1, dtype=np.int64)
     width = 1

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.features import pitch_energy
+from engine.features import _fold_chroma, pitch_energy
 
 FEATURE_VERSION = "embed-v1"
 SR = 22050
@@ -167,15 +167,6 @@ def is_silent(snippets: np.ndarray, raw: bool = False) -> np.ndarray:
 ROLL_PARTIALS = ((0, 1.0), (12, 0.5), (19, 0.33), (24, 0.25), (28, 0.2))
 
 
-def _pitch_classes(X: np.ndarray, lowest_pitch: int) -> np.ndarray:
-    """Sum the pitch columns of ``X`` (column 0 = ``lowest_pitch``) into 12 pitch classes."""
-    pitch_class = (lowest_pitch + np.arange(X.shape[1])) % 12
-    chroma = np.zeros((len(X), 12), np.float32)
-    for pc in range(12):
-        chroma[:, pc] = X[:, pitch_class == pc].sum(axis=1)
-    return chroma
-
-
 def _mean_free_unit(chroma: np.ndarray) -> np.ndarray:
     """Remove each frame's mean and scale it to unit length.
 
@@ -190,7 +181,7 @@ def audio_chroma(frames: np.ndarray) -> np.ndarray:
     """Mean-free unit chroma (n_frames, 12) of :func:`audio_frames` output (log-compressed first)."""
     X = np.asarray(frames, np.float32)
     X = np.log1p(100.0 * X / max(float(X.max(initial=0.0)), SILENCE_MAGNITUDE))
-    return _mean_free_unit(_pitch_classes(X, AUDIO_MIDI_LO))
+    return _mean_free_unit(_fold_chroma(X, AUDIO_MIDI_LO))
 
 
 def roll_chroma(roll: np.ndarray) -> np.ndarray:
@@ -199,4 +190,4 @@ def roll_chroma(roll: np.ndarray) -> np.ndarray:
     X = np.zeros((len(roll), roll.shape[1] + max(s for s, _ in ROLL_PARTIALS)), np.float32)
     for semitones, weight in ROLL_PARTIALS:
         X[:, semitones:semitones + roll.shape[1]] += weight * roll
-    return _mean_free_unit(np.log1p(3.0 * _pitch_classes(X, ROLL_MIDI_LO)))
+    return _mean_free_unit(np.log1p(3.0 * _fold_chroma(X, ROLL_MIDI_LO)))

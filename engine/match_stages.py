@@ -309,8 +309,9 @@ def _coarse_confidence(A, B, gully, penalty_scale):
     hi = np.full(n, m, np.int64)
     gully_n = max(1, int(np.floor(gully * n)))
     gully_m = max(1, int(np.floor(gully * m)))
-    D, P, offsets, end_i, end_j, _ = dtw._dtw_band(A, B, lo, hi, np.float32(1.0), np.float32(penalty_scale * mean),
-                                                   np.float32(mean), gully_n, gully_m)
+    P, offsets, end_i, end_j, _ = dtw._dtw_band_pointers(A, B, lo, hi, np.float32(1.0),
+                                                         np.float32(penalty_scale * mean), np.float32(mean),
+                                                         gully_n, gully_m)
     pi, pj = dtw._backtrack(P, offsets, lo, end_i, end_j)
     on_path = 0.0
     for t in range(pi.shape[0]):

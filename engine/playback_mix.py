@@ -36,23 +36,11 @@ import copy
 
 import numpy as np
 
+from engine.streaming import INT16_SCALE, to_int16
+
 SOURCES = ("recording", "midi", "both")
 MIN_SPEED, MAX_SPEED = 0.5, 1.5
-INT16_SCALE = 32768.0
 SYNTH_TAIL_S = 1.0              # release tails after the MIDI's last event (as engine.media.synthesize)
-
-
-def to_int16(y: np.ndarray, n_samples: int | None = None, block: int = 1 << 18) -> np.ndarray:
-    """Float samples (full scale 1.0) → int16, converted a block at a time (no float temporaries
-    of the whole length); padded with silence or cut to ``n_samples`` when given."""
-    n = len(y) if n_samples is None else int(n_samples)
-    out = np.zeros(n, dtype=np.int16)
-    for start in range(0, min(n, len(y)), block):
-        part = np.asarray(y[start:min(start + block, n)], dtype=np.float32) * np.float32(INT16_SCALE)
-        np.nan_to_num(part, copy=False)
-        np.clip(part, -INT16_SCALE, INT16_SCALE - 1, out=part)
-        out[start:start + len(part)] = np.rint(part)
-    return out
 
 
 def to_float32(track: np.ndarray | None) -> np.ndarray | None:

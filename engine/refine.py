@@ -238,7 +238,7 @@ def instrument_presence(midi, path_i, path_j, chroma_energy, sr, hop_length):
     return out
 
 
-def nonnegative_least_squares(gram, xty, max_iter=None):
+def nonnegative_least_squares(gram, xty):
     """``argmin_w |X w - y|^2`` subject to ``w >= 0``, from ``gram = X.T X`` and ``xty = X.T y``.
 
     Lawson & Hanson's active-set method on the normal equations (for a handful of unknowns: the
@@ -250,7 +250,7 @@ def nonnegative_least_squares(gram, xty, max_iter=None):
     tol = 10 * np.finfo(float).eps * n * max(float(np.abs(gram).max()), float(np.abs(xty).max()), 1e-300)
     free = np.zeros(n, dtype=bool)  # the unknowns not held at zero
     w = np.zeros(n)
-    for _ in range(max_iter or 3 * n + 10):
+    for _ in range(3 * n + 10):
         gradient = xty - gram @ w
         candidates = ~free & (gradient > tol)
         if not candidates.any():

@@ -12,6 +12,7 @@ float32, its features a few MB.
 - :class:`SpillBuffer` — rows appended block by block, kept in memory up to a limit and in an
   unnamed temporary file beyond it, read back block by block: for what a feature can only finish
   once the whole signal has been seen (a normalisation by the global maximum).
+- :func:`to_int16` — float samples on 16-bit levels (playback buffers, the MIDI's stems).
 
 Conventions
 -----------
@@ -27,6 +28,16 @@ import tempfile
 import numpy as np
 
 SPILL_RAM_BYTES = 8 << 20  # per buffer: a typical piece's fine features stay in memory
+INT16_SCALE = 32768.0  # full scale 1.0 ↔ 32768 levels
+
+
+def to_int16(samples: np.ndarray) -> np.ndarray:
+    """Float samples (full scale 1.0, any shape) rounded to 16-bit levels and clipped; NaN → 0."""
+    q = np.multiply(samples, np.float32(INT16_SCALE), dtype=np.float32)
+    np.nan_to_num(q, copy=False)
+    np.rint(q, out=q)
+    np.clip(q, -INT16_SCALE, INT16_SCALE - 1, out=q)
+    return q.astype(np.int16)
 
 
 def pitch_filterbank(sr, n_fft, midi_lo, midi_hi, bins_per_semitone):

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.streaming import INT16_SCALE
+
 N_FFT = 2048
 HOP = N_FFT // 4          # the overlap-add below relies on N_FFT being 4 hops
 BLOCK_FRAMES = 256        # output frames per block (≈ 3 s at 44.1 kHz; a few MB of spectra)
-INT16_SCALE = 32768.0
 _TWO_PI = 2.0 * np.pi
 
 

@@ -60,14 +60,10 @@ def _get_synth(soundfont: Path, sr: int, groups: int = 1):
     return cache[key]
 
 
-def _assign_channels(instruments, own: bool = False) -> list[int]:
+def _assign_channels(instruments) -> list[int]:
     """MIDI channel per instrument: drums on 9, others on 0-8,10-15 (shared by program when more
-    than 15 need one; with ``own``, one channel per pitched instrument whenever they fit)."""
+    than 15 need one)."""
     melodic = [c for c in range(16) if c != 9]
-    pitched = [k for k, inst in enumerate(instruments) if not inst.is_drum]
-    if own and len(pitched) <= len(melodic):
-        own_channel = {k: melodic[n] for n, k in enumerate(pitched)}
-        return [9 if inst.is_drum else own_channel[k] for k, inst in enumerate(instruments)]
     channels, by_program = [], {}
     for inst in instruments:
         if inst.is_drum:
@@ -278,7 +274,7 @@ def _fluid_lib():
     return _fluid
 
 
-def _end_on_block(synth, n_rendered: int, render=None) -> None:
+def _end_on_block(synth, n_rendered: int, render) -> None:
     """Render (and drop) silence up to FluidSynth's next 64-sample block boundary.
 
     FluidSynth applies events at its internal block boundaries; a synth left mid-block would
@@ -288,7 +284,7 @@ def _end_on_block(synth, n_rendered: int, render=None) -> None:
     """
     rest = (-n_rendered) % FLUID_BLOCK_SAMPLES
     if rest:
-        (render or _render)(synth, rest)
+        render(synth, rest)
 
 
 def _render(synth, n_samples: int) -> np.ndarray:

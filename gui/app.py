@@ -67,6 +67,19 @@ def apply_style(app) -> None:
         app.setStyleSheet(qss.read_text())
 
 
+def _glibc():
+    """The C library when it is glibc (it has ``mallopt`` and ``malloc_trim``), else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+    except OSError:  # no libc.so.6 (musl…): nothing to tune
+        return None
+
+
 def return_freed_memory_promptly() -> bool:
     """Have glibc give large freed buffers back to the system at once (Linux; False elsewhere).
 
@@ -77,16 +90,9 @@ def return_freed_memory_promptly() -> bool:
     freed, while the many smaller block-sized temporaries still reuse heap memory (mapping each
     of those afresh costs more in page faults than it saves: measured 256 KB, 4 MB, 8 MB).
     """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        m_mmap_threshold = -3
-        return bool(libc.mallopt(m_mmap_threshold, 8 * 1024 * 1024))
-    except (OSError, AttributeError):  # not glibc (musl…): nothing to tune
-        return False
+    libc = _glibc()
+    m_mmap_threshold = -3
+    return libc is not None and bool(libc.mallopt(m_mmap_threshold, 8 * 1024 * 1024))
 
 
 def release_free_heap() -> bool:
@@ -97,14 +103,8 @@ def release_free_heap() -> bool:
     allocations) ~70 MB of freed but still resident memory remains for a five-minute piece.
     ``malloc_trim`` returns the free pages wherever they are. Called before playback is prepared.
     """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
-
-        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
-    except (OSError, AttributeError):  # not glibc: nothing to trim
-        return False
+    libc = _glibc()
+    return libc is not None and bool(libc.malloc_trim(0))
 
 
 def make_application(argv=None):
@@ -180,10 +180,9 @@ def run_app(midi=None, audio=None, screenshot=None, project=None, panel=None) ->
 
 
 def views_with_pending_work(window) -> list[str]:
-    """Names of the window's views still waiting for background results they will draw (views
-    that have such work say so with ``has_pending_work()``)."""
-    return [name for name, view in window.views.views.items()
-            if callable(getattr(view, "has_pending_work", None)) and view.has_pending_work()]
+    """Names of the window's views still waiting for background results they will draw
+    (:meth:`gui.views.base.TimeView.has_pending_work`)."""
+    return [name for name, view in window.views.views.items() if view.has_pending_work()]
 
 
 def when_views_settled(window, then, timeout_s: float = SCREENSHOT_SETTLE_S, poll_ms: int = SETTLE_POLL_MS) -> None:

@@ -151,11 +151,10 @@ class PlaybackController(QObject):
         if self.sound is None:
             return
         if abs(self.speed - 1.0) < 1e-6:
-            old = self._jobs.pop("render", None)
+            old = self._jobs.get("render")
             if old is not None:
                 old.cancel()
-                if not self._jobs:
-                    self.busy_changed.emit("")
+                self._job_done("render", old)
             self._apply_program(PlaybackProgram(self.sound.recording, self.sound.midi, 1.0, self.sound.sr))
             return
         cached = self._stretched_recording

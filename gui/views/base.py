@@ -234,6 +234,11 @@ class TimeView(pg.PlotWidget):
     def viewbox(self) -> TimeViewBox:
         return self.getPlotItem().getViewBox()
 
+    def has_pending_work(self) -> bool:
+        """True while background results this view will draw are still to come (``--screenshot``
+        waits for them); views that draw only what they are given have none."""
+        return False
+
     def set_title(self, text: str) -> None:
         self.title_text = text
         self.title_item.setHtml(f'<span style="color:{theme.LABEL_TEXT}; font-size:9pt; font-weight:600">'
