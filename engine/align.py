@@ -308,8 +308,14 @@ def align(midi, audio, params: AlignParams | None = None, progress=None, cancel=
         spectrogram = None
         if solved is not None and display:
             shown = align_features.cached_display(audio_hash, params)
-            spectrogram = None if shown is None else tuple(shown[k] for k in align_features.DISPLAY_KEYS[:3])
-        if solved is not None and (spectrogram is not None or not display):
+            if shown is None:
+                # Solved before without the display (e.g. by `earworm align`): only the recording is
+                # analysed again for it, not the MIDI synthesized nor the alignment solved.
+                checkpoint(0.05, "analysing the recording")
+                shown, hits["audio"] = align_features.recording_features(
+                    audio_path, params, True, between_blocks=lambda: checkpoint(0.05, "analysing the recording"))
+            spectrogram = tuple(shown[k] for k in align_features.DISPLAY_KEYS[:3])
+        if solved is not None:
             hits["alignment"] = True
             timings["total_s"] = time.perf_counter() - t0
             report(1.0, "done")

@@ -166,6 +166,19 @@ def test_preview_comes_before_the_midi_side_and_only_when_not_cached(pair, tmp_p
     assert np.array_equal(again.path_audio_s, result.path_audio_s)
 
 
+def test_a_cached_alignment_without_its_display_is_not_solved_again(pair):
+    """`earworm align` (no display) then the window (display): only the recording is analysed again."""
+    midi_path, audio_path, _ = pair
+    params = AlignParams(soundfont=TIMGM, penalty_scale=1.02)  # a parameter set nothing has cached yet
+    first = align(midi_path, audio_path, params)
+    assert first.spectrogram is None and not first.cache_hits["alignment"]
+    shown = align(midi_path, audio_path, params, display=True)
+    assert shown.cache_hits["alignment"] and "align_s" not in shown.timings and "midi_wait_s" not in shown.timings
+    S_db, pitches, times = shown.spectrogram
+    assert S_db.shape == (len(pitches), len(times)) and times[-1] == pytest.approx(shown.audio_duration_s, abs=0.1)
+    assert np.array_equal(shown.path_audio_s, first.path_audio_s)
+
+
 def test_a_failing_midi_side_is_reported_after_the_recording(pair, tmp_path):
     """The MIDI side runs on a helper thread; its errors still reach the caller, naming the file."""
     from engine.errors import SoundfontError
