@@ -214,6 +214,14 @@ def _follow_microphone(args, params) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (0 or less is a mistake, not "the default")."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _add_match(sub):
     p = sub.add_parser("match", help="match a folder of MIDIs against a folder of recordings (which is which?)")
     p.add_argument("--midi", required=True, metavar="DIR", help="folder of MIDI files (searched recursively)")
@@ -225,10 +233,10 @@ def _add_match(sub):
     p.add_argument("--project", metavar="DB", help="store files, alignments and match scores in this project (resumes)")
     p.add_argument("--scheduler", metavar="ADDR", help="run on a Dask cluster (tcp://host:port); default: local cores")
     p.add_argument("--run-dir", metavar="DIR", help="keep what is computed here, to resume (default: in the cache)")
-    p.add_argument("--workers", type=int, metavar="N", help="local processes (default: all cores; 1: this process)")
-    p.add_argument("--k-prune", type=int, metavar="K",
+    p.add_argument("--workers", type=_positive_int, metavar="N", help="local processes (default: all cores; 1: this process)")
+    p.add_argument("--k-prune", type=_positive_int, metavar="K",
                    help="recordings kept per MIDI by the pruning stage (default: the one the calibration was fitted with)")
-    p.add_argument("--k-confirm", type=int, metavar="K",
+    p.add_argument("--k-confirm", type=_positive_int, metavar="K",
                    help="pairs per MIDI confirmed by full alignment (default: the one the calibration was fitted with)")
     p.add_argument("--embedding-k", type=int, default=0, metavar="K", help="first stage: recordings kept per MIDI by "
                    "the cross-modal embeddings (models/embed_*.onnx) before the chroma prune (default 0: no such stage)")
@@ -240,7 +248,8 @@ def _add_match(sub):
 def _run_match(args) -> int:
     from engine.match import MatchParams, run_match
 
-    params = MatchParams(k_prune=args.k_prune or MatchParams.k_prune, k_confirm=args.k_confirm or MatchParams.k_confirm,
+    params = MatchParams(k_prune=MatchParams.k_prune if args.k_prune is None else args.k_prune,
+                         k_confirm=MatchParams.k_confirm if args.k_confirm is None else args.k_confirm,
                          embedding_k=args.embedding_k,
                          embedding_score=args.embedding_score)
     result = run_match(args.midi, args.audio, params, run_dir=args.run_dir, project=args.project,

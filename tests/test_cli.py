@@ -43,3 +43,10 @@ def test_bad_input_is_one_error_line_and_exit_1(tmp_path):
 def test_bad_usage_exits_2():
     assert run("align").returncode == 2
     assert run("no-such-command").returncode == 2
+
+
+def test_a_zero_stage_size_is_a_usage_error_not_the_default(tmp_path):
+    proc = run("match", "--midi", str(tmp_path), "--audio", str(tmp_path), "--k-prune", "0")
+    assert proc.returncode == 2
+    assert "--k-prune" in proc.stderr and "must be at least 1" in proc.stderr
+    assert run("match", "--midi", str(tmp_path), "--audio", str(tmp_path), "--k-confirm", "-1").returncode == 2
