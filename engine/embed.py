@@ -44,7 +44,7 @@ from numba import njit
 
 from engine import cache, models
 from engine import embed_features as ef
-from engine.errors import EarwormError
+from engine.errors import AudioError, EarwormError
 
 AUDIO_MODEL, MIDI_MODEL = "embed_audio", "embed_midi"
 EMBED_DIM = 32
@@ -104,6 +104,8 @@ def audio_vectors(y: np.ndarray, sr: int = ef.SR, hop_frames: int = QUERY_HOP_FR
     starts = ef.snippet_starts(len(frames), hop_frames)
     raw = ef.cut_snippets(frames, starts)
     keep = ~ef.is_silent(raw, raw=True)
+    if not keep.any():  # a silent recording: nothing to embed (callers say so, naming the file)
+        return SnippetVectors(np.zeros((0, EMBED_DIM), dtype=np.float32), np.zeros(0), ef.audio_chroma(frames))
     vectors = embed_audio_snippets(ef.compress_audio_snippets(raw[keep]))
     return SnippetVectors(vectors, starts[keep] / ef.frames_per_second(), ef.audio_chroma(frames))
 
@@ -461,10 +463,22 @@ def identify(query_vectors: np.ndarray, library: Library, threshold: float | Non
     return Identification(pieces, known_score(final), threshold, len(query_vectors), list(composers.items()))
 
 
-def identify_recording(audio_path, library: Library, threshold: float | None = None) -> Identification:
-    """:func:`identify` for an audio file (validated; its vectors cached)."""
+def identify_recording(audio_path, library: Library, threshold: float | None = None,
+                       top_k: int = 10) -> Identification:
+    """:func:`identify` for an audio file (validated; its vectors and chroma cached): what the
+    command line and the Identify panel call.
+
+    Raises
+    ------
+    AudioError
+        The file is missing or undecodable, or silent (no snippet to embed).
+    ModelError
+        A missing or mismatched model.
+    """
     query = recording_vectors(audio_path)
-    return identify(query.vectors, library, threshold, query_chroma=query.chroma)
+    if len(query.vectors) == 0:
+        raise AudioError(audio_path, "nothing to identify: the recording is silent")
+    return identify(query.vectors, library, threshold, top_k=top_k, query_chroma=query.chroma)
 
 
 # --------------------------------------------------------------------------------------------

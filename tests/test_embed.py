@@ -278,6 +278,17 @@ def test_identifies_a_chorale_played_faster_with_another_soundfont(fixture_libra
     assert E.identify_recording(tmp_path / "played.wav", lib).best.name == "bach_bwv84-5"
 
 
+def test_a_silent_clip_is_an_audio_error_naming_it(fixture_library, tmp_path):
+    import soundfile as sf
+
+    from engine.errors import AudioError
+
+    sf.write(str(tmp_path / "hush.wav"), np.zeros(5 * ef.SR, dtype=np.float32), ef.SR)
+    lib = E.build_library(*E.library_paths(fixture_library))
+    with pytest.raises(AudioError, match="hush.wav.*nothing to identify"):
+        E.identify_recording(tmp_path / "hush.wav", lib)
+
+
 def test_build_library_lists_bad_files_and_goes_on(fixture_library, tmp_path):
     bad = tmp_path / "broken.mid"
     bad.write_bytes(b"MThd garbage")

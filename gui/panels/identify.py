@@ -36,7 +36,7 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QFileDialog, QGridLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton,
                                QVBoxLayout, QWidget)
 
-from engine.errors import AudioError, EarwormError
+from engine.errors import EarwormError
 from gui.panels.panel_common import FlowLayout, JobRow, RowsTableModel, rows_table, show_error
 from gui.workers import JobCancelled, JobRunner
 
@@ -86,15 +86,10 @@ def identify_job(audio_path, library, top_k: int = TOP_K, recorded: bool = False
 
     if progress is not None:
         progress(0.05, "embedding the query")
-    query = embed.recording_vectors(audio_path)
+    identification = embed.identify_recording(audio_path, library, top_k=top_k)
     if cancel is not None and cancel():
         raise JobCancelled()
-    if len(query.vectors) == 0:
-        raise AudioError(audio_path, "nothing to identify: the recording is silent or shorter than 2.2 s")
-    if progress is not None:
-        progress(0.9, "ranking the pieces")
-    return QueryResult(str(audio_path), embed.identify(query.vectors, library, top_k=top_k,
-                                                              query_chroma=query.chroma), recorded)
+    return QueryResult(str(audio_path), identification, recorded)
 
 
 def verdict_text(identification) -> str:
