@@ -93,6 +93,14 @@ class FollowParams:
         The tempo model starts after this much performance (before: the MIDI's own tempo).
     report : {"best", "frontier"}
         Report the best cell of the newest row (Arzt) or the newest column (Dixon's ``j``).
+    lag_correction : bool
+        Correct the position for the features' window lag at the followed tempo. A live frame
+        and a reference frame hold what sounded over windows *ending* at their time stamps,
+        centred ``L = features.window_lag_s`` (~84 ms) earlier; matching the live frame at
+        audio time ``t`` with reference time ``τ`` means ``τ − L ≈ m(t) − r L`` (``r``: the
+        tempo ratio, MIDI seconds per performance second), so the true position is
+        ``m(t) ≈ τ − L (1 − r)``. Uncorrected, a performance 20 % slower than the MIDI is
+        reported ~20 ms ahead, 20 % faster ~20 ms behind (as the benchmark's signed errors show).
     open_start_cost : float
         Cost per frame of starting later than the MIDI's first frame (see :mod:`engine.oltw`).
     relocate_window_s, relocate_every_s, relocate_margin, relocate_min_jump_s : float
@@ -134,6 +142,7 @@ class FollowParams:
     tempo_spread: float = 0.5
     tempo_min_s: float = 2.0
     report: str = "best"
+    lag_correction: bool = True
     open_start_cost: float = 0.005
     relocate_window_s: float = 6.0
     relocate_every_s: float = 2.0
@@ -178,7 +187,8 @@ def reference_features(midi, params: FollowParams, midi_path=None) -> np.ndarray
     key = dict(fp.to_dict(), reference=params.reference)
     if params.reference == "synth":
         key["soundfont"] = str(media.find_soundfont(params.soundfont))
-    arrays, _ = cache.cached("follow_reference/v1", cache.file_hash(midi_path), key, compute)
+    # v2: FluidSynth rendering changed (only the used samples loaded; v1 entries were made before).
+    arrays, _ = cache.cached("follow_reference/v2", cache.file_hash(midi_path), key, compute)
     return arrays["features"]
 
 
@@ -277,7 +287,9 @@ class ScoreFollower:
             return self.position_s
         # Samples after the newest frame's end: assume the MIDI moves on at the nominal tempo.
         since_frame_s = self.audio_time_s - self._extractor.n_frames * self.frame_s
-        position_s = min(self._frame_position_s + since_frame_s * self._oltw.rate, self.midi_duration_s)
+        rate = self._oltw.rate
+        lag_s = self.params.features.window_lag_s * (1.0 - rate) if self.params.lag_correction else 0.0
+        position_s = min(max(self._frame_position_s - lag_s + since_frame_s * rate, 0.0), self.midi_duration_s)
         # Between frames the position is extrapolated; it never goes back unless corrected.
         self.position_s = float(position_s if corrected else max(position_s, self.position_s))
         return self.position_s

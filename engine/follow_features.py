@@ -105,6 +105,13 @@ class StreamFeatureParams:
     def frame_s(self) -> float:
         return self.hop_length / self.sr
 
+    @property
+    def window_lag_s(self) -> float:
+        """How far a frame's content lies behind its time stamp: the centre of its windows (which
+        end at the stamp), the two blocks weighted as in the cost."""
+        centre_s = (self.chroma_weight * self.n_fft_chroma + self.onset_weight * self.n_fft_onset) / 2 / self.sr
+        return centre_s / self.weight_sum
+
     def to_dict(self) -> dict:
         return asdict(self)
 

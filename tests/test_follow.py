@@ -163,6 +163,25 @@ def test_relocator_finds_a_performance_the_band_has_lost():
     assert rel.propose(current_frame=float(truth[-1] + 600)) is None  # the truth lies further back than searched
 
 
+def test_the_window_lag_is_corrected_at_the_followed_tempo(tmp_path):
+    """Played 25 % slower than the MIDI, the uncorrected position runs ahead by the features'
+    window lag × (1 − 1/1.25) (~17 ms of MIDI); corrected, the signed error is centred."""
+    midi_path = write_rich_midi(tmp_path / "slow.mid", seed=8, bars=10)
+    midi = media.load_midi(midi_path)
+    factor = 1.25
+    audio_path = render_warped(midi, lambda t: factor * np.asarray(t), tmp_path / "slow.wav")
+
+    def signed_median_s(lag_correction):
+        trace = follow_file(midi_path, audio_path, FollowParams(lag_correction=lag_correction), chunk_s=0.02)
+        inside = (trace.audio_time_s > 5.0) & (trace.audio_time_s <= factor * midi.get_end_time())
+        return float(np.median(factor * trace.midi_time_s[inside] - trace.audio_time_s[inside]))
+
+    uncorrected, corrected = signed_median_s(False), signed_median_s(True)
+    expected_shift_s = factor * StreamFeatureParams().window_lag_s * (1 - 1 / factor)  # in performance seconds
+    assert uncorrected - corrected == pytest.approx(expected_shift_s, abs=0.008)
+    assert abs(corrected) < abs(uncorrected)
+
+
 def test_pianoroll_reference_follows_too(pair):
     midi_path, audio_path, midi = pair
     trace = follow_file(midi_path, audio_path, FollowParams(reference="pianoroll"), chunk_s=0.04)
