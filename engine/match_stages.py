@@ -426,6 +426,9 @@ def row_margins(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 # ---- decisions -------------------------------------------------------------------------------
 
+DECIDE_BLOCK_ROWS = 256  # rows of the score matrix computed at a time (bounds decide's temporaries)
+
+
 def decide(Z1, pm, pa, z2, in_top, confirm_idx, c3, threshold: float = 0.5,
            calibration: dict | None = None) -> dict:
     """Calibrated confidence of every pair, the cascade's order kept per row, and the decisions.
@@ -452,11 +455,7 @@ def decide(Z1, pm, pa, z2, in_top, confirm_idx, c3, threshold: float = 0.5,
         :class:`engine.match.MatchResult`.
     """
     n_midi, n_audio = Z1.shape
-    row_max = Z1.max(axis=1, keepdims=True)
-    second = np.partition(Z1, -2, axis=1)[:, -2:-1] if n_audio > 1 else row_max
-    margin1 = np.where(Z1 >= row_max, Z1 - second, Z1 - row_max)
-    scores = calibrated("prune", {"z": Z1.ravel(), "margin": margin1.ravel()}, calibration).reshape(Z1.shape)
-    stage = np.ones(Z1.shape, np.int8)
+    # The coarse and confirm stages touch a few pairs per row: their arrays are per pair.
     top2 = np.flatnonzero(in_top)
     p2 = np.full(len(z2), np.nan)
     # Margins over the MIDI's other pairs, and over the recording's other MIDIs (a match should be
@@ -464,26 +463,36 @@ def decide(Z1, pm, pa, z2, in_top, confirm_idx, c3, threshold: float = 0.5,
     margin2, col_margin2 = row_margins(pm, z2), row_margins(pa, z2)
     p2[top2] = calibrated("coarse", {"z": z2[top2], "margin": margin2[top2], "col_margin": col_margin2[top2]},
                           calibration)
-    stage[pm[top2], pa[top2]] = 2
     ok = np.isfinite(c3)
     cm, ca = pm[confirm_idx], pa[confirm_idx]
     c3_margin, c3_col_margin = row_margins(cm[ok], c3[ok]), row_margins(ca[ok], c3[ok])
     p3 = calibrated("confirm", {"z": z2[confirm_idx][ok], "margin": margin2[confirm_idx][ok],
                                 "col_margin": col_margin2[confirm_idx][ok], "confidence": c3[ok],
                                 "confidence_margin": c3_margin, "confidence_col_margin": c3_col_margin}, calibration)
+    stage = np.ones(Z1.shape, np.int8)
+    stage[pm[top2], pa[top2]] = 2
     stage[cm[ok], ca[ok]] = 3
-    # Keep the cascade's order within each row: every stage-s pair scores below the row's stage-(s+1) pairs.
-    level2 = np.full(Z1.shape, np.nan)
-    level2[pm[top2], pa[top2]] = p2[top2]
-    level3 = np.full(Z1.shape, np.nan)
-    level3[cm[ok], ca[ok]] = p3
-    for level, below in ((level2, 1), (level3, 2)):
-        with np.errstate(all="ignore"):
-            floor = np.nanmin(level, axis=1)
-        has = np.isfinite(floor)
-        capped = np.minimum(scores, np.where(has, floor * (1 - 1e-6), np.inf)[:, None])
-        scores = np.where((stage <= below) & has[:, None], capped, scores)
-        scores = np.where(np.isfinite(level), level, scores)
+    # The prune stage scores every pair: done in blocks of rows, so that no temporary is a full
+    # n_midi x n_audio array (at 10 000 x 10 000 each is 0.4-0.8 GB).
+    margin1 = np.empty_like(Z1)
+    scores = np.empty(Z1.shape)
+    for a in range(0, n_midi, DECIDE_BLOCK_ROWS):
+        Zb = Z1[a:a + DECIDE_BLOCK_ROWS]
+        row_max = Zb.max(axis=1, keepdims=True)
+        second = np.partition(Zb, -2, axis=1)[:, -2:-1] if n_audio > 1 else row_max
+        margin1[a:a + len(Zb)] = np.where(Zb >= row_max, Zb - second, Zb - row_max)
+        scores[a:a + len(Zb)] = calibrated("prune", {"z": Zb.ravel(), "margin": margin1[a:a + len(Zb)].ravel()},
+                                           calibration).reshape(Zb.shape)
+    # Keep the cascade's order within each row: every stage-s pair scores below the row's
+    # lowest stage-(s+1) pair.
+    for rows, cols, p, below in ((pm[top2], pa[top2], p2[top2], 1), (cm[ok], ca[ok], p3, 2)):
+        floor = np.full(n_midi, np.inf)
+        np.minimum.at(floor, rows, p)
+        floor *= 1 - 1e-6
+        for a in range(0, n_midi, DECIDE_BLOCK_ROWS):
+            block = scores[a:a + DECIDE_BLOCK_ROWS]
+            np.minimum(block, floor[a:a + len(block), None], out=block, where=stage[a:a + len(block)] <= below)
+        scores[rows, cols] = p
     best = np.full(n_midi, -1)
     confidence = np.zeros(n_midi)
     gap = np.zeros(n_midi)
@@ -494,8 +503,8 @@ def decide(Z1, pm, pa, z2, in_top, confirm_idx, c3, threshold: float = 0.5,
         gap[i] = scores[i, order[0]] - (scores[i, order[1]] if n_audio > 1 else 0.0)
     predicted = np.where(confidence >= threshold, best, -1)
     evidence = {
-        "prune": {"midi": np.repeat(np.arange(n_midi), n_audio), "audio": np.tile(np.arange(n_audio), n_midi),
-                  "z": Z1.ravel(), "margin": margin1.ravel()},
+        "prune": {"midi": np.repeat(np.arange(n_midi, dtype=np.int32), n_audio),
+                  "audio": np.tile(np.arange(n_audio, dtype=np.int32), n_midi), "z": Z1.ravel(), "margin": margin1.ravel()},
         "coarse": {"midi": pm[top2], "audio": pa[top2], "z": z2[top2], "margin": margin2[top2],
                    "col_margin": col_margin2[top2]},
         "confirm": {"midi": cm[ok], "audio": ca[ok], "z": z2[confirm_idx][ok], "margin": margin2[confirm_idx][ok],

@@ -197,6 +197,32 @@ def test_row_margins_by_hand():
     np.testing.assert_allclose(stages.row_margins(rows, values), [-0.7, 0.4, -0.4, 0.0, 0.0, 0.0])
 
 
+def test_decide_gives_the_same_scores_whatever_its_block_size(monkeypatch):
+    """decide() scores the full matrix in blocks of rows; the blocks must not change a thing — and
+    every row keeps the cascade's order (confirmed pairs above coarse ones above pruned ones)."""
+    rng = np.random.default_rng(3)
+    n_midi, n_audio, k = 37, 23, 4
+    Z1 = rng.standard_normal((n_midi, n_audio)).astype(np.float32)
+    pm = np.repeat(np.arange(n_midi - 3), k)  # the last three MIDIs reach no coarse pair
+    pa = np.concatenate([rng.choice(n_audio, k, replace=False) for _ in range(n_midi - 3)])
+    confirm_idx = np.flatnonzero(np.tile(np.arange(k) < 2, n_midi - 3))
+    c3 = rng.random(len(confirm_idx))
+    args = (Z1, pm, pa, rng.standard_normal(len(pm)), np.ones(len(pm), bool), confirm_idx, c3)
+    results = []
+    for rows in (1, 5, 1000):
+        monkeypatch.setattr(stages, "DECIDE_BLOCK_ROWS", rows)
+        results.append(stages.decide(*args))
+    for other in results[1:]:
+        for key in ("scores", "stage", "best", "confidence", "gap"):
+            assert np.array_equal(results[0][key], other[key])
+    scores, stage = results[0]["scores"], results[0]["stage"]
+    for i in range(n_midi):
+        if (stage[i] == 3).any():
+            assert scores[i, stage[i] == 3].min() > scores[i, stage[i] < 3].max()
+        if (stage[i] == 2).any():  # ≥: capped under a low confirmed pair, both lower stages may tie
+            assert scores[i, stage[i] == 2].min() >= scores[i, stage[i] == 1].max()
+
+
 def test_prune_keeps_the_top_of_the_full_zscored_matrix():
     rng = np.random.default_rng(0)
     U = rng.standard_normal((37, 20)).astype(np.float32)
