@@ -292,11 +292,11 @@ def _run_identify(args) -> int:
     if not paths:
         print(f"error: {args.library}: no MIDI files in the library", file=sys.stderr)
         return 1
-    embed.recording_vectors(args.audio)  # bad audio or a missing model fails here, before the library is read
+    query = embed.recording_vectors(args.audio)  # bad audio or a missing model fails here, before the library is read
     library = embed.build_library(paths, composers)
     for path, reason in library.bad_files:
         print(f"skipped {path}: {reason}", file=sys.stderr)
-    result = embed.identify_recording(args.audio, library, top_k=max(1, args.top))  # its vectors: cached
+    result = embed.identify_recording(args.audio, library, top_k=max(1, args.top), query=query)
     verdict = "unknown" if result.unknown else f"known: {result.best.name}"
     print(f"{args.audio}: {verdict} (known score {result.known_score:.2f}, threshold {result.threshold:.2f}; "
           f"{result.n_snippets} snippets, {len(library)} pieces)")

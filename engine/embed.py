@@ -463,10 +463,11 @@ def identify(query_vectors: np.ndarray, library: Library, threshold: float | Non
     return Identification(pieces, known_score(final), threshold, len(query_vectors), list(composers.items()))
 
 
-def identify_recording(audio_path, library: Library, threshold: float | None = None,
-                       top_k: int = 10) -> Identification:
+def identify_recording(audio_path, library: Library, threshold: float | None = None, top_k: int = 10,
+                       query: SnippetVectors | None = None) -> Identification:
     """:func:`identify` for an audio file (validated; its vectors and chroma cached): what the
-    command line and the Identify panel call.
+    command line and the Identify panel call. ``query``: its :func:`recording_vectors`, if the
+    caller has them already.
 
     Raises
     ------
@@ -475,7 +476,7 @@ def identify_recording(audio_path, library: Library, threshold: float | None = N
     ModelError
         A missing or mismatched model.
     """
-    query = recording_vectors(audio_path)
+    query = recording_vectors(audio_path) if query is None else query
     if len(query.vectors) == 0:
         raise AudioError(audio_path, "nothing to identify: the recording is silent")
     return identify(query.vectors, library, threshold, top_k=top_k, query_chroma=query.chroma)
