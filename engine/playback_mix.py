@@ -9,11 +9,14 @@ add):
 
 - :func:`decode_recording` — the recording at the playback rate in 16-bit mono, filled block by
   block (:func:`engine.media.audio_blocks`): no full-length float copy;
-- :func:`synthesize_instruments` — the MIDI warped into the recording's time, the instruments
-  that are heard (:func:`active_instruments`: mute/solo) synthesized together in one FluidSynth
-  pass, block by block (:class:`engine.media.StemRenderer`) into one 16-bit track. A mute/solo
-  change synthesizes that track again: memory holds one MIDI track whatever the number of
-  instruments (per-instrument stems would hold one each);
+- :func:`synthesize_stems` / :class:`InstrumentStems` — the MIDI warped into the recording's
+  time, each instrument on its own 16-bit track (one FluidSynth pass, block by block,
+  :class:`engine.media.StemRenderer`) while they fit in :data:`STEMS_MAX_BYTES` (48 MB: 2.3 minutes
+  of a quartet at 44.1 kHz): a mute/solo change then only sums the heard tracks, at once;
+- :func:`synthesize_instruments` — otherwise (a long piece with many parts) the heard instruments
+  (:func:`active_instruments`: mute/solo) synthesized together into one 16-bit track, synthesized
+  again on each mute/solo change (seconds), so memory holds one MIDI track whatever the number of
+  instruments;
 - :func:`time_stretch` — play 0.5×-1.5× as fast without changing pitch (:mod:`engine.stretch`:
   a phase vocoder streamed in blocks, so the stretch needs its result plus a few MB);
 - :func:`channel_gains` — which source goes to which ear: the recording, the MIDI, or both
@@ -33,6 +36,7 @@ Conventions
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -41,6 +45,10 @@ from engine.streaming import INT16_SCALE, to_int16
 SOURCES = ("recording", "midi", "both")
 MIN_SPEED, MAX_SPEED = 0.5, 1.5
 SYNTH_TAIL_S = 1.0              # release tails after the MIDI's last event (as engine.media.synthesize)
+# Per-instrument tracks are kept (instant mute/solo) while they fit in this: a couple of minutes of
+# a quartet. Longer pieces re-synthesize on mute/solo (seconds), keeping the window's peak memory
+# under its target (issue 3: 600 MB for a 5-minute pair; 128 MB of stems took it to 691 MB).
+STEMS_MAX_BYTES = 48 << 20
 
 
 def to_float32(track: np.ndarray | None) -> np.ndarray | None:
@@ -142,6 +150,65 @@ def synthesize_instruments(midi, sr: int, instruments=None, soundfont=None, canc
         out[pos:pos + n] = to_int16(block[0, :n])
         pos += n
     return out
+
+
+@dataclass(frozen=True)
+class InstrumentStems:
+    """Each instrument of a MIDI on its own int16 track (:func:`synthesize_stems`).
+
+    Attributes
+    ----------
+    tracks : np.ndarray, int16, shape (n_stems, n_samples)
+    stem_of : list of int
+        Instrument ``k`` sounds on ``tracks[stem_of[k]]``; instruments sharing a stem (more than
+        15 pitched parts share MIDI channels) cannot be heard apart.
+    """
+
+    tracks: np.ndarray
+    stem_of: list
+
+    def can_mix(self, instruments) -> bool:
+        """Whether these instruments can be heard without the others (no stem is shared across the line)."""
+        heard = set(instruments)
+        return all({k in heard for k, s in enumerate(self.stem_of) if s == stem} != {True, False}
+                   for stem in set(self.stem_of))
+
+    def mix(self, instruments) -> np.ndarray | None:
+        """The tracks of ``instruments`` summed into one int16 track (None when none is heard)."""
+        stems = sorted({self.stem_of[k] for k in instruments if 0 <= k < len(self.stem_of)})
+        if not stems:
+            return None
+        if len(stems) == 1:
+            return self.tracks[stems[0]].copy()
+        out = np.empty(self.tracks.shape[1], dtype=np.int16)
+        for a in range(0, len(out), 1 << 20):  # summed in int32 a block at a time: no full-length temporary
+            block = self.tracks[stems, a:a + (1 << 20)].sum(axis=0, dtype=np.int32)
+            out[a:a + len(block)] = np.clip(block, -INT16_SCALE, INT16_SCALE - 1)
+        return out
+
+
+def synthesize_stems(midi, sr: int, soundfont=None, cancel=None, max_bytes: int | None = None) -> InstrumentStems | None:
+    """Every instrument of ``midi`` on its own int16 track, in one FluidSynth pass.
+
+    Returns None (nothing rendered) when the tracks would take more than ``max_bytes`` (default
+    :data:`STEMS_MAX_BYTES`); mute/solo
+    then synthesizes the heard instruments together each time (:func:`synthesize_instruments`).
+    The sum of the tracks is the whole performance, as :func:`synthesize_instruments` renders it
+    (up to 16-bit rounding per track).
+    """
+    from engine.media import StemRenderer
+
+    n = midi_track_samples(midi, sr)
+    renderer = StemRenderer(midi, sr, soundfont, tail_s=SYNTH_TAIL_S, cancel=cancel, split=True)
+    if renderer.n_stems * n * 2 > (STEMS_MAX_BYTES if max_bytes is None else max_bytes) or not midi.instruments:
+        return None
+    tracks = np.zeros((renderer.n_stems, n), dtype=np.int16)
+    pos = 0
+    for block in renderer.blocks():  # (n_stems, n) float32 between events
+        m = max(min(block.shape[1], n - pos), 0)
+        tracks[:, pos:pos + m] = to_int16(block[:, :m])
+        pos += m
+    return InstrumentStems(tracks, list(renderer.stem_of))
 
 
 def stem_gains(n_stems: int, muted=(), soloed=()) -> np.ndarray:

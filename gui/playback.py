@@ -384,7 +384,8 @@ class PreparedSound:
 
     ``midi`` is the instruments in ``active`` synthesized together (None until the MIDI is
     synthesized, or when nothing is heard); ``instrument_names`` lists every instrument of the
-    warped MIDI (empty until it is synthesized), for mute/solo.
+    warped MIDI (empty until it is synthesized), for mute/solo; ``stems`` holds each instrument's
+    own track when they fit (:class:`engine.playback_mix.InstrumentStems`: mute/solo mixes them).
     """
 
     recording: np.ndarray | None
@@ -393,11 +394,12 @@ class PreparedSound:
     sr: int = PLAYBACK_SR
     active: tuple = ()              # indices of the instruments heard in ``midi``
     warped_midi: object = None      # the PrettyMIDI synthesized (kept to re-synthesize on mute/solo)
+    stems: object = None            # InstrumentStems, or None (too long to keep, or not made yet)
 
     @property
     def nbytes(self) -> int:
         """Bytes held by the sample buffers."""
-        return buffer_bytes(self.recording, self.midi)
+        return buffer_bytes(self.recording, self.midi, None if self.stems is None else self.stems.tracks)
 
 
 def buffer_bytes(*tracks) -> int:
@@ -425,16 +427,23 @@ def load_recording(audio_path, sr: int = PLAYBACK_SR, progress=None, cancel=None
 def synthesize_warped_midi(alignment, sound: PreparedSound, muted=(), soloed=(), soundfont=None, progress=None,
                            cancel=None) -> PreparedSound:
     """Add the MIDI warped into the recording's time: the instruments heard under the mute/solo
-    choice, synthesized together into one track (worker thread)."""
-    from engine.playback_mix import active_instruments, synthesize_instruments
+    choice in one track (worker thread). The first time, every instrument is synthesized on its
+    own track when they fit (:func:`engine.playback_mix.synthesize_stems`); a mute/solo change
+    then sums the heard tracks, else it synthesizes the heard instruments again."""
+    from engine.playback_mix import active_instruments, synthesize_instruments, synthesize_stems
 
-    warped = sound.warped_midi if sound.warped_midi is not None else alignment.warped_midi()
+    first = sound.warped_midi is None
+    warped = alignment.warped_midi() if first else sound.warped_midi
     active = active_instruments(len(warped.instruments), muted, soloed)
     if progress is not None:
         progress(0.0, "synthesizing the aligned MIDI")
-    midi = synthesize_instruments(warped, sound.sr, active, soundfont=soundfont, cancel=cancel)
+    stems = synthesize_stems(warped, sound.sr, soundfont=soundfont, cancel=cancel) if first else sound.stems
+    if stems is not None and stems.can_mix(active):
+        midi = stems.mix(active)
+    else:
+        midi = synthesize_instruments(warped, sound.sr, active, soundfont=soundfont, cancel=cancel)
     names = [inst.name.strip() or f"Instrument {i + 1}" for i, inst in enumerate(warped.instruments)]
-    return PreparedSound(sound.recording, midi, names, sound.sr, active, warped)
+    return PreparedSound(sound.recording, midi, names, sound.sr, active, warped, stems)
 
 
 def render_program(sound: PreparedSound, speed: float = 1.0, stretched_recording=None, progress=None,

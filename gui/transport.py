@@ -217,8 +217,9 @@ class PlaybackController(QObject):
         return on
 
     def set_instrument(self, index: int, muted: bool | None = None, soloed: bool | None = None) -> None:
-        """Mute or solo one MIDI instrument (the MIDI track is synthesized again in the background;
-        the current one plays on meanwhile)."""
+        """Mute or solo one MIDI instrument (the MIDI track is mixed from the instruments' own tracks,
+        or synthesized again when those were too long to keep, in the background; the current one
+        plays on meanwhile)."""
         for flag, group in ((muted, self.muted), (soloed, self.soloed)):
             if flag is True:
                 group.add(index)

@@ -350,15 +350,11 @@ def test_time_stretch_is_librosas_phase_vocoder_streamed_in_blocks():
         assert as_int16.dtype == np.int16 and np.abs(playback_mix.to_float32(as_int16) - theirs).max() < 5e-3
 
 
-def test_prepared_sound_holds_one_mono_16_bit_track_per_source(tmp_path):
-    # Whatever the number of instruments, the prepared buffers are the recording and one MIDI track
-    # (mono, 16-bit), and a stretched program adds one copy of each 1/speed as long: stems kept per
-    # instrument, per channel or as float would all break this bound.
+def _four_part_pair(tmp_path):
     import pretty_midi
     import soundfile as sf
 
     from engine.align import Alignment
-    from gui.playback import PLAYBACK_SR, buffer_bytes, load_recording, render_program, synthesize_warped_midi
 
     midi = pretty_midi.PrettyMIDI()
     for k, program in enumerate((0, 40, 56, 73)):
@@ -369,9 +365,49 @@ def test_prepared_sound_holds_one_mono_16_bit_track_per_source(tmp_path):
     seconds = 7.0
     path = tmp_path / "take.wav"
     sf.write(str(path), 0.1 * np.sin(np.arange(int(seconds * 22050)) * 0.05), 22050)
-    alignment = Alignment(midi_s, midi_s, 1.0, midi.get_end_time(), seconds, midi)
+    return Alignment(midi_s, midi_s, 1.0, midi.get_end_time(), seconds, midi), path, seconds
+
+
+def test_mute_and_solo_mix_the_instruments_own_tracks_without_synthesizing_again(tmp_path, monkeypatch):
+    from gui.playback import PLAYBACK_SR, load_recording, synthesize_warped_midi
+
+    alignment, path, seconds = _four_part_pair(tmp_path)
     sound = synthesize_warped_midi(alignment, load_recording(path))
-    midi_seconds = midi.get_end_time() + playback_mix.SYNTH_TAIL_S
+    stems = sound.stems
+    assert stems is not None and stems.tracks.shape[0] == 4 and sorted(set(stems.stem_of)) == [0, 1, 2, 3]
+    # The tracks add up to the whole performance as one pass renders it.
+    whole = playback_mix.synthesize_instruments(sound.warped_midi, PLAYBACK_SR)
+    summed = stems.mix(range(4))
+    assert summed.shape == whole.shape
+    # (not bit-identical: FluidSynth mixes the split outputs in another order; 0.6 % of the peak here)
+    assert np.abs(summed.astype(np.int32) - whole).max() <= 0.01 * np.abs(whole).max()
+    assert np.corrcoef(summed.astype(float), whole.astype(float))[0, 1] > 0.9999
+    assert np.array_equal(sound.midi, summed)
+
+    def no_synthesis(*args, **kwargs):
+        raise AssertionError("synthesized again")
+
+    monkeypatch.setattr(playback_mix, "synthesize_instruments", no_synthesis)
+    soloed = synthesize_warped_midi(alignment, sound, soloed={2})
+    assert soloed.active == (2,) and np.array_equal(soloed.midi, stems.tracks[stems.stem_of[2]])
+    muted = synthesize_warped_midi(alignment, soloed, muted={0, 1, 2, 3})
+    assert muted.active == () and muted.midi is None
+    assert soloed.stems is stems and soloed.recording is sound.recording  # nothing decoded or rendered again
+    one_track_per_source = 2 * PLAYBACK_SR * (seconds + alignment.midi.get_end_time() + playback_mix.SYNTH_TAIL_S)
+    assert soloed.nbytes <= 1.01 * (one_track_per_source + stems.tracks.nbytes)
+
+
+def test_without_room_for_stems_the_prepared_sound_holds_one_mono_16_bit_track_per_source(tmp_path, monkeypatch):
+    # A piece whose instruments' own tracks would not fit in STEMS_MAX_BYTES: the prepared buffers
+    # are the recording and one MIDI track (mono, 16-bit), whatever the number of instruments, and a
+    # stretched program adds one copy of each 1/speed as long.
+    from gui.playback import PLAYBACK_SR, buffer_bytes, load_recording, render_program, synthesize_warped_midi
+
+    monkeypatch.setattr(playback_mix, "STEMS_MAX_BYTES", 1024)
+    alignment, path, seconds = _four_part_pair(tmp_path)
+    sound = synthesize_warped_midi(alignment, load_recording(path))
+    assert sound.stems is None
+    midi_seconds = alignment.midi.get_end_time() + playback_mix.SYNTH_TAIL_S
     one_track_per_source = 2 * PLAYBACK_SR * (seconds + midi_seconds)  # bytes
     assert len(sound.instrument_names) == 4 and sound.active == (0, 1, 2, 3)
     assert sound.recording.ndim == 1 and sound.midi.ndim == 1
