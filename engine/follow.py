@@ -187,8 +187,8 @@ def reference_features(midi, params: FollowParams, midi_path=None) -> np.ndarray
     key = dict(fp.to_dict(), reference=params.reference)
     if params.reference == "synth":
         key["soundfont"] = str(media.find_soundfont(params.soundfont))
-    # v2: FluidSynth rendering changed (only the used samples loaded; v1 entries were made before).
-    arrays, _ = cache.cached("follow_reference/v2", cache.file_hash(midi_path), key, compute)
+    # v2: FluidSynth rendering changed (only the used samples loaded); v3: soft silence floor.
+    arrays, _ = cache.cached("follow_reference/v3", cache.file_hash(midi_path), key, compute)
     return arrays["features"]
 
 

@@ -41,6 +41,7 @@ import numpy as np
 from engine.features import N_CHROMA, N_ONSET, _fold_chroma, _pitch_filterbank
 
 CHROMA_MIDI_RANGE = (24, 107)
+SILENCE_FLOOR = 1e-3  # compressed chroma mass below which a frame reads as mostly flat (silence)
 ONSET_MIDI_RANGE = (36, 107)
 
 
@@ -220,9 +221,9 @@ class StreamingFeatures:
         p = self.params
         # Chroma: compress against a decaying running peak, L2-normalise; silence → flat.
         self._chroma_level = max(float(C.max()), self._chroma_level * self._level_decay, 1e-6)
-        C = np.log1p(p.chroma_gamma * C / self._chroma_level)
-        if C.sum() < 1e-3:
-            C[:] = 1.0
+        # A small constant in every class: silence becomes flat, and near-silence fades into
+        # flat smoothly (a hard switch made tiny differences of the input flip whole frames).
+        C = np.log1p(p.chroma_gamma * C / self._chroma_level) + SILENCE_FLOOR / N_CHROMA
         chroma = C / max(float(np.linalg.norm(C)), 1e-6)
         # Onsets: rise of log semitone energy per pitch class, against a decaying running peak.
         self._onset_level = max(float(Eo.max()), self._onset_level * self._level_decay, 1e-6)
