@@ -61,6 +61,8 @@ class PlaybackController(QObject):
         self.soloed: set[int] = set()
         self.sound: PreparedSound | None = None
         self._stretched_recording: tuple | None = None  # (speed, buffer) for the current recording only
+        self._rendering: tuple | None = None  # (recording, speed) of the render job in flight
+        self._render_again = False  # the sound changed while the recording was being stretched
         self._jobs: dict[str, object] = {}
         self._external_position = None   # callable → audio time, when something else drives the playhead
         self.timer = QTimer(self)
@@ -116,6 +118,7 @@ class PlaybackController(QObject):
         self.player.set_loop(None)
         self.sound = None
         self._stretched_recording = None
+        self._rendering, self._render_again = None, False
         self.muted.clear()
         self.soloed.clear()
         for job in self._jobs.values():
@@ -151,6 +154,7 @@ class PlaybackController(QObject):
         if self.sound is None:
             return
         if abs(self.speed - 1.0) < 1e-6:
+            self._render_again = False
             old = self._jobs.get("render")
             if old is not None:
                 old.cancel()
@@ -159,6 +163,14 @@ class PlaybackController(QObject):
             return
         cached = self._stretched_recording
         stretched = cached[1] if cached is not None and abs(cached[0] - self.speed) < 1e-6 else None
+        if stretched is None and "render" in self._jobs and self._rendering is not None \
+                and self._rendering[0] is self.sound.recording and abs(self._rendering[1] - self.speed) < 1e-6:
+            # This recording is being stretched for this speed already (the MIDI arrived, or a
+            # mute/solo changed, meanwhile): let that finish, then stretch only the MIDI.
+            self._render_again = True
+            return
+        self._render_again = False
+        self._rendering = (self.sound.recording, self.speed)
         self._submit("render", render_program, self.sound, self.speed, stretched, on_done=self._apply_program,
                      label=f"preparing {self.speed:g}× playback")
 
@@ -168,6 +180,8 @@ class PlaybackController(QObject):
         # keep one stretched recording (this speed's): a mute/solo change re-stretches only the MIDI
         self._stretched_recording = (program.speed, program.recording) if abs(program.speed - 1.0) > 1e-6 else None
         self.player.set_program(program)
+        if self._render_again:  # the sound changed while this was stretched: now only its MIDI is
+            self._render()
 
     # -- transport ----------------------------------------------------------------------------
     def toggle_play(self) -> None:

@@ -184,6 +184,36 @@ def test_speed_loop_source_and_mute(setup, qtbot):
     assert np.abs(to_float32(controller.player.program.midi)).sum() > np.abs(to_float32(muted_midi)).sum()
 
 
+def test_a_pair_opened_at_another_speed_stretches_its_recording_once(qtbot, tmp_path, files, monkeypatch):
+    """At 0.75× the recording is stretched while the MIDI is synthesized; when the MIDI arrives
+    first, the recording's stretch is finished and reused, not started over with the MIDI."""
+    import time
+
+    from engine import playback_mix
+
+    stretch, recording_stretches = playback_mix.time_stretch, []
+
+    def slow_recording_stretch(y, speed, progress=None, cancel=None):
+        if controller.sound is not None and y is controller.sound.recording:
+            recording_stretches.append(speed)
+            time.sleep(1.5)  # so that the MIDI is synthesized before this is done
+        return stretch(y, speed, progress=progress, cancel=cancel)
+
+    monkeypatch.setattr(playback_mix, "time_stretch", slow_recording_stretch)
+    card = FakeSoundCard(latency_s=0.05)
+    window = MainWindow(settings=QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat), dialogs=False)
+    qtbot.addWidget(window)
+    controller = install_playback(window, player=Player(stream_factory=card.output_stream, blocksize=512))
+    controller.set_speed(0.75)
+    pair = make_pair(*files)
+    window.session.set_pair(pair)
+    qtbot.waitUntil(lambda: controller.player.program.midi is not None and not controller._jobs, timeout=60000)
+    program = controller.player.program
+    assert program.speed == 0.75 and recording_stretches == [0.75]
+    assert program.duration_s == pytest.approx(pair.audio_duration_s, abs=0.1)
+    assert len(program.midi) == pytest.approx(len(controller.sound.midi) / 0.75, rel=0.01)
+
+
 def test_loop_without_selection_and_device_errors_are_messages(qtbot, tmp_path, files):
     card = FakeSoundCard(fail_with=RuntimeError("Error querying device -1"))
     window = MainWindow(settings=QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat), dialogs=False)
