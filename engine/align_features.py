@@ -120,9 +120,7 @@ class MidiStems:
 
     def can_mix(self, instruments) -> bool:
         """Whether exactly ``instruments`` (indices) make up whole stems."""
-        wanted = {int(k) for k in instruments}
-        kept = {self.stem_of[k] for k in wanted}
-        return all((self.stem_of[k] in kept) == (k in wanted) for k in range(len(self.stem_of)))
+        return synth.stems_separate(self.stem_of, instruments)
 
     def mixes(self, instruments):
         """Blocks of the mix of ``instruments``' stems (float32)."""

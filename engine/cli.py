@@ -222,6 +222,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
+_positive_int.__name__ = "positive integer"  # argparse's "invalid <name> value: 'x'"
+
+
+def _non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+_non_negative_int.__name__ = "non-negative integer"
+
+
 def _add_match(sub):
     p = sub.add_parser("match", help="match a folder of MIDIs against a folder of recordings (which is which?)")
     p.add_argument("--midi", required=True, metavar="DIR", help="folder of MIDI files (searched recursively)")
@@ -238,7 +252,7 @@ def _add_match(sub):
                    help="recordings kept per MIDI by the pruning stage (default: the one the calibration was fitted with)")
     p.add_argument("--k-confirm", type=_positive_int, metavar="K",
                    help="pairs per MIDI confirmed by full alignment (default: the one the calibration was fitted with)")
-    p.add_argument("--embedding-k", type=int, default=0, metavar="K", help="first stage: recordings kept per MIDI by "
+    p.add_argument("--embedding-k", type=_non_negative_int, default=0, metavar="K", help="first stage: recordings kept per MIDI by "
                    "the cross-modal embeddings (models/embed_*.onnx) before the chroma prune (default 0: no such stage)")
     p.add_argument("--embedding-score", choices=("summary", "set"), default="summary",
                    help="that stage's file score: mean snippet vectors (summary) or best-snippet similarities (set)")
@@ -280,7 +294,7 @@ def _add_identify(sub):
     p.add_argument("--library", required=True, metavar="DIR|PROJECT",
                    help="a folder of MIDI files (searched recursively; optional composers.csv: file,composer) "
                         "or a project database")
-    p.add_argument("--top", type=int, default=5, help="how many pieces to list (default 5)")
+    p.add_argument("--top", type=_positive_int, default=5, help="how many pieces to list (default 5)")
     p.add_argument("--json", metavar="RESULT.json", help="also write the ranking and the decision as JSON")
     p.set_defaults(func=_run_identify)
 
@@ -292,11 +306,12 @@ def _run_identify(args) -> int:
     if not paths:
         print(f"error: {args.library}: no MIDI files in the library", file=sys.stderr)
         return 1
-    query = embed.recording_vectors(args.audio)  # bad audio or a missing model fails here, before the library is read
+    # Bad or silent audio, or a missing model, fails here, before the library is read.
+    query = embed.require_snippets(embed.recording_vectors(args.audio), args.audio)
     library = embed.build_library(paths, composers)
     for path, reason in library.bad_files:
         print(f"skipped {path}: {reason}", file=sys.stderr)
-    result = embed.identify_recording(args.audio, library, top_k=max(1, args.top), query=query)
+    result = embed.identify_recording(args.audio, library, top_k=args.top, query=query)
     verdict = "unknown" if result.unknown else f"known: {result.best.name}"
     print(f"{args.audio}: {verdict} (known score {result.known_score:.2f}, threshold {result.threshold:.2f}; "
           f"{result.n_snippets} snippets, {len(library)} pieces)")

@@ -476,10 +476,16 @@ def identify_recording(audio_path, library: Library, threshold: float | None = N
     ModelError
         A missing or mismatched model.
     """
-    query = recording_vectors(audio_path) if query is None else query
+    query = require_snippets(recording_vectors(audio_path) if query is None else query, audio_path)
+    return identify(query.vectors, library, threshold, top_k=top_k, query_chroma=query.chroma)
+
+
+def require_snippets(query: SnippetVectors, audio_path) -> SnippetVectors:
+    """``query`` when it has snippets to identify; an AudioError naming the file when the recording
+    is silent (callers check before reading a library, which may take minutes)."""
     if len(query.vectors) == 0:
         raise AudioError(audio_path, "nothing to identify: the recording is silent")
-    return identify(query.vectors, library, threshold, top_k=top_k, query_chroma=query.chroma)
+    return query
 
 
 # --------------------------------------------------------------------------------------------

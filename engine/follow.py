@@ -99,8 +99,9 @@ class FollowParams:
         centred ``L = features.window_lag_s`` (~84 ms) earlier; matching the live frame at
         audio time ``t`` with reference time ``τ`` means ``τ − L ≈ m(t) − r L`` (``r``: the
         tempo ratio, MIDI seconds per performance second), so the true position is
-        ``m(t) ≈ τ − L (1 − r)``. Uncorrected, a performance 20 % slower than the MIDI is
-        reported ~20 ms ahead, 20 % faster ~20 ms behind (as the benchmark's signed errors show).
+        ``m(t) ≈ τ − L (1 − r)``. Uncorrected, a performance at r = 0.8 is reported ~17 ms of MIDI
+        (~21 ms of performance) ahead, at r = 1.25 ~21 ms of MIDI behind (as the benchmark's
+        signed errors show).
     open_start_cost : float
         Cost per frame of starting later than the MIDI's first frame (see :mod:`engine.oltw`).
     relocate_window_s, relocate_every_s, relocate_margin, relocate_min_jump_s : float

@@ -162,20 +162,23 @@ class InstrumentStems:
     stem_of : list of int
         Instrument ``k`` sounds on ``tracks[stem_of[k]]``; instruments sharing a stem (more than
         15 pitched parts share MIDI channels) cannot be heard apart.
+    has_notes : list of bool
     """
 
     tracks: np.ndarray
     stem_of: list
+    has_notes: list
 
     def can_mix(self, instruments) -> bool:
         """Whether these instruments can be heard without the others (no stem is shared across the line)."""
-        heard = set(instruments)
-        return all({k in heard for k, s in enumerate(self.stem_of) if s == stem} != {True, False}
-                   for stem in set(self.stem_of))
+        from engine.synth import stems_separate
+
+        return stems_separate(self.stem_of, instruments)
 
     def mix(self, instruments) -> np.ndarray | None:
-        """The tracks of ``instruments`` summed into one int16 track (None when none is heard)."""
-        stems = sorted({self.stem_of[k] for k in instruments if 0 <= k < len(self.stem_of)})
+        """The tracks of ``instruments`` summed into one int16 track (None when none of them has
+        notes, as :func:`synthesize_instruments`)."""
+        stems = sorted({self.stem_of[k] for k in instruments if 0 <= k < len(self.stem_of) and self.has_notes[k]})
         if not stems:
             return None
         if len(stems) == 1:
@@ -190,8 +193,8 @@ class InstrumentStems:
 def synthesize_stems(midi, sr: int, soundfont=None, cancel=None, max_bytes: int | None = None) -> InstrumentStems | None:
     """Every instrument of ``midi`` on its own int16 track, in one FluidSynth pass.
 
-    Returns None (nothing rendered) when the tracks would take more than ``max_bytes`` (default
-    :data:`STEMS_MAX_BYTES`); mute/solo
+    Returns None (nothing rendered) when there are fewer than two stems (nothing to mute apart)
+    or the tracks would take more than ``max_bytes`` (default :data:`STEMS_MAX_BYTES`); mute/solo
     then synthesizes the heard instruments together each time (:func:`synthesize_instruments`).
     The sum of the tracks is the whole performance, as :func:`synthesize_instruments` renders it
     (up to 16-bit rounding per track).
@@ -200,7 +203,7 @@ def synthesize_stems(midi, sr: int, soundfont=None, cancel=None, max_bytes: int 
 
     n = midi_track_samples(midi, sr)
     renderer = StemRenderer(midi, sr, soundfont, tail_s=SYNTH_TAIL_S, cancel=cancel, split=True)
-    if renderer.n_stems * n * 2 > (STEMS_MAX_BYTES if max_bytes is None else max_bytes) or not midi.instruments:
+    if renderer.n_stems < 2 or renderer.n_stems * n * 2 > (STEMS_MAX_BYTES if max_bytes is None else max_bytes):
         return None
     tracks = np.zeros((renderer.n_stems, n), dtype=np.int16)
     pos = 0
@@ -208,7 +211,7 @@ def synthesize_stems(midi, sr: int, soundfont=None, cancel=None, max_bytes: int 
         m = max(min(block.shape[1], n - pos), 0)
         tracks[:, pos:pos + m] = to_int16(block[:, :m])
         pos += m
-    return InstrumentStems(tracks, list(renderer.stem_of))
+    return InstrumentStems(tracks, list(renderer.stem_of), [bool(inst.notes) for inst in midi.instruments])
 
 
 def stem_gains(n_stems: int, muted=(), soloed=()) -> np.ndarray:

@@ -227,6 +227,14 @@ class StemRenderer:
             yield block[:, :filled].copy()
 
 
+def stems_separate(stem_of, instruments) -> bool:
+    """Whether exactly ``instruments`` (indices) make up whole stems of a :class:`StemRenderer`
+    (``stem_of[k]``: instrument ``k``'s stem): no stem holds one of them and one of the others."""
+    wanted = {int(k) for k in instruments}
+    kept = {stem_of[k] for k in wanted}
+    return all((stem_of[k] in kept) == (k in wanted) for k in range(len(stem_of)))
+
+
 def _stem_layout(instruments) -> tuple[list[int], int]:
     """(channel per instrument, number of output groups) for rendering stems.
 

@@ -135,7 +135,8 @@ class PlaybackController(QObject):
         self._synthesize_midi()
 
     def _synthesize_midi(self) -> None:
-        """(Re-)synthesize the MIDI track for the current mute/solo choice (one track, not stems)."""
+        """The MIDI track for the current mute/solo choice: synthesized (each instrument on its own
+        track when they fit) for a new pair, then mixed from those tracks or synthesized again."""
         pair = self.session.pair
         if pair is None or self.sound is None:
             return

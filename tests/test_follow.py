@@ -182,6 +182,24 @@ def test_the_window_lag_is_corrected_at_the_followed_tempo(tmp_path):
     assert abs(corrected) < abs(uncorrected)
 
 
+def test_near_silent_chroma_fades_into_flat_without_a_jump():
+    """Silence gives a flat chroma; a faint note just above or just below where the old hard
+    switch to "flat" sat (a compressed mass of 1e-3) gives nearly the same frame."""
+    params = StreamFeatureParams()
+
+    def chroma_after_a_loud_frame(energies):
+        extractor = StreamingFeatures(params)
+        onsets = np.zeros((2, 72), dtype=np.float32)
+        frames = extractor.finish_energies(np.vstack([np.ones(12), energies]).astype(np.float32), onsets)
+        return frames[1, :12] / np.sqrt(params.chroma_weight)
+
+    silent = chroma_after_a_loud_frame(np.zeros(12))
+    assert np.allclose(silent, 1 / np.sqrt(12), atol=1e-6)
+    below, above = (chroma_after_a_loud_frame(np.eye(12)[3] * x) for x in (0.9e-3, 1.1e-3))
+    assert np.abs(below - above).max() < 0.05
+    assert below[3] > 0.9 and above[3] > 0.9  # the faint note still shows
+
+
 def test_pianoroll_reference_follows_too(pair):
     midi_path, audio_path, midi = pair
     trace = follow_file(midi_path, audio_path, FollowParams(reference="pianoroll"), chunk_s=0.04)

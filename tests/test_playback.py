@@ -397,6 +397,22 @@ def test_mute_and_solo_mix_the_instruments_own_tracks_without_synthesizing_again
     assert soloed.nbytes <= 1.01 * (one_track_per_source + stems.tracks.nbytes)
 
 
+def test_no_stems_for_a_single_instrument_and_no_track_for_instruments_without_notes():
+    import pretty_midi
+
+    solo = pretty_midi.PrettyMIDI()
+    piano = pretty_midi.Instrument(0, name="piano")
+    piano.notes.append(pretty_midi.Note(90, 60, 0.0, 0.5))
+    solo.instruments.append(piano)
+    assert playback_mix.synthesize_stems(solo, 22050) is None  # nothing to mute apart: one track is enough
+    duo = pretty_midi.PrettyMIDI()
+    duo.instruments += [piano, pretty_midi.Instrument(40, name="silent violin")]
+    stems = playback_mix.synthesize_stems(duo, 22050)
+    assert stems is not None and stems.has_notes == [True, False]
+    assert stems.mix([1]) is None and playback_mix.synthesize_instruments(duo, 22050, [1]) is None
+    assert stems.mix([0, 1]) is not None
+
+
 def test_without_room_for_stems_the_prepared_sound_holds_one_mono_16_bit_track_per_source(tmp_path, monkeypatch):
     # A piece whose instruments' own tracks would not fit in STEMS_MAX_BYTES: the prepared buffers
     # are the recording and one MIDI track (mono, 16-bit), whatever the number of instruments, and a

@@ -191,12 +191,15 @@ def test_a_pair_opened_at_another_speed_stretches_its_recording_once(qtbot, tmp_
 
     from engine import playback_mix
 
-    stretch, recording_stretches = playback_mix.time_stretch, []
+    stretch, recording_stretches, midi_arrived_meanwhile = playback_mix.time_stretch, [], []
 
     def slow_recording_stretch(y, speed, progress=None, cancel=None):
         if controller.sound is not None and y is controller.sound.recording:
             recording_stretches.append(speed)
-            time.sleep(1.5)  # so that the MIDI is synthesized before this is done
+            deadline = time.monotonic() + 30.0  # hold this stretch until the MIDI has arrived
+            while controller.sound.midi is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            midi_arrived_meanwhile.append(controller.sound.midi is not None)
         return stretch(y, speed, progress=progress, cancel=cancel)
 
     monkeypatch.setattr(playback_mix, "time_stretch", slow_recording_stretch)
@@ -209,6 +212,7 @@ def test_a_pair_opened_at_another_speed_stretches_its_recording_once(qtbot, tmp_
     window.session.set_pair(pair)
     qtbot.waitUntil(lambda: controller.player.program.midi is not None and not controller._jobs, timeout=60000)
     program = controller.player.program
+    assert midi_arrived_meanwhile[0]  # the case under test did happen
     assert program.speed == 0.75 and recording_stretches == [0.75]
     assert program.duration_s == pytest.approx(pair.audio_duration_s, abs=0.1)
     assert len(program.midi) == pytest.approx(len(controller.sound.midi) / 0.75, rel=0.01)

@@ -87,7 +87,7 @@ def identify_job(audio_path, library, top_k: int = TOP_K, recorded: bool = False
     if progress is not None:
         progress(0.05, "embedding the query")
     identification = embed.identify_recording(audio_path, library, top_k=top_k)
-    if cancel is not None and cancel():
+    if cancel is not None and cancel():  # a few seconds of work at most: not interrupted, just not shown
         raise JobCancelled()
     return QueryResult(str(audio_path), identification, recorded)
 
