@@ -230,7 +230,9 @@ def main(info: dict | None = None) -> dict:
 if __name__ == "__main__":
     import sys
 
-    if "--recalibrate" in sys.argv[1:]:  # after a change of the identification rule: new threshold
+    if "--info" in sys.argv[1:]:  # a candidate copied into models/: its training record (models.embed.train --out)
+        main(json.loads(open(sys.argv[sys.argv.index("--info") + 1]).read()))
+    elif "--recalibrate" in sys.argv[1:]:  # after a change of the identification rule: new threshold
         info = json.loads((MODELS_DIR / "embed" / "metrics.json").read_text())
         calibration = unseen_records(info)
         threshold = calibrate_unknown(E.embed_audio_snippets, E.embed_midi_snippets, calibration)
