@@ -209,7 +209,9 @@ def test_screenshot_waits_for_the_strip_without_blocking_the_gui_thread(qtbot, t
     assert settled == []  # returned at once: the GUI thread goes on while the strip computes
     qtbot.waitUntil(lambda: settled != [], timeout=70000)
     timer.stop()
-    assert settled == [[]] and len(ticks) > 3
+    # Events flowed during the wait (the timer fired; how often depends on how fast the strip was:
+    # a warm machine computes it in a few tens of milliseconds).
+    assert settled == [[]] and len(ticks) >= 1
     assert strip.snapshot is not None and strip.current_candidates  # the strip is drawn
     assert strip.song_candidates and not strip.has_pending_work()
     # Bounded: work still pending when the time is up is named, and the grab goes ahead.
