@@ -309,11 +309,11 @@ def align(midi, audio, params: AlignParams | None = None, progress=None, cancel=
         if solved is not None and display:
             shown = align_features.cached_display(audio_hash, params)
             if shown is None:
-                # Solved before without the display (e.g. by `earworm align`): only the recording is
-                # analysed again for it, not the MIDI synthesized nor the alignment solved.
+                # Solved before without the display (e.g. by `earworm align`): only the display is
+                # computed, not the recording's features, the MIDI's or the alignment.
                 checkpoint(0.05, "analysing the recording")
-                shown, hits["audio"] = align_features.recording_features(
-                    audio_path, params, True, between_blocks=lambda: checkpoint(0.05, "analysing the recording"))
+                shown = align_features.display_features(
+                    audio_path, params, between_blocks=lambda: checkpoint(0.05, "analysing the recording"))
             spectrogram = tuple(shown[k] for k in align_features.DISPLAY_KEYS[:3])
         if solved is not None:
             hits["alignment"] = True

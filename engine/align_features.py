@@ -31,6 +31,7 @@ from engine.feature_stream import FeatureStream
 from engine.streaming import SpillBuffer, to_int16
 
 RECORDING_KIND, MIDI_KIND, MIDI_CHROMA_KIND = "recording/v5", "midi/v6", "midi_chroma/v5"
+DISPLAY_KIND = "recording_display/v1"  # the display alone (for an alignment cached without it)
 DISPLAY_KEYS = ("display_db", "display_pitches", "display_times_s", "duration_s")
 
 
@@ -88,9 +89,33 @@ def recording_features(audio_path, params, want_display: bool = False, on_displa
     return arrays, False
 
 
+def _display_params(params) -> dict:
+    return {"sr": params.sr, "display_hop": display_hop_length(params)}
+
+
 def cached_display(audio_hash: str, params):
-    """The display spectrogram and duration of a recording from the cache (nothing else is read), or None."""
-    return cache.load(recording_key(audio_hash, params, True), names=DISPLAY_KEYS)
+    """The display spectrogram and duration of a recording from the cache (nothing else is read),
+    stored with its features or on its own (:func:`display_features`), or None."""
+    return (cache.load(recording_key(audio_hash, params, True), names=DISPLAY_KEYS)
+            or cache.load(cache.cache_key(DISPLAY_KIND, audio_hash, _display_params(params))))
+
+
+def display_features(audio_path, params, between_blocks=None) -> dict:
+    """Only the display spectrogram and duration of a recording (for an alignment cached without
+    it: the recording's other features are not needed again), cached on its own."""
+    from engine.errors import AudioError
+
+    def compute():
+        stream = FeatureStream(params.sr, params.hop_length, params.onset_hop_length,
+                               display_hop_length=display_hop_length(params), chroma=False, fine=False, snap=False)
+        for block in media.audio_blocks(audio_path, sr=params.sr):
+            stream.push(block)
+            if between_blocks is not None:
+                between_blocks()
+        return dict(stream.finish(), duration_s=np.array(stream.duration_s))
+
+    arrays, _ = cache.cached(DISPLAY_KIND, content_hash(audio_path, AudioError), _display_params(params), compute)
+    return arrays
 
 
 # The MIDI is synthesized to be analysed, not heard: linear sample interpolation (a quarter less

@@ -22,7 +22,7 @@ import copy
 
 import numpy as np
 
-from engine import dtw, features
+from engine import dtw, features, refine
 from engine.streaming import release_memory
 
 SOLVER_VERSION = 4  # bump when solve's results change, so cached alignments are recomputed
@@ -74,8 +74,6 @@ def solve(sides, midi, audio_dur, params, subset_features, cancel=None, checkpoi
     ``median_cost``, ``band_cells``, ``instruments_present``, ``preview``, ``preview_rows``,
     ``preview_cols``, ``frames`` (n_midi, n_audio).
     """
-    from engine import refine
-
     report = checkpoint or (lambda fraction, message: None)
     weight_sum = 1.0  # cosine distance of unit chroma vectors
     midi_arrays, recording = sides.pop("midi"), sides.pop("recording")

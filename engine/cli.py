@@ -214,26 +214,21 @@ def _follow_microphone(args, params) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (0 or less is a mistake, not "the default")."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _int_at_least(minimum: int, name: str):
+    """An argparse type: an integer >= ``minimum`` (below it is a mistake, not "the default");
+    ``name`` is what argparse calls it in "invalid <name> value"."""
+    def check(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    check.__name__ = name
+    return check
 
 
-_positive_int.__name__ = "positive integer"  # argparse's "invalid <name> value: 'x'"
-
-
-def _non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
-    return value
-
-
-_non_negative_int.__name__ = "non-negative integer"
+_positive_int = _int_at_least(1, "positive integer")
+_non_negative_int = _int_at_least(0, "non-negative integer")
 
 
 def _add_match(sub):

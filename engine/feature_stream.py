@@ -129,7 +129,7 @@ class FeatureStream:
             C = self._chroma_rows.array()
             out["chroma"] = F._finish_chroma(C)
             if self._energy:
-                out["chroma_energy"] = np.array(C, dtype=np.float32)
+                out["chroma_energy"] = C  # float32 already; _finish_chroma leaves it as it is
         if self._display is not None:
             E = np.concatenate(self._display_rows)
             self._display_rows = []

@@ -288,7 +288,7 @@ class ScoreFollower:
             return self.position_s
         # Samples after the newest frame's end: assume the MIDI moves on at the nominal tempo.
         since_frame_s = self.audio_time_s - self._extractor.n_frames * self.frame_s
-        rate = self._oltw.rate
+        rate = self.tempo_ratio
         lag_s = self.params.features.window_lag_s * (1.0 - rate) if self.params.lag_correction else 0.0
         position_s = min(max(self._frame_position_s - lag_s + since_frame_s * rate, 0.0), self.midi_duration_s)
         # Between frames the position is extrapolated; it never goes back unless corrected.

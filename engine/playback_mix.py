@@ -142,13 +142,19 @@ def synthesize_instruments(midi, sr: int, instruments=None, soundfont=None, canc
         return None
     subset = copy.copy(midi)
     subset.instruments = chosen
-    out = np.zeros(midi_track_samples(midi, sr), dtype=np.int16)
-    pos = 0
     renderer = StemRenderer(subset, sr, soundfont, tail_s=SYNTH_TAIL_S, cancel=cancel, split=False)
-    for block in renderer.blocks():  # (1, n) float32 between events: converted as they come
-        n = max(min(block.shape[1], len(out) - pos), 0)
-        out[pos:pos + n] = to_int16(block[0, :n])
-        pos += n
+    return _render_int16(renderer, midi_track_samples(midi, sr))[0]
+
+
+def _render_int16(renderer, n_samples: int) -> np.ndarray:
+    """A :class:`engine.media.StemRenderer`'s stems as int16, shape (n_stems, n_samples): its float
+    blocks (between events) converted as they come, never held whole."""
+    out = np.zeros((renderer.n_stems, n_samples), dtype=np.int16)
+    pos = 0
+    for block in renderer.blocks():
+        m = max(min(block.shape[1], n_samples - pos), 0)
+        out[:, pos:pos + m] = to_int16(block[:, :m])
+        pos += m
     return out
 
 
@@ -186,7 +192,7 @@ class InstrumentStems:
         out = np.empty(self.tracks.shape[1], dtype=np.int16)
         for a in range(0, len(out), 1 << 20):  # summed in int32 a block at a time: no full-length temporary
             block = self.tracks[stems, a:a + (1 << 20)].sum(axis=0, dtype=np.int32)
-            out[a:a + len(block)] = np.clip(block, -INT16_SCALE, INT16_SCALE - 1)
+            out[a:a + len(block)] = np.clip(block, -32768, 32767, out=block)  # int bounds: no float copy
         return out
 
 
@@ -205,13 +211,7 @@ def synthesize_stems(midi, sr: int, soundfont=None, cancel=None, max_bytes: int 
     renderer = StemRenderer(midi, sr, soundfont, tail_s=SYNTH_TAIL_S, cancel=cancel, split=True)
     if renderer.n_stems < 2 or renderer.n_stems * n * 2 > (STEMS_MAX_BYTES if max_bytes is None else max_bytes):
         return None
-    tracks = np.zeros((renderer.n_stems, n), dtype=np.int16)
-    pos = 0
-    for block in renderer.blocks():  # (n_stems, n) float32 between events
-        m = max(min(block.shape[1], n - pos), 0)
-        tracks[:, pos:pos + m] = to_int16(block[:, :m])
-        pos += m
-    return InstrumentStems(tracks, list(renderer.stem_of), [bool(inst.notes) for inst in midi.instruments])
+    return InstrumentStems(_render_int16(renderer, n), list(renderer.stem_of), [bool(inst.notes) for inst in midi.instruments])
 
 
 def stem_gains(n_stems: int, muted=(), soloed=()) -> np.ndarray:

@@ -446,6 +446,14 @@ def synthesize_warped_midi(alignment, sound: PreparedSound, muted=(), soloed=(),
     return PreparedSound(sound.recording, midi, names, sound.sr, active, warped, stems)
 
 
+def stretch_recording(sound: PreparedSound, speed: float, progress=None, cancel=None) -> tuple:
+    """``(speed, the recording time-stretched for it)`` (worker thread); the recording does not
+    change with mute/solo, so one stretch per speed serves every MIDI track."""
+    from engine.playback_mix import time_stretch
+
+    return float(speed), time_stretch(sound.recording, speed, progress=progress, cancel=cancel)
+
+
 def render_program(sound: PreparedSound, speed: float = 1.0, stretched_recording=None, progress=None,
                    cancel=None) -> PlaybackProgram:
     """Time-stretch both tracks for ``speed`` (worker thread; at 1× the buffers are used as they are).

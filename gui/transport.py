@@ -4,8 +4,9 @@ Task
 ----
 :class:`PlaybackController` (a QObject, no widgets) keeps a :class:`gui.playback.Player` in step
 with the :class:`gui.session.Session`: when a pair is shown it prepares the sound on background
-jobs (decode the recording; synthesize the warped MIDI — the instruments heard under mute/solo,
-together, again when that choice changes; time-stretch for the speed) and swaps it into the
+jobs (decode the recording; synthesize the warped MIDI, each instrument on its own track when
+they fit, so that a mute/solo change mixes the heard ones — else synthesized again; time-stretch
+the recording once per speed, the MIDI for each change) and swaps it into the
 player; a timer reads the player's stream clock and moves ``session.playhead_s``; the views
 follow the playhead page by page or continuously. :class:`gui.transport_bar.TransportBar` is the
 toolbar of buttons that drive it, and :func:`gui.transport_bar.install_playback` puts both into a
@@ -23,7 +24,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from engine.playback_mix import MAX_SPEED, MIN_SPEED
 from gui.playback import (PLAYING, STOPPED, PlaybackProgram, Player, PreparedSound, load_recording,
-                          render_program, synthesize_warped_midi)
+                          render_program, stretch_recording, synthesize_warped_midi)
 from gui.session import Session
 
 TICK_MS = 30
@@ -61,8 +62,7 @@ class PlaybackController(QObject):
         self.soloed: set[int] = set()
         self.sound: PreparedSound | None = None
         self._stretched_recording: tuple | None = None  # (speed, buffer) for the current recording only
-        self._rendering: tuple | None = None  # (recording, speed) of the render job in flight
-        self._render_again = False  # the sound changed while the recording was being stretched
+        self._stretching_speed: float | None = None     # of the recording's stretch job in flight
         self._jobs: dict[str, object] = {}
         self._external_position = None   # callable → audio time, when something else drives the playhead
         self.timer = QTimer(self)
@@ -117,8 +117,7 @@ class PlaybackController(QObject):
         self.player.set_program(PlaybackProgram(None, None), keep_position=False)
         self.player.set_loop(None)
         self.sound = None
-        self._stretched_recording = None
-        self._rendering, self._render_again = None, False
+        self._stretched_recording = self._stretching_speed = None
         self.muted.clear()
         self.soloed.clear()
         for job in self._jobs.values():
@@ -150,39 +149,39 @@ class PlaybackController(QObject):
         self._render()
 
     def _render(self) -> None:
-        """Stretch the current sound for the current speed (a job), then swap it in; at 1× the
-        prepared buffers are played as they are."""
+        """Stretch the current sound for the current speed (jobs), then swap it in; at 1× the
+        prepared buffers are played as they are. The recording is stretched once per speed, in its
+        own job (a mute/solo change or the MIDI arriving does not start it over); the MIDI after it."""
         if self.sound is None:
             return
         if abs(self.speed - 1.0) < 1e-6:
-            self._render_again = False
-            old = self._jobs.get("render")
-            if old is not None:
-                old.cancel()
-                self._job_done("render", old)
+            for key in ("stretch_recording", "render"):
+                old = self._jobs.get(key)
+                if old is not None:
+                    old.cancel()
+                    self._job_done(key, old)
+            self._stretched_recording = None  # played as it is: no stretched copy held
             self._apply_program(PlaybackProgram(self.sound.recording, self.sound.midi, 1.0, self.sound.sr))
             return
         cached = self._stretched_recording
-        stretched = cached[1] if cached is not None and abs(cached[0] - self.speed) < 1e-6 else None
-        if stretched is None and "render" in self._jobs and self._rendering is not None \
-                and self._rendering[0] is self.sound.recording and abs(self._rendering[1] - self.speed) < 1e-6:
-            # This recording is being stretched for this speed already (the MIDI arrived, or a
-            # mute/solo changed, meanwhile): let that finish, then stretch only the MIDI.
-            self._render_again = True
-            return
-        self._render_again = False
-        self._rendering = (self.sound.recording, self.speed)
-        self._submit("render", render_program, self.sound, self.speed, stretched, on_done=self._apply_program,
+        if cached is None or abs(cached[0] - self.speed) > 1e-6:
+            if "stretch_recording" not in self._jobs or abs(self._stretching_speed - self.speed) > 1e-6:
+                self._stretching_speed = self.speed
+                self._submit("stretch_recording", stretch_recording, self.sound, self.speed,
+                             on_done=self._on_recording_stretched, label=f"preparing {self.speed:g}× playback")
+            return  # the MIDI is stretched once the recording is
+        self._submit("render", render_program, self.sound, self.speed, cached[1], on_done=self._apply_program,
                      label=f"preparing {self.speed:g}× playback")
+
+    def _on_recording_stretched(self, stretched: tuple) -> None:
+        if abs(stretched[0] - self.speed) < 1e-6:
+            self._stretched_recording = stretched  # one stretched recording (this speed's) is kept
+            self._render()
 
     def _apply_program(self, program: PlaybackProgram) -> None:
         if abs(program.speed - self.speed) > 1e-6:
             return  # the speed changed again meanwhile; a newer render is coming
-        # keep one stretched recording (this speed's): a mute/solo change re-stretches only the MIDI
-        self._stretched_recording = (program.speed, program.recording) if abs(program.speed - 1.0) > 1e-6 else None
         self.player.set_program(program)
-        if self._render_again:  # the sound changed while this was stretched: now only its MIDI is
-            self._render()
 
     # -- transport ----------------------------------------------------------------------------
     def toggle_play(self) -> None:
