@@ -333,8 +333,8 @@ def run_match(midi_dir, audio_dir, params: MatchParams | None = None, *, run_dir
         # (variants, MIDIs, d): each MIDI's sub-span summaries
         U = np.ascontiguousarray(np.stack([feats[p]["summary"] for p in midi_paths], axis=1), np.float32)
         V = np.stack([feats[p]["summary"] for p in audio_paths]).astype(np.float32)
-        top, _, prune_sums = stages.prune(U, V, params.k_prune)
-        Z1 = stages.prune_scores(U, V, prune_sums)
+        Z1 = np.empty((n_midi, n_audio), np.float32)
+        top, _ = stages.prune(U, V, params.k_prune, z_out=Z1)
         _lap(timings, "prune", t)
         filtering = 0 < params.embedding_k < n_audio  # a stage keeping every recording changes nothing
         if filtering:  # 0. the embedding stage's candidates; the prune chooses among them

@@ -142,7 +142,7 @@ def stage_candidates(feats_midi: list, feats_audio: list, k: int, score: str = "
     z-scores as :func:`score_matrix` without the dense matrix, so it scales to 10 000 × 10 000).
     """
     if score == "summary":
-        top, _, _ = stages.prune(np.stack([f["emb_summary"] for f in feats_midi]),
+        top, _ = stages.prune(np.stack([f["emb_summary"] for f in feats_midi]),
                                  np.stack([f["emb_summary"] for f in feats_audio]), k)
         return top
     return top_k(score_matrix(feats_midi, feats_audio, score), k)

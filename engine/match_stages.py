@@ -159,8 +159,12 @@ def raw_scores(U: np.ndarray, V: np.ndarray, rows: slice = slice(None)) -> np.nd
     return S
 
 
-def prune(U: np.ndarray, V: np.ndarray, k: int, block_rows: int = 4096, keep_below: int = 1 << 26):
+def prune(U: np.ndarray, V: np.ndarray, k: int, block_rows: int = 4096, keep_below: int = 1 << 26,
+          z_out: np.ndarray | None = None):
     """Z-scored summary scores of all pairs, in row blocks, and each MIDI's top ``k``.
+
+    A pair's z-score is its leave-one-out z within its row plus the same within its column
+    (:func:`loo_z`): a MIDI or a recording that scores high with everything is not favoured.
 
     Parameters
     ----------
@@ -175,15 +179,15 @@ def prune(U: np.ndarray, V: np.ndarray, k: int, block_rows: int = 4096, keep_bel
     keep_below : int
         Keep the raw score matrix between the two passes when it has fewer cells than this
         (else recompute each block: memory stays ``block_rows × n_audio``).
+    z_out : np.ndarray, float32, shape (n_midi, n_audio), optional
+        When given, every pair's z-score is written into it (the decision stage reads them all).
 
     Returns
     -------
     top : np.ndarray of int, shape (n_midi, k)
         Recording indices, best first.
     top_z : np.ndarray, float32, shape (n_midi, k)
-        Their z-scores (:func:`prune_scores`).
-    sums : tuple of np.ndarray
-        Row and column sums and sums of squares of the raw scores, for :func:`prune_scores`.
+        Their z-scores.
     """
     U = np.ascontiguousarray(U, np.float32)
     V = np.ascontiguousarray(V, np.float32)
@@ -200,14 +204,18 @@ def prune(U: np.ndarray, V: np.ndarray, k: int, block_rows: int = 4096, keep_bel
         col_sq += cq
         if n_midi * n_audio < keep_below:
             kept[start] = S
-    sums = (row_sum, row_sq, col_sum, col_sq)
+    if z_out is not None and (z_out.shape != (n_midi, n_audio) or z_out.dtype != np.float32
+                              or not z_out.flags.c_contiguous):
+        raise ValueError(f"z_out must be a C-contiguous float32 array of shape {(n_midi, n_audio)}")
+    no_z = np.empty((0, 0), np.float32)
     top = np.empty((n_midi, k), np.int64)
     top_z = np.empty((n_midi, k), np.float32)
     for start in range(0, n_midi, block_rows):
         S = kept.pop(start) if start in kept else raw_scores(U, V, slice(start, start + block_rows))
-        top[start:start + len(S)], top_z[start:start + len(S)] = _zscore_topk(S, row_sum, row_sq, col_sum, col_sq,
-                                                                             n_midi, k, start)
-    return top, top_z, sums
+        z_block = no_z if z_out is None else z_out[start:start + len(S)]
+        top[start:start + len(S)], top_z[start:start + len(S)] = _zscore_topk(
+            S, row_sum, row_sq, col_sum, col_sq, n_midi, k, start, z_block, z_out is not None)
+    return top, top_z
 
 
 @njit(parallel=True, cache=True)
@@ -235,8 +243,8 @@ def _block_stats(S):
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def _zscore_topk(S, row_sum, row_sq, col_sum, col_sq, n_rows_total, k, row_offset):
-    """Leave-one-out row z + column z of each cell, and each row's ``k`` best (one pass, no temporaries)."""
+def _zscore_topk(S, row_sum, row_sq, col_sum, col_sq, n_rows_total, k, row_offset, z_out, write_z):
+    """Leave-one-out row z + column z of each cell (into ``z_out`` if ``write_z``), and each row's ``k`` best."""
     n, m = S.shape
     top = np.empty((n, k), np.int64)
     top_z = np.empty((n, k), np.float32)
@@ -254,6 +262,8 @@ def _zscore_topk(S, row_sum, row_sq, col_sum, col_sq, n_rows_total, k, row_offse
             mean = (col_sum[j] - x) / n_col_other
             var = (col_sq[j] - x * x) / n_col_other - mean * mean
             z += (x - mean) / np.sqrt(max(var, 1e-12))
+            if write_z:
+                z_out[i, j] = z
             if z > zs[k - 1]:
                 p = k - 1
                 while p > 0 and zs[p - 1] < z:
@@ -265,18 +275,6 @@ def _zscore_topk(S, row_sum, row_sq, col_sum, col_sq, n_rows_total, k, row_offse
         top[i] = idx
         top_z[i] = zs
     return top, top_z
-
-
-def prune_scores(U_rows: np.ndarray, V: np.ndarray, sums, row_offset: int = 0) -> np.ndarray:
-    """Z-scores of the pairs of some MIDIs with every recording (see :func:`loo_z`).
-
-    ``U_rows`` holds those MIDIs' summaries, (n_rows, d) or (n_variants, n_rows, d).
-    """
-    row_sum, row_sq, col_sum, col_sq = sums
-    rows = slice(row_offset, row_offset + U_rows.shape[-2])
-    S = raw_scores(U_rows, V).astype(np.float64)
-    z = loo_z(S, row_sum[rows, None], row_sq[rows, None], V.shape[0]) + loo_z(S, col_sum[None], col_sq[None], len(row_sum))
-    return z.astype(np.float32)
 
 
 def loo_z(x, total, total_sq, n):

@@ -227,15 +227,22 @@ def test_prune_keeps_the_top_of_the_full_zscored_matrix():
     rng = np.random.default_rng(0)
     U = rng.standard_normal((37, 20)).astype(np.float32)
     V = rng.standard_normal((53, 20)).astype(np.float32)
-    top, top_z, sums = stages.prune(U, V, k=5, block_rows=8)
+    z_all = np.full((37, 53), np.nan, np.float32)
+    top, top_z = stages.prune(U, V, k=5, block_rows=8, z_out=z_all)
     S = (U @ V.T).astype(np.float64)
     Z = np.zeros_like(S)
     for i in range(S.shape[0]):
         for j in range(S.shape[1]):
             r, c = np.delete(S[i], j), np.delete(S[:, j], i)
             Z[i, j] = (S[i, j] - r.mean()) / r.std() + (S[i, j] - c.mean()) / c.std()
-    np.testing.assert_allclose(stages.prune_scores(U, V, sums), Z, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(z_all, Z, rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(top, np.argsort(-Z, axis=1, kind="stable")[:, :5])
+    # Without z_out the matrix is recomputed per block (keep_below=0): the same top k.
+    top_again, top_z_again = stages.prune(U, V, k=5, block_rows=8, keep_below=0)
+    np.testing.assert_array_equal(top_again, top)
+    np.testing.assert_array_equal(top_z_again, top_z)
+    with pytest.raises(ValueError, match="z_out"):
+        stages.prune(U, V, k=5, z_out=np.empty((37, 52), np.float32))
     np.testing.assert_allclose(top_z, np.sort(Z, axis=1)[:, ::-1][:, :5], rtol=1e-4, atol=1e-4)
 
 
@@ -245,10 +252,12 @@ def test_prune_with_variants_scores_each_pair_by_its_best_variant():
     V = rng.standard_normal((41, 20)).astype(np.float32)
     best = np.max(np.einsum("vid,jd->vij", U, V), axis=0)
     np.testing.assert_allclose(stages.raw_scores(U, V), best, rtol=1e-5, atol=1e-4)
-    top, _, sums = stages.prune(U, V, k=4, block_rows=8)
-    Z = stages.prune_scores(U, V, sums)
+    Z = np.empty((29, 41), np.float32)
+    top, _ = stages.prune(U, V, k=4, block_rows=8, z_out=Z)
     np.testing.assert_array_equal(top, np.argsort(-Z, axis=1, kind="stable")[:, :4])
-    np.testing.assert_allclose(stages.prune_scores(U[:, 10:20], V, sums, row_offset=10), Z[10:20], rtol=1e-5, atol=1e-4)
+    Z_single = np.empty((29, 41), np.float32)
+    stages.prune(best.astype(np.float32), np.eye(41, dtype=np.float32), k=4, z_out=Z_single)
+    np.testing.assert_allclose(Z, Z_single, rtol=1e-4, atol=1e-4)  # z of the best variant's scores
 
 
 def test_a_recording_that_starts_inside_the_score_matches_a_sub_span_variant():

@@ -112,8 +112,8 @@ def recall(args) -> int:
     load = _uptime()
     U = np.ascontiguousarray(np.stack([f["summary"] for f in fm], axis=1), np.float32)
     V = np.stack([f["summary"] for f in fa]).astype(np.float32)
-    _, _, sums = stages.prune(U, V, params.k_prune)
-    Z1 = stages.prune_scores(U, V, sums)
+    Z1 = np.empty((len(fm), len(fa)), np.float32)
+    stages.prune(U, V, params.k_prune, z_out=Z1)
     t = time.perf_counter()
     S_sum = me.summary_scores(np.stack([f["emb_summary"] for f in fm]), np.stack([f["emb_summary"] for f in fa]))
     summary_s = time.perf_counter() - t

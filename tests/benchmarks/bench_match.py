@@ -254,7 +254,8 @@ def throughput(args) -> int:
     n_variants = len(stages.crop_spans(params.crop_step, params.midi_crops))
     for size in (n, 10000):
         U, V = unit(n_variants, size), unit(size)  # each MIDI with its sub-span variants
-        seconds, _ = _time(lambda: stages.prune(U, V, params.k_prune), repeat=3 if size <= n else 1)
+        Z = np.empty((size, size), np.float32)  # run_match keeps every pair's z for the decision
+        seconds, _ = _time(lambda: stages.prune(U, V, params.k_prune, z_out=Z), repeat=3 if size <= n else 1)
         report[f"prune_{size}"] = {"seconds": seconds, "pairs_per_s": size * size / seconds}
         print(f"stage 1 (prune) {size} × {size}: {seconds:.3f} s, {size * size / seconds / 1e6:.1f} M pairs/s")
 
