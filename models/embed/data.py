@@ -45,8 +45,10 @@ N_RENDITIONS = 2
 TRAIN_MAX_S = 90.0
 SEED = 11
 # Training works per corpus folder (drawn with SEED from what the test pool leaves).
-TRAIN_COUNTS = {"bach/bwv": 150, "palestrina/": 100, "monteverdi/": 25, "trecento/": 40,
-                "ryansMammoth/": 50, "beethoven/": 6, "mozart/": 5, "haydn/": 4}
+# New folders go at the end: each folder's draw is then the same as before, so a larger count
+# keeps the earlier pieces and adds to them.
+TRAIN_COUNTS = {"bach/bwv": 250, "palestrina/": 350, "monteverdi/": 50, "trecento/": 70,
+                "ryansMammoth/": 150, "beethoven/": 6, "mozart/": 10, "haydn/": 4, "oneills1850/": 20}
 
 
 def _seed_of(text: str) -> int:
@@ -142,7 +144,7 @@ def _rendition(midi, rng):
 
 
 def make_piece(job):
-    """Worker: one piece → its MIDI file, features and renditions; returns (record, error)."""
+    """Worker: one piece → its MIDI file, features and renditions; returns (record, error, reused)."""
     spec, out_dir = job
     rng = np.random.default_rng(_seed_of(spec["id"]))
     try:
@@ -150,8 +152,8 @@ def make_piece(job):
 
         midi_path = out_dir / "midi" / f"{spec['id']}.mid"
         feature_path = out_dir / "features" / f"{spec['id']}.npz"
-        if midi_path.exists() and feature_path.exists():  # made by an earlier (interrupted) run
-            return _record(spec, media.load_midi(midi_path)), None
+        if midi_path.exists() and feature_path.exists():  # made by an earlier (interrupted or smaller) run
+            return _record(spec, media.load_midi(midi_path)), None, True
         midi = _piece_midi(spec, rng)
         midi.write(str(midi_path))
         midi = media.load_midi(midi_path)  # the file's own (tick-rounded) times
@@ -163,8 +165,8 @@ def make_piece(job):
             arrays[f"warp_audio_s_{k}"] = warp_audio_s
         np.savez(feature_path, **arrays)
     except Exception as exc:  # unconvertible or too short: the corpus is large, skip it
-        return None, f"{spec['work']}: {type(exc).__name__}: {str(exc)[:100]}"
-    return _record(spec, midi), None
+        return None, f"{spec['work']}: {type(exc).__name__}: {str(exc)[:100]}", False
+    return _record(spec, midi), None, False
 
 
 def _record(spec: dict, midi) -> dict:
@@ -187,9 +189,10 @@ def build(out_dir: Path = DATA_DIR, workers: int = 2, limit: int | None = None) 
     pool_works = {w["work"] for w in make_match_set.work_pool(0)}
     trains = train_works(pool_works | {t["work"] for t in tests})
     specs = (tests + trains)[:limit] if limit else tests + trains
-    records, skipped = [], []
+    records, skipped, n_reused = [], [], 0
     with get_context("fork").Pool(workers) as pool:
-        for i, (rec, err) in enumerate(pool.imap(make_piece, ((s, out_dir) for s in specs), chunksize=1)):
+        for i, (rec, err, reused) in enumerate(pool.imap(make_piece, ((s, out_dir) for s in specs), chunksize=1)):
+            n_reused += reused
             if err:
                 skipped.append(err)
             else:
@@ -205,7 +208,8 @@ def build(out_dir: Path = DATA_DIR, workers: int = 2, limit: int | None = None) 
             skipped.append(f"{rec['work']}: same tune as test piece {twin}")
             continue
         kept.append(rec)
-    index = {"records": kept, "skipped": skipped, "seconds": round(time.time() - t0, 1), "seed": SEED,
+    # seconds: this run's; pieces an earlier run made (n_reused) cost it only their reading.
+    index = {"records": kept, "skipped": skipped, "seconds": round(time.time() - t0, 1), "n_reused": n_reused, "seed": SEED,
              "feature_version": ef.FEATURE_VERSION, "n_renditions": N_RENDITIONS}
     (out_dir / "index.json").write_text(json.dumps(index, indent=0))
     n_test = sum(r["split"] == "test" for r in kept)

@@ -34,7 +34,7 @@ from models.embed import data as embed_data
 ROOT = Path(__file__).resolve().parents[2]
 MODELS_DIR = ROOT / "models"
 CONFIG = {
-    "steps": 2000, "pieces_per_batch": 64, "positions_per_piece": 4, "lr": 0.002, "weight_decay": 1e-4,
+    "steps": 3000, "pieces_per_batch": 64, "positions_per_piece": 4, "lr": 0.002, "weight_decay": 1e-4,
     "widths": (16, 32, 48), "dropout": 0.1, "init_logit_scale": 10.0, "uniformity_weight": 0.1,
     "validation_every": 100, "validation_fraction": 0.08, "seed": 0, "threads": 2,
     # Augmentation of each training pair (models.embed.augment): both snippets transposed by the
@@ -287,7 +287,7 @@ def main(config=CONFIG, out_dir: Path = MODELS_DIR) -> dict:
                 unknown_threshold=threshold,
                 data={"n_pieces": len(index["records"]), "n_train": len(records),
                       "n_test": sum(r["split"] == "test" for r in index["records"]),
-                      "build_seconds": index.get("seconds")})
+                      "build_seconds": index.get("seconds"), "build_reused": index.get("n_reused")})
     info["val_records"] = [r["id"] for r in info["val_records"]]
     if out_dir.resolve() != MODELS_DIR.resolve():
         (out_dir / "train_info.json").write_text(json.dumps(info, indent=1))
