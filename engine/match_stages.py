@@ -192,6 +192,9 @@ def prune(U: np.ndarray, V: np.ndarray, k: int, block_rows: int = 4096, keep_bel
     U = np.ascontiguousarray(U, np.float32)
     V = np.ascontiguousarray(V, np.float32)
     n_midi, n_audio = U.shape[-2], len(V)
+    if z_out is not None and (z_out.shape != (n_midi, n_audio) or z_out.dtype != np.float32
+                              or not z_out.flags.c_contiguous or not z_out.flags.writeable):
+        raise ValueError(f"z_out must be a writeable C-contiguous float32 array of shape {(n_midi, n_audio)}")
     k = min(k, n_audio)
     row_sum, row_sq = np.empty(n_midi), np.empty(n_midi)
     col_sum, col_sq = np.zeros(n_audio), np.zeros(n_audio)
@@ -204,9 +207,6 @@ def prune(U: np.ndarray, V: np.ndarray, k: int, block_rows: int = 4096, keep_bel
         col_sq += cq
         if n_midi * n_audio < keep_below:
             kept[start] = S
-    if z_out is not None and (z_out.shape != (n_midi, n_audio) or z_out.dtype != np.float32
-                              or not z_out.flags.c_contiguous):
-        raise ValueError(f"z_out must be a C-contiguous float32 array of shape {(n_midi, n_audio)}")
     no_z = np.empty((0, 0), np.float32)
     top = np.empty((n_midi, k), np.int64)
     top_z = np.empty((n_midi, k), np.float32)

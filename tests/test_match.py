@@ -243,6 +243,10 @@ def test_prune_keeps_the_top_of_the_full_zscored_matrix():
     np.testing.assert_array_equal(top_z_again, top_z)
     with pytest.raises(ValueError, match="z_out"):
         stages.prune(U, V, k=5, z_out=np.empty((37, 52), np.float32))
+    read_only = np.empty((37, 53), np.float32)
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="z_out"):
+        stages.prune(U, V, k=5, z_out=read_only)
     np.testing.assert_allclose(top_z, np.sort(Z, axis=1)[:, ::-1][:, :5], rtol=1e-4, atol=1e-4)
 
 

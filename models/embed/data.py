@@ -209,8 +209,8 @@ def build(out_dir: Path = DATA_DIR, workers: int = 2, limit: int | None = None) 
             continue
         kept.append(rec)
     # seconds: this run's; pieces an earlier run made (n_reused) cost it only their reading.
-    index = {"records": kept, "skipped": skipped, "seconds": round(time.time() - t0, 1), "n_reused": n_reused, "seed": SEED,
-             "feature_version": ef.FEATURE_VERSION, "n_renditions": N_RENDITIONS}
+    index = {"records": kept, "skipped": skipped, "seconds": round(time.time() - t0, 1), "n_reused": n_reused,
+             "seed": SEED, "feature_version": ef.FEATURE_VERSION, "n_renditions": N_RENDITIONS}
     (out_dir / "index.json").write_text(json.dumps(index, indent=0))
     n_test = sum(r["split"] == "test" for r in kept)
     print(f"{len(kept)} pieces ({len(kept) - n_test} train, {n_test} test), {len(skipped)} skipped, "

@@ -206,27 +206,33 @@ def bench_memory(meta, mode: str, cache_dir: Path, warm_up=None) -> dict:
 
 
 def _run_polling_private_memory(command, interval_s: float = 0.002):
-    """Run ``command`` to its end; returns (CompletedProcess, peak RssAnon in MB seen every ``interval_s``).
+    """Run ``command`` to its end; returns (CompletedProcess, peak RssAnon in MB, or None if never read).
 
-    Polled from outside (this process), so the child's own threads and GIL do not delay it.
+    Polled from outside (this process), so the child's own threads and GIL do not delay it; the
+    interval is at least ``interval_s`` (plus the read and, on a busy machine, scheduling).
     """
     with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
         child = subprocess.Popen(command, stdout=stdout, stderr=stderr, text=True, cwd=bench_set.ROOT)
-        peak_kb = 0
+        peak_kb = None
         status = Path(f"/proc/{child.pid}/status")
-        while child.poll() is None:
-            try:
-                for line in status.read_text().splitlines():
-                    if line.startswith("RssAnon:"):
-                        peak_kb = max(peak_kb, int(line.split()[1]))
-                        break
-            except (OSError, ValueError):  # exiting between poll() and the read
-                pass
-            time.sleep(interval_s)
+        try:
+            while child.poll() is None:
+                try:
+                    for line in status.read_text().splitlines():
+                        if line.startswith("RssAnon:"):
+                            peak_kb = max(peak_kb or 0, int(line.split()[1]))
+                            break
+                except (OSError, ValueError):  # exiting between poll() and the read
+                    pass
+                time.sleep(interval_s)
+        finally:
+            if child.poll() is None:  # interrupted: no orphan left aligning
+                child.kill()
+                child.wait()
         stdout.seek(0)
         stderr.seek(0)
         done = subprocess.CompletedProcess(command, child.returncode, stdout.read(), stderr.read())
-    return done, peak_kb / 1024
+    return done, None if peak_kb is None else peak_kb / 1024
 
 
 def summarise(records, mismatched, methods) -> dict:
