@@ -44,7 +44,7 @@ from engine.distributed import local_cores, make_runner
 from engine.evaluate import gold_ranks, read_gold
 from engine.match import MatchParams, RunDir, features_task
 from tests.benchmarks.make_match_set import DEFAULT_OUT as SET_DIR
-from tests.benchmarks.doc_sections import replace_section
+from tests.benchmarks.doc_sections import replace_section, run_dates
 
 OUT_DIR = Path(__file__).resolve().parent / "out" / "embed_match"
 KS = (1, 2, 5, 10, 20, 50)
@@ -241,7 +241,7 @@ def doc(args) -> int:
     rec, cas, spd = _load("recall.json"), _load("cascade.json"), _load("speed.json")
     lines = [BEGIN, "## Library matching with the embedding stage in front (issue 8)", "",
              f"Commands: `python -m tests.benchmarks.bench_embed_match recall`, `… cascade --k …`, `… speed`, `… doc` "
-             f"— {time.strftime('%Y-%m-%d')}, {rec['cores']} CPU cores shared with other jobs (load average noted "
+             f"— {run_dates(OUT_DIR / n for n in ('recall.json', 'cascade.json', 'speed.json'))}, {rec['cores']} CPU cores shared with other jobs (load average noted "
              f"per measurement). Set `data/bench/match/bench` ({rec['n_midi']} MIDIs × {rec['n_audio']} recordings, "
              f"{rec['n_gold']} gold pairs; its MIDIs are the held-out test pieces of the embedding models' training). Models: "
              f"`{rec['models'][:12]}…` (content hashes of embed_audio.onnx : embed_midi.onnx).", "",

@@ -50,7 +50,7 @@ from engine import match_stages as stages
 from engine.distributed import local_cores, make_runner, run_all
 from engine.match import MatchParams, confirm_task, features_task, run_match
 from tests.benchmarks.make_match_set import DEFAULT_OUT as SET_DIR
-from tests.benchmarks.doc_sections import replace_section
+from tests.benchmarks.doc_sections import replace_section, run_dates
 
 OUT_DIR = Path(__file__).resolve().parent / "out" / "match"
 TARGETS = {"rank1": 0.95, "f1": 0.95, "roc_auc": 0.99, "prune_pairs_per_s": 10e6, "end_to_end_1000_s": 600.0}
@@ -317,7 +317,8 @@ def doc(args) -> int:
     bench_cpu = bench["timings_s"].get("total_cpu_s")
     lines = [BEGIN, "## Library matching (issue 6)", "",
              f"Commands: `nice -n 5 python -m tests.benchmarks.make_match_set` (the set), `python -m "
-             f"tests.benchmarks.bench_match run`, `… throughput`, `… large`, `… doc` — {time.strftime('%Y-%m-%d')}, "
+             f"tests.benchmarks.bench_match run`, `… throughput`, `… large`, `… doc` — "
+             f"{run_dates([OUT_DIR / 'bench_summary.json', OUT_DIR / 'throughput.json', big_path])}, "
              f"{bench['cores']} CPU cores (a shared machine: absolute times are noisy).", "",
              "Set `data/bench/match/bench`: 180 MIDIs (150 with a recording, 30 = 16.7 % with none) × 185 recordings "
              "(35 with no MIDI), music21 corpus works of 17 kinds (chorales, madrigals, mass movements, trecento, "

@@ -6,11 +6,24 @@ outside the markers) alone.
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "BENCHMARKS.md"
 HEADER = ("# Benchmarks\n\nMeasured by `make bench` (`python -m tests.benchmarks.run_all`) and the benchmarks "
           "named in each section; numbers below are from their last runs.\n")
+
+
+def run_dates(paths) -> str:
+    """When the results in ``paths`` (JSON files) were written: one date, or the first – the last.
+
+    A section rendered from earlier runs states their dates, not the day it was rendered.
+    """
+    days = sorted({time.strftime("%Y-%m-%d", time.localtime(Path(p).stat().st_mtime)) for p in paths
+                   if Path(p).is_file()})
+    if not days:
+        return time.strftime("%Y-%m-%d")
+    return days[0] if len(days) == 1 else f"{days[0]} – {days[-1]}"
 
 
 def markers(name: str) -> tuple[str, str]:
