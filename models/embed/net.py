@@ -26,8 +26,9 @@ def _conv(c_in, c_out):
 class SnippetEncoder(nn.Module):
     """One pathway: snippet (N, 1, n_bins, T) → unit vector (N, EMBED_DIM)."""
 
-    def __init__(self, n_bins: int, widths=(16, 32, 48), embed_dim: int = EMBED_DIM, dropout: float = 0.1):
+    def __init__(self, n_bins: int, widths=(24, 48, 64), embed_dim: int = EMBED_DIM, dropout: float = 0.1):
         super().__init__()
+        self.widths = tuple(int(w) for w in widths)  # exported with the weights: the net to rebuild them into
         w1, w2, w3 = widths
         self.features = nn.Sequential(
             *_conv(1, w1), nn.MaxPool2d(2),
@@ -44,7 +45,7 @@ class SnippetEncoder(nn.Module):
         return z / z.norm(dim=1, keepdim=True).clamp_min(1e-6)
 
 
-def build_pair(widths=(16, 32, 48), dropout: float = 0.1) -> tuple[SnippetEncoder, SnippetEncoder]:
+def build_pair(widths=(24, 48, 64), dropout: float = 0.1) -> tuple[SnippetEncoder, SnippetEncoder]:
     """(audio encoder, MIDI encoder)."""
     return (SnippetEncoder(ef.N_AUDIO_BINS, widths, dropout=dropout),
             SnippetEncoder(ef.N_ROLL_BINS, widths, dropout=dropout))

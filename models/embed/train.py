@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MODELS_DIR = ROOT / "models"
 CONFIG = {
     "steps": 3000, "pieces_per_batch": 64, "positions_per_piece": 4, "lr": 0.002, "weight_decay": 1e-4,
-    "widths": (16, 32, 48), "dropout": 0.1, "init_logit_scale": 10.0, "uniformity_weight": 0.1,
+    "widths": (24, 48, 64), "dropout": 0.1, "init_logit_scale": 10.0, "uniformity_weight": 0.1,
     "validation_every": 100, "validation_fraction": 0.08, "seed": 0, "threads": 2,
     # Augmentation of each training pair (models.embed.augment): both snippets transposed by the
     # same whole number of semitones and time-stretched by the same factor. Off: on validation it
@@ -252,7 +252,7 @@ def export(model, name: str, n_bins: int, fixture: np.ndarray, extra_metadata: d
     with torch.no_grad():
         expected = model(torch.from_numpy(fixture)).numpy()
     np.savez_compressed(path.with_suffix(".fixture.npz"), snippets=fixture, embedding=expected,
-                        widths=np.array(CONFIG["widths"]))
+                        widths=np.array(model.widths))
     return path
 
 
