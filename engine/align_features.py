@@ -78,6 +78,13 @@ def recording_features(audio_path, params, want_display: bool = False, on_displa
                            display_hop_length=display_hop_length(params) if want_display else None,
                            fine=params.refine_onsets, snap=params.refine_onsets, energy=_recording_energy(params),
                            expected_s=media.audio_duration(audio_path))
+    arrays = _analyse_recording(audio_path, params, stream, between_blocks, on_display)
+    cache.store(key, arrays)
+    return arrays, False
+
+
+def _analyse_recording(audio_path, params, stream: FeatureStream, between_blocks=None, on_display=None) -> dict:
+    """Decode the recording block by block into ``stream``; its arrays and ``duration_s``."""
     for block in media.audio_blocks(audio_path, sr=params.sr):
         stream.push(block)
         if between_blocks is not None:
@@ -85,8 +92,7 @@ def recording_features(audio_path, params, want_display: bool = False, on_displa
     shown = None if on_display is None else (lambda *display: on_display(display, stream.duration_s))
     arrays = stream.finish(on_display=shown)
     arrays["duration_s"] = np.array(stream.duration_s)
-    cache.store(key, arrays)
-    return arrays, False
+    return arrays
 
 
 def _display_params(params) -> dict:
@@ -108,11 +114,7 @@ def display_features(audio_path, params, between_blocks=None) -> dict:
     def compute():
         stream = FeatureStream(params.sr, params.hop_length, params.onset_hop_length,
                                display_hop_length=display_hop_length(params), chroma=False, fine=False, snap=False)
-        for block in media.audio_blocks(audio_path, sr=params.sr):
-            stream.push(block)
-            if between_blocks is not None:
-                between_blocks()
-        return dict(stream.finish(), duration_s=np.array(stream.duration_s))
+        return _analyse_recording(audio_path, params, stream, between_blocks)
 
     arrays, _ = cache.cached(DISPLAY_KIND, content_hash(audio_path, AudioError), _display_params(params), compute)
     return arrays

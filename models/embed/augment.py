@@ -86,6 +86,16 @@ def stretched_snippets(frames: np.ndarray, starts, factors, interpolate: bool) -
     return np.ascontiguousarray(out.transpose(0, 2, 1)[:, None])
 
 
+def transposes(transpose_range) -> bool:
+    """Whether ``transpose_range`` (semitones, inclusive) transposes anything: not None nor (0, 0)."""
+    return bool(transpose_range) and tuple(transpose_range) != (0, 0)
+
+
+def stretches(stretch_range) -> bool:
+    """Whether ``stretch_range`` (factors) stretches anything: not None nor (1, 1)."""
+    return bool(stretch_range) and tuple(stretch_range) != (1, 1)
+
+
 def draw(rng, n: int, transpose_range, stretch_range) -> tuple[np.ndarray, np.ndarray]:
     """Random semitones (uniform integers, inclusive range) and stretch factors (log-uniform) for n pairs.
 
@@ -94,9 +104,9 @@ def draw(rng, n: int, transpose_range, stretch_range) -> tuple[np.ndarray, np.nd
     """
     semitones = np.zeros(n, dtype=int)
     factors = np.ones(n)
-    if transpose_range and tuple(transpose_range) != (0, 0):
+    if transposes(transpose_range):
         semitones = rng.integers(int(transpose_range[0]), int(transpose_range[1]) + 1, size=n)
-    if stretch_range and tuple(stretch_range) != (1, 1):
+    if stretches(stretch_range):
         lo, hi = np.log(stretch_range[0]), np.log(stretch_range[1])
         factors = np.exp(rng.uniform(lo, hi, size=n))
     return semitones, factors

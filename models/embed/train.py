@@ -98,9 +98,7 @@ class Pieces:
 def sample_batch(pieces: Pieces, rng, n_pieces: int, per_piece: int, transpose_range=None, stretch_range=None):
     """Audio and MIDI snippets (and the piece of each pair) for one training step, augmented
     (:func:`models.embed.augment.draw`) when a range is given."""
-    transpose_range = transpose_range if transpose_range and tuple(transpose_range) != (0, 0) else None
-    stretch_range = stretch_range if stretch_range and tuple(stretch_range) != (1, 1) else None
-    augmented = bool(transpose_range) or bool(stretch_range)
+    transposing, stretching = augment.transposes(transpose_range), augment.stretches(stretch_range)
     audio, midi, owner = [], [], []
     for p in rng.choice(len(pieces), size=min(n_pieces, len(pieces)), replace=False):
         r = int(rng.integers(embed_data.N_RENDITIONS))
@@ -109,12 +107,10 @@ def sample_batch(pieces: Pieces, rng, n_pieces: int, per_piece: int, transpose_r
         # One position in each of per_piece equal parts: passages of one piece, not overlapping copies.
         edges = np.linspace(0, top, per_piece + 1)
         starts = (edges[:-1] + rng.random(per_piece) * np.diff(edges)).astype(int)
-        if augmented:
+        semitones = factors = None
+        if transposing or stretching:
             semitones, factors = augment.draw(rng, per_piece, transpose_range, stretch_range)
-            a, m, ok = pieces.pairs(p, r, starts, semitones if transpose_range else None,
-                                    factors if stretch_range else None)
-        else:
-            a, m, ok = pieces.pairs(p, r, starts)
+        a, m, ok = pieces.pairs(p, r, starts, semitones if transposing else None, factors if stretching else None)
         audio.append(a[ok])
         midi.append(m[ok])
         owner.append(np.full(int(ok.sum()), p))
