@@ -310,8 +310,14 @@ class Identification:
     composers: list = field(default_factory=list)  # (composer, score of its best piece), best first
 
     @property
+    def open_set_tested(self) -> bool:
+        """False when the library has too few pieces (< 3) for the "unknown" test: the best
+        piece is then the answer, untested (see :func:`known_score`)."""
+        return not np.isnan(self.known_score)
+
+    @property
     def unknown(self) -> bool:
-        return self.known_score < self.threshold
+        return self.known_score < self.threshold  # NaN (untested) compares False: not unknown
 
     @property
     def best(self) -> PieceScore | None:
@@ -319,7 +325,10 @@ class Identification:
 
     def to_json(self) -> dict:
         """Plain JSON: the decision, the ranked pieces and composers."""
-        return {"unknown": bool(self.unknown), "known_score": self.known_score, "threshold": self.threshold,
+        # JSON has no inf or NaN: a score that is not a number is null (no pieces, or too few to test).
+        score = self.known_score if np.isfinite(self.known_score) else None
+        return {"unknown": bool(self.unknown), "known_score": score, "open_set_tested": self.open_set_tested,
+                "threshold": self.threshold,
                 "n_snippets": self.n_snippets,
                 "pieces": [{"name": p.name, "path": p.path, "composer": p.composer, "score": p.score, "votes": p.votes}
                            for p in self.pieces],
@@ -331,11 +340,12 @@ def known_score(piece_scores: np.ndarray) -> float:
 
     A clip of a known piece matches one piece far better than the rest; a clip of an unknown
     piece matches several pieces about equally. The median and MAD keep one or two near-duplicate
-    pieces (another harmonisation of the same tune) from hiding the margin.
+    pieces (another harmonisation of the same tune) from hiding the margin. With fewer than
+    three pieces there is no "rest" to stand out from: NaN (not tested); with none, -inf.
     """
     s = np.sort(np.asarray(piece_scores, np.float64))[::-1]
     if len(s) < 3:
-        return float("inf") if len(s) else float("-inf")
+        return float("nan") if len(s) else float("-inf")
     rest = s[1:]
     spread = 1.4826 * np.median(np.abs(rest - np.median(rest)))
     return float((s[0] - np.median(rest)) / max(spread, 1e-3))

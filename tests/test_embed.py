@@ -110,6 +110,23 @@ def test_identify_ranks_the_matching_piece_first_and_its_composer():
     assert E.identify(noise, lib, threshold=3.0).unknown
 
 
+def test_a_library_too_small_for_the_unknown_test_says_so_and_writes_strict_json():
+    from gui.panels.identify import verdict_text
+
+    rng = np.random.default_rng(4)
+    vectors = _unit(rng.normal(size=(2 * 20, 32)))
+    lib = E.Library(names=["p0", "p1"], paths=["p0", "p1"], composers=[None, None],
+                    vectors=vectors, offsets=np.array([0, 20, 40]))
+    result = E.identify(_unit(vectors[23:30] + 0.05 * rng.normal(size=(7, 32))), lib, threshold=3.0)
+    assert result.best.name == "p1" and not result.open_set_tested and not result.unknown
+    doc = json.loads(json.dumps(result.to_json(), allow_nan=False))  # no Infinity / NaN in the file
+    assert doc["known_score"] is None and doc["open_set_tested"] is False
+    assert verdict_text(result).startswith("Best match: p1 (not tested")
+    three = E.Library(names=["p0", "p1", "p2"], paths=["p0", "p1", "p2"], composers=[None] * 3,
+                      vectors=_unit(rng.normal(size=(60, 32))), offsets=np.array([0, 20, 40, 60]))
+    assert E.identify(three.vectors[25:32], three, threshold=3.0).open_set_tested
+
+
 def test_chroma_verification_decides_between_pieces_the_embeddings_cannot_tell_apart():
     rng = np.random.default_rng(3)
     vectors = _unit(rng.normal(size=(20, 32)))

@@ -97,6 +97,9 @@ def verdict_text(identification) -> str:
     ident = identification
     if not ident.pieces:
         return "Unknown — the library has no pieces to compare with"
+    if not ident.open_set_tested:
+        return (f"Best match: {ident.best.name} (not tested for an unknown piece: "
+                f"the library needs at least 3 pieces for that)")
     if ident.unknown:
         return (f"Unknown — not convincingly any piece in the library "
                 f"(score {ident.known_score:.2f} < threshold {ident.threshold:.2f})")
