@@ -238,18 +238,22 @@ def test_classify_paces_fills_probabilities_and_reranks(click_features):
         assert 0.0 <= c.pace_probability <= 1.0 and 0.0 <= c.beat_probability <= 1.0
         assert c.compatible == (c.pace_probability >= 0.5)
         assert c.tempogram_salience == before[round(c.bpm, 6)]
-    weights = np.array([c.tempogram_salience * c.beat_probability * c.pace_probability for c in candidates])
-    np.testing.assert_allclose([c.salience for c in candidates], weights / weights.sum())
+    expected = pace.softmax(pace.beat_scores([c.bpm for c in candidates], [c.tempogram_salience for c in candidates],
+                                             [c.beat_probability for c in candidates],
+                                             [c.pace_probability for c in candidates]))
+    np.testing.assert_allclose([c.salience for c in candidates], expected, rtol=1e-6)
     assert [c.salience for c in candidates] == sorted((c.salience for c in candidates), reverse=True)
     live = pace.classify_paces(click_features, tempo.local_candidates(click_features, 20.0), n_clips=2, center_s=20.0)
     assert all(c.compatible is not None for c in live)
 
 
-def test_beat_scores_default_is_the_product_and_the_prior_prefers_moderate_tempi():
+def test_beat_scores_with_unit_weights_are_the_product_and_the_prior_prefers_moderate_tempi():
     bpm, salience, beat, fits = [60.0, 120.0, 240.0], [0.2, 0.3, 0.5], [0.5, 0.5, 0.5], [0.9, 0.9, 0.9]
     product = np.array(salience) * np.array(beat) * np.array(fits)
-    np.testing.assert_allclose(pace.softmax(pace.beat_scores(bpm, salience, beat, fits)), product / product.sum())
-    flat = pace.beat_scores(bpm, [1 / 3] * 3, beat, fits, prior_octaves=1.0)
+    unit = {"salience": 1.0, "beat": 1.0, "pace": 1.0}
+    np.testing.assert_allclose(pace.softmax(pace.beat_scores(bpm, salience, beat, fits, weights=unit, prior_octaves=0)),
+                               product / product.sum())
+    flat = pace.beat_scores(bpm, [1 / 3] * 3, beat, fits, weights=unit, prior_center_bpm=120.0, prior_octaves=1.0)
     assert np.argmax(flat) == 1 and flat[0] == pytest.approx(flat[2])  # symmetric in octaves around 120
     no_salience = pace.beat_scores(bpm, salience, [0.9, 0.1, 0.1], fits, weights={"salience": 0.0})
     assert np.argmax(no_salience) == 0
@@ -262,8 +266,24 @@ def test_shipped_ranking_is_the_best_on_the_validation_songs():
     doc = json.loads((Path(__file__).resolve().parents[1] / "models" / "pace" / "ranking.json").read_text())
     on_validation = {name: r["validation_songs"]["accuracy1"] + r["validation_songs"]["accuracy2"]
                      for name, r in doc["rankings"].items()}
-    assert max(on_validation.values()) - on_validation["product"] <= 1e-9  # ties go to the simplest
-    assert pace.RANK_WEIGHTS == {"salience": 1.0, "beat": 1.0, "pace": 1.0} and pace.RANK_PRIOR_OCTAVES is None
+    assert on_validation[doc["chosen"]] >= max(on_validation.values()) - 1e-9
+    form = doc["chosen_engine_form"]
+    assert pace.RANK_WEIGHTS == pytest.approx(form["weights"], abs=1e-3)
+    if form["prior_octaves"] is None:
+        assert pace.RANK_PRIOR_OCTAVES is None
+    else:
+        assert pace.RANK_PRIOR_OCTAVES == pytest.approx(form["prior_octaves"], abs=1e-3)
+        assert pace.RANK_PRIOR_CENTER_BPM == pytest.approx(form["prior_center_bpm"], abs=0.05)
+
+
+def test_ranking_choice_takes_the_best_sum_on_validation_and_ties_go_to_the_simplest():
+    from models.pace.ranking import choose
+
+    def row(a1, a2):
+        return {"validation_songs": {"accuracy1": a1, "accuracy2": a2}, "classifier_training_songs": {}}
+
+    assert choose({"product": row(0.85, 0.98), "prior": row(0.80, 0.99), "fitted": row(0.87, 0.97)}) == "fitted"
+    assert choose({"product": row(0.85, 0.98), "prior": row(0.86, 0.97), "fitted": row(0.84, 0.99)}) == "product"
 
 
 def test_candidates_are_stored_in_a_project_and_read_back(tmp_path):

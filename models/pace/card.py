@@ -48,9 +48,11 @@ def _ranking_section(info: dict) -> str:
         return ""
     doc = json.loads(path.read_text())
     test = info.get("test_rankings", {})
-    names = {"product": "salience × P(beat) × P(compatible) (**shipped**)",
+    names = {"product": "salience × P(beat) × P(compatible)",
              "product_prior_1oct": "the same × log-normal prior (120 bpm, 1 octave)",
              "fitted": "conditional logit fitted on the training songs"}
+    chosen = doc.get("chosen", "product")
+    names[chosen] += " (**shipped**)"
     lines = ["| ranking | classifier's training songs (in-sample) | validation songs (unseen) | held-out test |",
              "|---|---|---|---|"]
     for key, label in names.items():
@@ -74,16 +76,17 @@ def _ranking_section(info: dict) -> str:
 song's candidates by Acc1 / Acc2. The weights are fitted on the {doc['n_classifier_training_songs']} songs the
 classifier was trained on ({doc['n_folds']}-fold cross-validated there) and the rule is *chosen* on the
 {doc['n_validation_songs']} validation songs, which the classifier never trained on; the held-out test songs were
-used for neither, their column is reported after the choice. (To be exact: a first version of the
-fitted logit, on logit P(beat), was scored once on the test songs, 0.881 / 0.947, before the
-validation comparison existed; the choice rests on the validation songs but was made after that look.)
+used for neither, their column is reported after the choice. The engine uses the ranking with the
+highest Acc1 + Acc2 on the validation songs (ties: the simplest), here **{names[chosen].split(" (")[0]}**.
+(To be exact: on the first, 780-song data set a first version of the fitted logit, on logit
+P(beat), was scored once on the test songs, 0.881 / 0.947, before the validation comparison
+existed.)
 
 {chr(10).join(lines)}
 
-The fitted logit gains only where the classifier's P(beat) is overconfident (its own training songs)
-and loses on unseen songs, so the engine keeps the product rule.{fitted} The tempogram salience
-already holds a log-normal prior (120 bpm, one octave, as librosa's beat tracker); another one
-does not help.
+{fitted.strip()} The tempogram salience already holds a log-normal prior (120 bpm, one octave, as
+librosa's beat tracker). Differences of a few songs between the rankings are within the noise
+of {doc['n_validation_songs']} validation songs.
 
 **Label ceiling.** The notated beat is partly a convention the audio cannot reveal: a reel in 2/2
 at half = 80 has the same metrical levels in 40–320 bpm as one in 4/4 at quarter = 160 (or 2/4 at
@@ -97,10 +100,15 @@ style that goes with a meter). Acc2 has no such ceiling; its misses are meter er
 """
 
 
+def _reused(data: dict) -> str:
+    n = data.get("n_reused") or 0
+    return f"; {n} of the songs were made by an earlier, smaller build and only read" if n else ""
+
+
 def write_card(info: dict, path: Path = MODELS_DIR / "MODEL_CARD_pace.md") -> Path:
     """Write the card for the metrics ``info`` (as written by models.pace.train.main)."""
     m, cfg, data = info["test"], info["config"], info["data"]
-    counts = data.get("counts") or {}
+    counts = data.get("by_source") or data.get("counts") or {}  # songs made per source (older runs: asked for)
     rows = [_row("**all**", m)] + [_row(src, s) for src, s in info["test_by_source"].items()]
     ablation_path = MODELS_DIR / "pace" / "ablations.json"
     ablation = ""
@@ -162,7 +170,7 @@ weight / 4 − 1/4), depth 4–16 velocity steps, none for a fifth of the tunes)
 rendered with FluidSynth through one of FluidR3_GM, TimGM6mb, MuseScore_General_Lite, and
 30 % get pink-ish noise at 20–35 dB SNR. Labels: the paces implied by tempo and meter
 (`engine.tempo.metrical_paces`) within 5 %. Building it took {data.get('build_seconds') or 0:.0f} s
-(2 worker processes on a shared 2-core machine).
+(2 worker processes on a shared 2-core machine{_reused(data)}).
 
 ## Recipe (`python -m models.pace.train`, PyTorch on CPU)
 
@@ -198,7 +206,7 @@ column is the same for the tempogram's own ranking (before classification).
 Targets from the issue: accuracy ≥ 95 % (the seed reached 91 %), Acc1 ≥ 0.95, Acc2 ≥ 0.98.
 {_targets(m)}
 {consistency}
-Where it fails: the errors concentrate on triple and compound meters — solo fiddle tunes in 6/8
+Where it fails: the classification errors concentrate on triple and compound meters — solo fiddle tunes in 6/8
 read as 3/4 (running eighths grouped 2+2+2 instead of 3+3; both are valid for the notes), and
 generated 3/4 grooves whose half-beat is taken for a pace. {_misses(info)}
 {ranking_section}{ablation}
@@ -213,6 +221,18 @@ generated 3/4 grooves whose half-beat is taken for a pace. {_misses(info)}
    (a fifth still without), and the set grew to 780 songs (new songs, same split rule, the
    earlier test songs stay in test): 94.7 % / 96.5 %.
 4. + the consistency step at inference (chosen on validation songs): 95.0 % / 96.9 %.
+5. More songs, same recipe (2026-11-22; `COUNTS` in models/pace/data.py; every build keeps the
+   earlier songs and their split, so each test set holds the previous one): 780 → 1458 → 2378
+   songs. On the 500 test songs of the last, all with the product ranking: the 780-song model
+   95.3 % (candidates), Acc1 / Acc2 0.836 / 0.966; the 1458-song model 96.1 %, 0.838 / 0.978; the
+   2378-song model (this card) 96.4 %, 0.890 / 0.982. With that model the fitted ranking won on
+   the validation songs (Acc1 + Acc2) and replaced the product rule in the engine; on the test
+   songs it scores 0.908 / 0.978 — one song short of the Acc2 target, which the product rule
+   would have met; the choice rule (highest Acc1 + Acc2 on validation) was set before, in
+   tests/test_tempo.py, and is kept rather than changed after seeing the test songs. Tried on the same
+   validation songs and dropped: ranking by the likelihood of the whole song's verdicts under
+   each meter with a meter/tempo prior from the training songs (Acc1 0.846, Acc2 0.978 with
+   P(beat); 0.626 / 0.973 without).
 
 Because step 3 was informed by test-split errors of the earlier data set, treat the final numbers
 as slightly optimistic; the ablation above (same final data for every row) is the fair

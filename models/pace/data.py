@@ -4,7 +4,9 @@
 float16 and the onset envelope, exactly what :func:`engine.tempo.analyze` computes at run time)
 and ``data/pace/index.json`` (one record per song: source, meter, beat tempo, implied paces,
 soundfont, split, the tempogram candidates). Everything is offline and seeded: the same command
-makes the same data.
+makes the same data. A song is seeded by its id and each source's draw keeps its order, so raising
+``COUNTS`` keeps every earlier song (and its split) and adds new ones; songs already in the index
+with their features on disk are read back, not rendered again (``n_reused`` in the index).
 
 Splits are by song (a tune, chorale or generated groove is in exactly one split), drawn per
 source so that every source is represented in the held-out test split.
@@ -25,7 +27,7 @@ DATA_DIR = ROOT / "data" / "pace"
 SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/TimGM6mb.sf2",
               "/usr/share/sounds/sf3/MuseScore_General_Lite.sf3")
 # How many songs of each source; the test split is TEST_FRACTION of each.
-COUNTS = {"ryans": 280, "oneills": 80, "essen": 60, "bach": 80, "groove": 280}
+COUNTS = {"ryans": 900, "oneills": 200, "essen": 150, "bach": 250, "groove": 900}
 GROOVE_METERS = {"4/4": 0.3, "3/4": 0.2, "2/4": 0.1, "2/2": 0.05, "6/8": 0.15, "12/8": 0.12, "9/8": 0.08}
 TEST_FRACTION = 0.2
 SEED = 7
@@ -88,12 +90,14 @@ def corpus_songs(counts=COUNTS):
 
 
 def render_song(job):
-    """Worker: perform, synthesize, add noise, analyze; write the npz; return the index record."""
+    """Worker: perform, synthesize, add noise, analyze; write the npz; return (index record, reused)."""
     from engine import tempo
     from engine.media import synthesize
     from models.pace.songs import arrange, perform, sample_beat_bpm
 
-    song, split, out_dir = job
+    song, split, out_dir, earlier = job
+    if earlier is not None and earlier["split"] == split and (out_dir / f"{song.song_id}.npz").exists():
+        return earlier, True  # made by an earlier (smaller) build: the render is seeded by the song id
     rng = np.random.default_rng(_seed_of(song.song_id + ":render"))
     if song.source != "groove":
         arrange(song, rng)
@@ -103,7 +107,7 @@ def render_song(job):
     y = synthesize(pm, sr=tempo.SR, soundfont=soundfont)
     peak = float(np.abs(y).max())
     if peak <= 0:
-        return None
+        return None, False
     y = y / peak * 0.5
     if rng.random() < 0.3:  # a little pink-ish noise: room tone, tape
         noise = np.cumsum(rng.normal(size=y.shape)).astype(np.float32)
@@ -120,7 +124,7 @@ def render_song(job):
             "beats_per_bar": song.meter.beats_per_bar, "beat_division": song.meter.beat_division,
             "beat_bpm": beat_bpm, "paces": paces.tolist(), "soundfont": Path(soundfont).name,
             "duration_s": features.duration_s,
-            "candidates": [[c.bpm, c.salience] for c in candidates]}
+            "candidates": [[c.bpm, c.salience] for c in candidates]}, False
 
 
 def build(out_dir: Path = DATA_DIR, workers: int = 2, counts=COUNTS) -> list[dict]:
@@ -128,16 +132,20 @@ def build(out_dir: Path = DATA_DIR, workers: int = 2, counts=COUNTS) -> list[dic
     feature_dir = out_dir / "features"
     feature_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    records = []
-    jobs = ((song, split, feature_dir) for song, split in corpus_songs(counts))
+    index_path = out_dir / "index.json"
+    earlier = {r["song_id"]: r for r in load_index(out_dir)["records"]} if index_path.exists() else {}
+    records, n_reused = [], 0
+    jobs = ((song, split, feature_dir, earlier.get(song.song_id)) for song, split in corpus_songs(counts))
     with get_context("fork").Pool(workers) as pool:
-        for i, rec in enumerate(pool.imap(render_song, jobs, chunksize=2)):
+        for i, (rec, reused) in enumerate(pool.imap(render_song, jobs, chunksize=2)):
             if rec is not None:
                 records.append(rec)
+                n_reused += reused
             if (i + 1) % 50 == 0:
                 print(f"  {i + 1} songs ({time.time() - t0:.0f} s)", flush=True)
-    info = {"records": records, "seconds": time.time() - t0, "counts": counts, "seed": SEED}
-    (out_dir / "index.json").write_text(json.dumps(info, indent=0))
+    # seconds: this run's; songs an earlier build made (n_reused) cost it only their reading.
+    info = {"records": records, "seconds": time.time() - t0, "n_reused": n_reused, "counts": counts, "seed": SEED}
+    index_path.write_text(json.dumps(info, indent=0))
     print(f"{len(records)} songs in {info['seconds']:.0f} s → {out_dir}")
     return records
 

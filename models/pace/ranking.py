@@ -5,8 +5,8 @@ onnxruntime, with the engine's clip placement and consistency step) on every son
 *training* split and compares, by Accuracy1/Accuracy2 of the top candidate (mir_eval
 convention, 4 %), these rankings of a song's candidates:
 
-- ``product`` — the engine's rule (:func:`engine.pace.beat_scores` with its defaults):
-  tempogram salience × P(beat) × P(compatible);
+- ``product`` — tempogram salience × P(beat) × P(compatible) (:func:`engine.pace.beat_scores`
+  with unit weights and no prior);
 - ``product_prior_1oct`` — the same × an extra log-normal tempo prior (120 bpm, one octave);
 - ``fitted`` — a conditional logit (softmax over the song's candidates) of the notated beat on
   ln salience, ln P(beat), ln P(compatible), log2(bpm/120) and its square (a log-normal prior
@@ -16,8 +16,10 @@ They are scored on two groups: the songs the classifier was trained on (``fitted
 fitted there, 5-fold cross-validated) and the *validation* songs (10 % of the training split,
 held out of training and used only to pick the epoch): only the second tells how a ranking does
 on unseen audio, because the classifier's P(beat) is overconfident on its own training songs.
-The engine keeps the rule that does best on the validation songs (ties: the simplest). Results:
-``models/pace/ranking.json``. The held-out test songs are never read here.
+Choice (:func:`choose`): the ranking with the highest Accuracy1 + Accuracy2 on the validation
+songs (ties: the simplest, in the order above); engine.pace's constants implement it. Results:
+``models/pace/ranking.json`` (``chosen``, ``chosen_engine_form``). The held-out test songs are
+never read here.
 
 Label ceiling (:func:`label_ceiling`): the notated beat is a convention the audio cannot always
 reveal (a reel in 2/2 at half = 80 sounds like one in 4/4 at quarter = 160: the same metrical
@@ -84,6 +86,9 @@ def fit(songs: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
 def engine_form(w: np.ndarray) -> dict:
     """Fitted weights as engine.pace.beat_scores takes them (prior centre and width from a, b)."""
     a, b = float(w[3]), float(w[4])
+    if a == 0 and b == 0:  # no extra prior (the product rule)
+        return {"weights": {"salience": float(w[0]), "beat": float(w[1]), "pace": float(w[2])},
+                "prior_center_bpm": REFERENCE_BPM, "prior_octaves": None}
     if b >= 0:
         raise ValueError(f"the fitted prior is not log-normal (b = {b:.3f} ≥ 0)")
     return {"weights": {"salience": float(w[0]), "beat": float(w[1]), "pace": float(w[2])},
@@ -160,7 +165,9 @@ def main() -> dict:
                        for group, mask in (("classifier_training_songs", ~is_val), ("validation_songs", is_val))}
     ceiling = {group: label_ceiling([records[i] for i in np.where(mask)[0]], records)
                for group, mask in (("classifier_training_songs", ~is_val), ("validation_songs", is_val))}
-    info = {"features": FEATURES, "fitted_weights": w_fitted.tolist(),
+    chosen = choose(table)
+    info = {"chosen": chosen, "chosen_engine_form": engine_form(w_fitted if chosen == "fitted" else rules[chosen]),
+            "features": FEATURES, "fitted_weights": w_fitted.tolist(),
             "fitted_engine_form": _engine_form_or_none(w_fitted),
             "n_classifier_training_songs": int((~is_val).sum()), "n_validation_songs": int(is_val.sum()),
             "l2_penalty": L2_PENALTY, "n_folds": N_FOLDS, "rankings": table,
@@ -168,6 +175,16 @@ def main() -> dict:
     OUT.write_text(json.dumps(info, indent=1))
     print(json.dumps(info, indent=1))
     return info
+
+
+def choose(table: dict) -> str:
+    """The ranking with the highest Accuracy1 + Accuracy2 on the validation songs; ties go to the
+    first in ``table``'s order (the simplest: the product rule, the same with a prior, fitted)."""
+    def total(name):
+        v = table[name]["validation_songs"]
+        return v["accuracy1"] + v["accuracy2"]
+
+    return max(table, key=lambda name: (round(total(name), 9), -list(table).index(name)))
 
 
 def held_out_accuracies(results: list[dict]) -> dict:

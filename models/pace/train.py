@@ -267,15 +267,26 @@ def main(config=CONFIG, out_path: Path = MODELS_DIR / "pace.onnx") -> dict:
 
     ranking.main()  # the rankings compared on this model's validation songs (models/pace/ranking.json)
     info = {"config": {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}, "history": history,
-            "data": {"n_songs": len(records), "n_train": len(records) - len(test_records), "n_test": len(test_records),
-                     "build_seconds": index.get("seconds"), "counts": index.get("counts")},
             "train_seconds": t_train, "train_cpu_seconds": cpu_train}
     return evaluate(info, out_path)
 
 
+def data_summary(index: dict) -> dict:
+    """What the card says about the data set: sizes, songs per source, what building it took."""
+    records = index["records"]
+    n_test = sum(r["split"] == "test" for r in records)
+    by_source = {}
+    for r in records:
+        by_source[r["source"]] = by_source.get(r["source"], 0) + 1
+    return {"n_songs": len(records), "n_train": len(records) - n_test, "n_test": n_test, "by_source": by_source,
+            "build_seconds": index.get("seconds"), "n_reused": index.get("n_reused", 0), "counts": index.get("counts")}
+
+
 def evaluate(info: dict, out_path: Path = MODELS_DIR / "pace.onnx") -> dict:
     """Held-out evaluation of the exported model into ``info``; writes metrics.json and the card."""
-    test_records = [r for r in pace_data.load_index()["records"] if r["split"] == "test"]
+    index = pace_data.load_index()
+    info["data"] = data_summary(index)
+    test_records = [r for r in index["records"] if r["split"] == "test"]
     metrics, results = evaluate_onnx(out_path, test_records, info["config"]["inputs"])
     by_source = {}
     for src in sorted({r["source"] for r in test_records}):
@@ -283,7 +294,7 @@ def evaluate(info: dict, out_path: Path = MODELS_DIR / "pace.onnx") -> dict:
     plain = summarize(predict(onnx_fn(out_path), Songs(test_records), info["config"]["inputs"], consistent=False))
     from models.pace import ranking
 
-    train_records = [r for r in pace_data.load_index()["records"] if r["split"] == "train"]
+    train_records = [r for r in index["records"] if r["split"] == "train"]
     metrics["label_ceiling_accuracy1"] = ranking.label_ceiling(test_records, train_records)
     info.update({"test": metrics, "test_by_source": by_source, "test_without_consistency": plain,
                  "test_rankings": ranking.held_out_accuracies(results),
