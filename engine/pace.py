@@ -221,40 +221,34 @@ def make_consistent(bpm, probability, weight: float = CONSISTENCY_WEIGHT) -> np.
 
 
 # The re-ranking (:func:`beat_scores`), a score per candidate of "this is the notated beat":
-# score = W_SALIENCE·ln(tempogram salience) + W_BEAT·ln P(beat) + W_PACE·ln P(compatible)
-#         [− ½·(log2(bpm / RANK_PRIOR_CENTER_BPM) / RANK_PRIOR_OCTAVES)² when RANK_PRIOR_OCTAVES is set].
-# Unit weights without the prior are the product salience × P(beat) × P(compatible) (the
-# tempogram salience already holds a log-normal prior: centre 120 bpm, one octave, as librosa's).
-# The values are models/pace/ranking.json's ``chosen_engine_form``: the conditional logit fitted
-# on the classifier's training songs, which beat the product rule (and the product with a
-# 1-octave prior) in Accuracy1 + Accuracy2 on the validation songs the classifier never saw
-# (0.868 + 0.973 vs 0.852 + 0.984; tests/test_tempo.py checks the constants follow the file).
-# The fitted prior is broad (3 octaves around 627 bpm): in effect a mild lean to faster levels.
-RANK_WEIGHTS = {"salience": -0.0474, "beat": 1.4951, "pace": 0.4995}
-RANK_PRIOR_CENTER_BPM = 627.36
-RANK_PRIOR_OCTAVES: float | None = 2.9972
+# score = w_salience·ln(tempogram salience) + w_beat·ln P(beat) + w_pace·ln P(compatible)
+#         + w_log2_bpm·x + w_log2_bpm_squared·x², with x = log2(bpm / RANK_REFERENCE_BPM)
+# (the last two a tempo prior: log-normal when w_log2_bpm_squared < 0). Unit weights on the first
+# three and none on x are the product salience × P(beat) × P(compatible) (the tempogram salience
+# already holds a log-normal prior: centre 120 bpm, one octave, as librosa's).
+# The values are models/pace/ranking.json's ``chosen_engine_form``: the ranking with the highest
+# Accuracy1 + Accuracy2 on the validation songs the classifier never saw, here the conditional
+# logit fitted on the classifier's training songs (tests/test_tempo.py checks the constants
+# follow the file; models/MODEL_CARD_pace.md has the comparison).
+RANK_REFERENCE_BPM = 120.0
+RANK_WEIGHTS = {"salience": -0.0916, "beat": 1.7012, "pace": 0.3806, "log2_bpm": 0.2740, "log2_bpm_squared": 0.0010}
 
 
-def beat_scores(bpm, tempogram_salience, beat_probability, pace_probability, weights=None,
-                prior_center_bpm: float | None = None, prior_octaves: float | None = None) -> np.ndarray:
+def beat_scores(bpm, tempogram_salience, beat_probability, pace_probability, weights=None) -> np.ndarray:
     """Log-scores of "this candidate is the notated beat" (the re-ranking; see RANK_WEIGHTS).
 
     ``softmax(beat_scores(...))`` over one song's candidates is the ranker's probability that each
-    is the beat; higher first is the candidate order. Defaults: the constants above (``weights``
-    may override some of them; ``prior_octaves`` ≤ 0 turns the extra prior off).
+    is the beat; higher first is the candidate order. ``weights`` may override some of
+    :data:`RANK_WEIGHTS`.
     """
     w = dict(RANK_WEIGHTS, **(weights or {}))
-    center = RANK_PRIOR_CENTER_BPM if prior_center_bpm is None else prior_center_bpm
-    octaves = RANK_PRIOR_OCTAVES if prior_octaves is None else prior_octaves
 
     def log(x):
         return np.log(np.maximum(np.asarray(x, dtype=np.float64), np.finfo(np.float64).tiny))
 
-    scores = (w["salience"] * log(tempogram_salience) + w["beat"] * log(beat_probability)
-              + w["pace"] * log(pace_probability))
-    if octaves is not None and octaves > 0:
-        scores = scores - 0.5 * (np.log2(np.asarray(bpm, dtype=np.float64) / center) / octaves) ** 2
-    return scores
+    x = np.log2(np.asarray(bpm, dtype=np.float64) / RANK_REFERENCE_BPM)
+    return (w["salience"] * log(tempogram_salience) + w["beat"] * log(beat_probability)
+            + w["pace"] * log(pace_probability) + w["log2_bpm"] * x + w["log2_bpm_squared"] * x * x)
 
 
 def softmax(scores) -> np.ndarray:

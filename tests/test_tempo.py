@@ -250,12 +250,12 @@ def test_classify_paces_fills_probabilities_and_reranks(click_features):
 def test_beat_scores_with_unit_weights_are_the_product_and_the_prior_prefers_moderate_tempi():
     bpm, salience, beat, fits = [60.0, 120.0, 240.0], [0.2, 0.3, 0.5], [0.5, 0.5, 0.5], [0.9, 0.9, 0.9]
     product = np.array(salience) * np.array(beat) * np.array(fits)
-    unit = {"salience": 1.0, "beat": 1.0, "pace": 1.0}
-    np.testing.assert_allclose(pace.softmax(pace.beat_scores(bpm, salience, beat, fits, weights=unit, prior_octaves=0)),
+    unit = {"salience": 1.0, "beat": 1.0, "pace": 1.0, "log2_bpm": 0.0, "log2_bpm_squared": 0.0}
+    np.testing.assert_allclose(pace.softmax(pace.beat_scores(bpm, salience, beat, fits, weights=unit)),
                                product / product.sum())
-    flat = pace.beat_scores(bpm, [1 / 3] * 3, beat, fits, weights=unit, prior_center_bpm=120.0, prior_octaves=1.0)
+    flat = pace.beat_scores(bpm, [1 / 3] * 3, beat, fits, weights=dict(unit, log2_bpm_squared=-0.5))
     assert np.argmax(flat) == 1 and flat[0] == pytest.approx(flat[2])  # symmetric in octaves around 120
-    no_salience = pace.beat_scores(bpm, salience, [0.9, 0.1, 0.1], fits, weights={"salience": 0.0})
+    no_salience = pace.beat_scores(bpm, salience, [0.9, 0.1, 0.1], fits, weights=dict(unit, salience=0.0))
     assert np.argmax(no_salience) == 0
 
 
@@ -267,13 +267,7 @@ def test_shipped_ranking_is_the_best_on_the_validation_songs():
     on_validation = {name: r["validation_songs"]["accuracy1"] + r["validation_songs"]["accuracy2"]
                      for name, r in doc["rankings"].items()}
     assert on_validation[doc["chosen"]] >= max(on_validation.values()) - 1e-9
-    form = doc["chosen_engine_form"]
-    assert pace.RANK_WEIGHTS == pytest.approx(form["weights"], abs=1e-3)
-    if form["prior_octaves"] is None:
-        assert pace.RANK_PRIOR_OCTAVES is None
-    else:
-        assert pace.RANK_PRIOR_OCTAVES == pytest.approx(form["prior_octaves"], abs=1e-3)
-        assert pace.RANK_PRIOR_CENTER_BPM == pytest.approx(form["prior_center_bpm"], abs=0.05)
+    assert pace.RANK_WEIGHTS == pytest.approx(doc["chosen_engine_form"], abs=1e-3)
 
 
 def test_ranking_choice_takes_the_best_sum_on_validation_and_ties_go_to_the_simplest():

@@ -9,8 +9,8 @@ convention, 4 %), these rankings of a song's candidates:
   with unit weights and no prior);
 - ``product_prior_1oct`` — the same × an extra log-normal tempo prior (120 bpm, one octave);
 - ``fitted`` — a conditional logit (softmax over the song's candidates) of the notated beat on
-  ln salience, ln P(beat), ln P(compatible), log2(bpm/120) and its square (a log-normal prior
-  with fitted centre and width), maximum likelihood with a small L2 penalty.
+  ln salience, ln P(beat), ln P(compatible), log2(bpm/120) and its square (a tempo prior, log-normal
+  when the square's weight is negative), maximum likelihood with a small L2 penalty.
 
 They are scored on two groups: the songs the classifier was trained on (``fitted`` is
 fitted there, 5-fold cross-validated) and the *validation* songs (10 % of the training split,
@@ -36,13 +36,14 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.pace import RANK_REFERENCE_BPM
 from engine.tempo import metrical_paces
 from models.pace.evaluate import paces_in_range, tempo_accuracy
 
 OUT = Path(__file__).resolve().parent / "ranking.json"
 N_FOLDS = 5
 L2_PENALTY = 1e-3
-REFERENCE_BPM = 120.0
+REFERENCE_BPM = RANK_REFERENCE_BPM  # features relative to the engine's reference tempo
 FEATURES = ("ln_salience", "ln_beat", "ln_pace", "log2_bpm", "log2_bpm_squared")
 # The fixed rules compared with the fitted one, as weights on FEATURES.
 RULES = {"product": (1.0, 1.0, 1.0, 0.0, 0.0), "product_prior_1oct": (1.0, 1.0, 1.0, 0.0, -0.5)}
@@ -84,15 +85,17 @@ def fit(songs: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
 
 
 def engine_form(w: np.ndarray) -> dict:
-    """Fitted weights as engine.pace.beat_scores takes them (prior centre and width from a, b)."""
+    """Weights (FEATURES order) as engine.pace.RANK_WEIGHTS holds them."""
+    return {"salience": float(w[0]), "beat": float(w[1]), "pace": float(w[2]),
+            "log2_bpm": float(w[3]), "log2_bpm_squared": float(w[4])}
+
+
+def log_normal_prior(w: np.ndarray) -> tuple[float, float] | None:
+    """The tempo prior of weights ``w`` as (centre bpm, width in octaves), if it is log-normal."""
     a, b = float(w[3]), float(w[4])
-    if a == 0 and b == 0:  # no extra prior (the product rule)
-        return {"weights": {"salience": float(w[0]), "beat": float(w[1]), "pace": float(w[2])},
-                "prior_center_bpm": REFERENCE_BPM, "prior_octaves": None}
     if b >= 0:
-        raise ValueError(f"the fitted prior is not log-normal (b = {b:.3f} ≥ 0)")
-    return {"weights": {"salience": float(w[0]), "beat": float(w[1]), "pace": float(w[2])},
-            "prior_center_bpm": REFERENCE_BPM * 2 ** (-a / (2 * b)), "prior_octaves": (-2 * b) ** -0.5}
+        return None
+    return REFERENCE_BPM * 2 ** (-a / (2 * b)), (-2 * b) ** -0.5
 
 
 def accuracies(choices_bpm, references_bpm) -> tuple[float, float]:
@@ -167,8 +170,7 @@ def main() -> dict:
                for group, mask in (("classifier_training_songs", ~is_val), ("validation_songs", is_val))}
     chosen = choose(table)
     info = {"chosen": chosen, "chosen_engine_form": engine_form(w_fitted if chosen == "fitted" else rules[chosen]),
-            "features": FEATURES, "fitted_weights": w_fitted.tolist(),
-            "fitted_engine_form": _engine_form_or_none(w_fitted),
+            "features": FEATURES, "fitted_weights": w_fitted.tolist(), "fitted_log_normal_prior": log_normal_prior(w_fitted),
             "n_classifier_training_songs": int((~is_val).sum()), "n_validation_songs": int(is_val.sum()),
             "l2_penalty": L2_PENALTY, "n_folds": N_FOLDS, "rankings": table,
             "beat_in_candidates": float(np.mean([y.any() for _, y in songs])), "label_ceiling_accuracy1": ceiling}
@@ -221,13 +223,6 @@ def miss_breakdown(results: list[dict], records: list[dict]) -> dict:
 
 def _top(bpm: np.ndarray, scores: np.ndarray):
     return float(bpm[int(np.argmax(scores))]) if bpm.size else None
-
-
-def _engine_form_or_none(w: np.ndarray):
-    try:
-        return engine_form(w)
-    except ValueError:
-        return None
 
 
 if __name__ == "__main__":

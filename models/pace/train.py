@@ -38,7 +38,7 @@ from models.pace.evaluate import CONFUSABLE_RATIOS, metrical_candidate_set, pace
 
 MODELS_DIR = Path(__file__).resolve().parents[1]
 CONFIG = {"widths": (16, 24, 32), "periodicity_width": 48, "feature_version": engine_pace.FEATURE_VERSION,
-          "dropout": 0.1, "head_dropout": 0.3, "epochs": 20, "batch_size": 128, "lr": 3e-3, "weight_decay": 1e-3,
+          "dropout": 0.1, "head_dropout": 0.3, "epochs": 30, "batch_size": 128, "lr": 3e-3, "weight_decay": 1e-3,
           "beat_loss_weight": 0.5, "seed": 0, "threads": 2,
           "inputs": ("energy", "flux", "periodicity"), "local_profile_fraction": 0.3, "val_fraction": 0.1}
 
