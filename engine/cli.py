@@ -307,7 +307,9 @@ def _run_identify(args) -> int:
     for path, reason in library.bad_files:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     result = embed.identify_recording(args.audio, library, top_k=args.top, query=query)
-    if not result.open_set_tested:
+    if not result.pieces:
+        print(f"{args.audio}: unknown (no readable pieces in the library)")
+    elif not result.open_set_tested:
         print(f"{args.audio}: best match {result.best.name} (not tested for an unknown piece: the library has "
               f"{len(library)} piece{'s' if len(library) != 1 else ''}, the test needs 3; {result.n_snippets} snippets)")
     else:

@@ -311,9 +311,9 @@ class Identification:
 
     @property
     def open_set_tested(self) -> bool:
-        """False when the library has too few pieces (< 3) for the "unknown" test: the best
-        piece is then the answer, untested (see :func:`known_score`)."""
-        return not np.isnan(self.known_score)
+        """False when the library has too few pieces (< 3) for the "unknown" test — the best
+        piece is then the answer, untested (see :func:`known_score`) — or none at all."""
+        return bool(np.isfinite(self.known_score))
 
     @property
     def unknown(self) -> bool:

@@ -347,6 +347,20 @@ def test_cli_identify_bad_library_is_one_line_error(tmp_path, capsys):
     assert "no MIDI files" in capsys.readouterr().err
 
 
+def test_cli_identify_against_a_one_piece_library_names_it_untested_and_writes_strict_json(tmp_path, capsys):
+    clip = _clip(DEMO / "demo.mp3", tmp_path / "clip.wav", 5.0, 20.0)
+    library = tmp_path / "one"
+    library.mkdir()
+    (library / "demo.mid").write_bytes((DEMO / "demo.mid").read_bytes())
+    out = tmp_path / "id.json"
+    assert cli_main(["identify", str(clip), "--library", str(library), "--json", str(out)]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "best match demo" in first and "not tested for an unknown piece" in first and "1 piece," in first
+    doc = json.loads(out.read_text(), parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))
+    assert doc["open_set_tested"] is False and doc["known_score"] is None and not doc["unknown"]
+    assert doc["pieces"][0]["name"] == "demo"
+
+
 def test_hubness_correction_stops_a_hub_from_crowding_every_query():
     """Queries sharing an offset (a soundfont's colour, say) all lean towards the candidate along
     it: a hub that tops most plain rankings. CSLS marks it down and the own candidates come up."""

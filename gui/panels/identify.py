@@ -44,7 +44,7 @@ COLUMNS = ("#", "Piece", "Composer", "Score", "Votes")
 TOP_K = 10
 DEFAULT_RECORD_LIMIT_S = 30.0
 RECORD_TICK_MS = 100
-KNOWN_COLOUR, UNKNOWN_COLOUR = "#5cc98a", "#e6a23c"
+KNOWN_COLOUR, UNKNOWN_COLOUR, UNTESTED_COLOUR = "#5cc98a", "#e6a23c", "#c8c8c8"
 AUDIO_FILTER = "Audio (*.wav *.flac *.ogg *.mp3 *.aiff *.aif);;All files (*)"
 
 
@@ -351,7 +351,8 @@ class IdentifyPanel(QWidget):
         self.result = result
         ident = result.identification
         self.model.set_identification(ident)
-        colour = UNKNOWN_COLOUR if ident.unknown or not ident.pieces else KNOWN_COLOUR
+        colour = (UNKNOWN_COLOUR if ident.unknown or not ident.pieces
+                  else KNOWN_COLOUR if ident.open_set_tested else UNTESTED_COLOUR)
         self.verdict.setText(f'<span style="color:{colour}; font-weight:600">{html.escape(verdict_text(ident))}</span>')
         self.verdict.setToolTip(f"{ident.n_snippets} snippets of {Path(result.audio_path).name} against "
                                 f"{len(self.library) if self.library is not None else 0} pieces")
