@@ -19,7 +19,7 @@ A small CNN + MLP (``models/pace.onnx``, trained by ``models/pace``, run with on
 averaged per candidate. :func:`classify_paces` fills the candidates in, makes the song's pace
 probabilities consistent with one metrical hierarchy (:func:`make_consistent`) and re-ranks them
 (:func:`beat_scores`) by a weighted sum of ln tempogram salience, ln P(is the notated beat),
-ln P(compatible) and a log-normal tempo prior, the conditional logit ``models/pace/ranking.py``
+ln P(compatible), log2 bpm and its square (a tempo prior), the conditional logit ``models/pace/ranking.py``
 fitted on the classifier's training songs and chose among simpler rules on songs the classifier
 never saw (never on the held-out test songs). ``salience`` becomes that ranking's probability
 (softmax over the song: sums to 1, most salient first); the tempogram-only value is kept in
@@ -231,7 +231,19 @@ def make_consistent(bpm, probability, weight: float = CONSISTENCY_WEIGHT) -> np.
 # logit fitted on the classifier's training songs (tests/test_tempo.py checks the constants
 # follow the file; models/MODEL_CARD_pace.md has the comparison).
 RANK_REFERENCE_BPM = 120.0
+RANK_FEATURES = ("salience", "beat", "pace", "log2_bpm", "log2_bpm_squared")
+RANK_LOG_FLOOR = 1e-12  # logarithms of probabilities and saliences are floored here (as when fitted)
 RANK_WEIGHTS = {"salience": -0.0916, "beat": 1.7012, "pace": 0.3806, "log2_bpm": 0.2740, "log2_bpm_squared": 0.0010}
+
+
+def rank_features(bpm, tempogram_salience, beat_probability, pace_probability) -> np.ndarray:
+    """(n, 5) features of one song's candidates, in :data:`RANK_FEATURES` order: ln salience,
+    ln P(beat), ln P(compatible), x and x² with x = log2(bpm / RANK_REFERENCE_BPM)."""
+    def log(v):
+        return np.log(np.maximum(np.asarray(v, dtype=np.float64), RANK_LOG_FLOOR))
+
+    x = np.log2(np.asarray(bpm, dtype=np.float64) / RANK_REFERENCE_BPM)
+    return np.column_stack([log(tempogram_salience), log(beat_probability), log(pace_probability), x, x * x])
 
 
 def beat_scores(bpm, tempogram_salience, beat_probability, pace_probability, weights=None) -> np.ndarray:
@@ -242,13 +254,8 @@ def beat_scores(bpm, tempogram_salience, beat_probability, pace_probability, wei
     :data:`RANK_WEIGHTS`.
     """
     w = dict(RANK_WEIGHTS, **(weights or {}))
-
-    def log(x):
-        return np.log(np.maximum(np.asarray(x, dtype=np.float64), np.finfo(np.float64).tiny))
-
-    x = np.log2(np.asarray(bpm, dtype=np.float64) / RANK_REFERENCE_BPM)
-    return (w["salience"] * log(tempogram_salience) + w["beat"] * log(beat_probability)
-            + w["pace"] * log(pace_probability) + w["log2_bpm"] * x + w["log2_bpm_squared"] * x * x)
+    features = rank_features(bpm, tempogram_salience, beat_probability, pace_probability)
+    return features @ np.array([w[k] for k in RANK_FEATURES])
 
 
 def softmax(scores) -> np.ndarray:

@@ -103,6 +103,15 @@ style that goes with a meter). Acc2 has no such ceiling; its misses are meter er
 """
 
 
+def _shipped_ranking() -> str:
+    path = MODELS_DIR / "pace" / "ranking.json"
+    chosen = json.loads(path.read_text()).get("chosen", "product") if path.exists() else "product"
+    return {"product": "tempogram salience × P(beat) × P(compatible)",
+            "product_prior_1oct": "tempogram salience × P(beat) × P(compatible) × a log-normal prior",
+            "fitted": "the conditional logit fitted on the training songs (ln salience, ln P(beat), "
+                      "ln P(compatible), log2 bpm and its square)"}[chosen]
+
+
 def _reused(data: dict) -> str:
     n = data.get("n_reused") or 0
     return f"; {n} of the songs were made by an earlier, smaller build and only read" if n else ""
@@ -150,8 +159,8 @@ onnxruntime on the CPU.
   4 clips per candidate (fixed placements over the song), makes the song's pace probabilities
   consistent with one metrical hierarchy (`engine.pace.make_consistent`: 0.7 × model + 0.3 ×
   membership in the likeliest hierarchy, which only moves verdicts between 0.29 and 0.71), then
-  re-ranks the candidates by tempogram salience × P(beat) × P(compatible) (the rule chosen on
-  validation songs, see "Choosing the top candidate").
+  re-ranks the candidates by {_shipped_ranking()}: the rule chosen on validation songs, see
+  "Choosing the top candidate".
 - Architecture (`models/pace/net.py`): narrow convolutions (1×5, 3×1, 1×3, 3×1, 3×3; widths
   {tuple(cfg['widths'])}) with batch norm, dropout between blocks, global mean+max pooling; the
   periodicity vector through a {cfg.get('periodicity_width', 48)}-unit layer; both into a linear

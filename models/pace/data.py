@@ -6,7 +6,8 @@ and ``data/pace/index.json`` (one record per song: source, meter, beat tempo, im
 soundfont, split, the tempogram candidates). Everything is offline and seeded: the same command
 makes the same data. A song is seeded by its id and each source's draw keeps its order, so raising
 ``COUNTS`` keeps every earlier song (and its split) and adds new ones; songs already in the index
-with their features on disk are read back, not rendered again (``n_reused`` in the index).
+with their features on disk are read back, not rendered again (``n_reused`` in the index), as
+long as the earlier index has the same ``DATA_VERSION`` and ``SEED``.
 
 Splits are by song (a tune, chorale or generated groove is in exactly one split), drawn per
 source so that every source is represented in the held-out test split.
@@ -31,6 +32,9 @@ COUNTS = {"ryans": 900, "oneills": 200, "essen": 150, "bach": 250, "groove": 900
 GROOVE_METERS = {"4/4": 0.3, "3/4": 0.2, "2/4": 0.1, "2/2": 0.05, "6/8": 0.15, "12/8": 0.12, "9/8": 0.08}
 TEST_FRACTION = 0.2
 SEED = 7
+# Bump when the songs, their rendering or the stored analysis change: a build reuses an earlier
+# build's songs only when its index carries the same DATA_VERSION and SEED.
+DATA_VERSION = "pace-data-3"
 
 
 def _seed_of(text: str) -> int:
@@ -96,7 +100,8 @@ def render_song(job):
     from models.pace.songs import arrange, perform, sample_beat_bpm
 
     song, split, out_dir, earlier = job
-    if earlier is not None and earlier["split"] == split and (out_dir / f"{song.song_id}.npz").exists():
+    if (earlier is not None and (earlier["split"], earlier["source"], earlier["meter"]) == (split, song.source, song.meter.ratio)
+            and (out_dir / f"{song.song_id}.npz").exists()):
         return earlier, True  # made by an earlier (smaller) build: the render is seeded by the song id
     rng = np.random.default_rng(_seed_of(song.song_id + ":render"))
     if song.source != "groove":
@@ -133,7 +138,11 @@ def build(out_dir: Path = DATA_DIR, workers: int = 2, counts=COUNTS) -> list[dic
     feature_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     index_path = out_dir / "index.json"
-    earlier = {r["song_id"]: r for r in load_index(out_dir)["records"]} if index_path.exists() else {}
+    earlier = {}
+    if index_path.exists():
+        old = load_index(out_dir)
+        if (old.get("data_version"), old.get("seed")) == (DATA_VERSION, SEED):
+            earlier = {r["song_id"]: r for r in old["records"]}
     records, n_reused = [], 0
     jobs = ((song, split, feature_dir, earlier.get(song.song_id)) for song, split in corpus_songs(counts))
     with get_context("fork").Pool(workers) as pool:
@@ -144,7 +153,8 @@ def build(out_dir: Path = DATA_DIR, workers: int = 2, counts=COUNTS) -> list[dic
             if (i + 1) % 50 == 0:
                 print(f"  {i + 1} songs ({time.time() - t0:.0f} s)", flush=True)
     # seconds: this run's; songs an earlier build made (n_reused) cost it only their reading.
-    info = {"records": records, "seconds": time.time() - t0, "n_reused": n_reused, "counts": counts, "seed": SEED}
+    info = {"records": records, "seconds": time.time() - t0, "n_reused": n_reused, "counts": counts, "seed": SEED,
+            "data_version": DATA_VERSION}
     index_path.write_text(json.dumps(info, indent=0))
     print(f"{len(records)} songs in {info['seconds']:.0f} s → {out_dir}")
     return records

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.pace import RANK_REFERENCE_BPM
+from engine.pace import RANK_FEATURES, RANK_REFERENCE_BPM, rank_features
 from engine.tempo import metrical_paces
 from models.pace.evaluate import paces_in_range, tempo_accuracy
 
@@ -52,12 +52,9 @@ MISS_RATIOS = {"×2": 2.0, "×½": 0.5, "×3": 3.0, "×⅓": 1 / 3, "×4": 4.0, 
 
 
 def candidate_features(bpm, salience, beat_probability, pace_probability) -> np.ndarray:
-    """(n, 5) features of one song's candidates, in FEATURES order."""
-    def log(x):  # as engine.pace.beat_scores takes logarithms
-        return np.log(np.maximum(np.asarray(x, dtype=np.float64), 1e-12))
-
-    octaves = np.log2(np.asarray(bpm, dtype=np.float64) / REFERENCE_BPM)
-    return np.column_stack([log(salience), log(beat_probability), log(pace_probability), octaves, octaves ** 2])
+    """(n, 5) features of one song's candidates, in FEATURES order (the engine's own, so fitted
+    weights mean there what they mean here)."""
+    return rank_features(bpm, salience, beat_probability, pace_probability)
 
 
 def negative_log_likelihood(w: np.ndarray, songs: list[tuple[np.ndarray, np.ndarray]], penalty: float = L2_PENALTY):
@@ -86,8 +83,7 @@ def fit(songs: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
 
 def engine_form(w: np.ndarray) -> dict:
     """Weights (FEATURES order) as engine.pace.RANK_WEIGHTS holds them."""
-    return {"salience": float(w[0]), "beat": float(w[1]), "pace": float(w[2]),
-            "log2_bpm": float(w[3]), "log2_bpm_squared": float(w[4])}
+    return dict(zip(RANK_FEATURES, map(float, w)))
 
 
 def log_normal_prior(w: np.ndarray) -> tuple[float, float] | None:

@@ -120,9 +120,12 @@ def make_batch(songs: Songs, index: list[int], rng, inputs, local_profile_fracti
     return clips, periodicity, np.concatenate(ys).astype(np.float32)
 
 
-def predict(model_fn, songs: Songs, inputs, n_clips: int = engine_pace.N_CLIPS, consistent: bool = True) -> list[dict]:
+def predict(model_fn, songs: Songs, inputs, n_clips: int = engine_pace.N_CLIPS, consistent: bool = True,
+            rank_weights: dict | None = None) -> list[dict]:
     """Per-song probabilities on the tempogram candidates and the metrical set, with the engine's
-    fixed clip placement (``model_fn``: (clips, periodicity) → logits, torch or onnxruntime)."""
+    fixed clip placement (``model_fn``: (clips, periodicity) → logits, torch or onnxruntime);
+    ``ranked`` orders the candidates by engine.pace.beat_scores with ``rank_weights`` (default:
+    the engine's)."""
     out = []
     for i, rec in enumerate(songs.records):
         cand = songs.candidates[i]
@@ -137,7 +140,8 @@ def predict(model_fn, songs: Songs, inputs, n_clips: int = engine_pace.N_CLIPS, 
             prob[: cand.size, 0] = engine_pace.make_consistent(cand, prob[: cand.size, 0])
             prob[cand.size:, 0] = engine_pace.make_consistent(metrical, prob[cand.size:, 0])
         # The engine's final ranking (engine.pace.classify_paces → beat_scores; models.pace.ranking chose it).
-        scores = engine_pace.beat_scores(cand, songs.saliences[i], prob[: cand.size, 1], prob[: cand.size, 0])
+        scores = engine_pace.beat_scores(cand, songs.saliences[i], prob[: cand.size, 1], prob[: cand.size, 0],
+                                         weights=rank_weights)
         ranked = cand[np.argsort(-scores, kind="stable")]
         out.append({"song_id": rec["song_id"], "paces": rec["paces"], "beat_bpm": rec["beat_bpm"], "ranked": ranked,
                     "candidates": cand, "candidate_salience": songs.saliences[i],
@@ -240,9 +244,9 @@ def onnx_fn(path: Path):
     return lambda clips, periodicity: models.run("pace", {"clips": clips, "periodicity": periodicity}, path=path)[0]
 
 
-def evaluate_onnx(path: Path, records, inputs) -> tuple[dict, list[dict]]:
+def evaluate_onnx(path: Path, records, inputs, rank_weights: dict | None = None) -> tuple[dict, list[dict]]:
     """Held-out metrics with the exported model run through engine.models (onnxruntime)."""
-    results = predict(onnx_fn(path), Songs(records), inputs)
+    results = predict(onnx_fn(path), Songs(records), inputs, rank_weights=rank_weights)
     return summarize(results), results
 
 
@@ -287,12 +291,20 @@ def evaluate(info: dict, out_path: Path = MODELS_DIR / "pace.onnx") -> dict:
     index = pace_data.load_index()
     info["data"] = data_summary(index)
     test_records = [r for r in index["records"] if r["split"] == "test"]
-    metrics, results = evaluate_onnx(out_path, test_records, info["config"]["inputs"])
+    from models.pace import ranking
+
+    # The ranking models.pace.ranking chose for this model (engine.pace.RANK_WEIGHTS must follow it:
+    # tests/test_tempo.py checks), so a retrained model is scored as it will ship.
+    chosen = json.loads(ranking.OUT.read_text()).get("chosen_engine_form") if ranking.OUT.exists() else None
+    if chosen is not None and any(abs(engine_pace.RANK_WEIGHTS[k] - v) > 1e-3 for k, v in chosen.items()):
+        print("note: engine.pace.RANK_WEIGHTS differ from models/pace/ranking.json's chosen ranking; "
+              "the metrics use the chosen one — copy it into engine/pace.py")
+    metrics, results = evaluate_onnx(out_path, test_records, info["config"]["inputs"], rank_weights=chosen)
     by_source = {}
     for src in sorted({r["source"] for r in test_records}):
         by_source[src] = summarize([res for res, r in zip(results, test_records) if r["source"] == src])
-    plain = summarize(predict(onnx_fn(out_path), Songs(test_records), info["config"]["inputs"], consistent=False))
-    from models.pace import ranking
+    plain = summarize(predict(onnx_fn(out_path), Songs(test_records), info["config"]["inputs"], consistent=False,
+                              rank_weights=chosen))
 
     train_records = [r for r in index["records"] if r["split"] == "train"]
     metrics["label_ceiling_accuracy1"] = ranking.label_ceiling(test_records, train_records)
