@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from models.embed import augment
+
 MODELS_DIR = Path(__file__).resolve().parents[1]
 
 
@@ -73,9 +75,9 @@ def _batch_and_augmentation(cfg: dict) -> str:
             "of (16, 32, 48), beat those: 0.772 against 0.743 (3000 steps each).")
     transpose, stretch = cfg.get("transpose_semitones"), cfg.get("time_stretch")
     on = []
-    if transpose and tuple(transpose) != (0, 0):
+    if augment.transposes(transpose):
         on.append(f"transposed by the same random {transpose[0]}…{transpose[1]} semitones")
-    if stretch and tuple(stretch) != (1, 1):
+    if augment.stretches(stretch):
         on.append(f"time-stretched by the same random factor {stretch[0]}–{stretch[1]}")
     if on:
         return text + " Both snippets of a pair are " + " and ".join(on) + " (`models.embed.augment`)."

@@ -41,18 +41,30 @@ def _misses(info: dict) -> str:
             "eighth notes in twos instead of threes or the reverse (6/8 heard as 3/4 or 3/2, 3/4 heard as 6/8).")
 
 
-def _ranking_section(info: dict) -> str:
-    """Choosing the top candidate: the rankings of models/pace/ranking.py and the label ceiling."""
+# The rankings models/pace/ranking.py compares: (row label in its table, what the engine then does).
+RANKINGS = {
+    "product": ("salience × P(beat) × P(compatible)", "tempogram salience × P(beat) × P(compatible)"),
+    "product_prior_1oct": ("the same × log-normal prior (120 bpm, 1 octave)",
+                           "tempogram salience × P(beat) × P(compatible) × a log-normal prior"),
+    "fitted": ("conditional logit fitted on the training songs",
+               "the conditional logit fitted on the training songs (ln salience, ln P(beat), "
+               "ln P(compatible), log2 bpm and its square)"),
+}
+
+
+def _ranking_doc() -> dict | None:
+    """models/pace/ranking.json (None before the rankings were compared)."""
     path = MODELS_DIR / "pace" / "ranking.json"
-    if not path.exists():
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _ranking_section(info: dict, doc: dict | None) -> str:
+    """Choosing the top candidate: the rankings of models/pace/ranking.py and the label ceiling."""
+    if doc is None:
         return ""
-    doc = json.loads(path.read_text())
     test = info.get("test_rankings", {})
-    names = {"product": "salience × P(beat) × P(compatible)",
-             "product_prior_1oct": "the same × log-normal prior (120 bpm, 1 octave)",
-             "fitted": "conditional logit fitted on the training songs"}
     chosen = doc.get("chosen", "product")
-    names[chosen] += " (**shipped**)"
+    names = {key: label + (" (**shipped**)" if key == chosen else "") for key, (label, _) in RANKINGS.items()}
     lines = ["| ranking | classifier's training songs (in-sample) | validation songs (unseen) | held-out test |",
              "|---|---|---|---|"]
     for key, label in names.items():
@@ -103,15 +115,6 @@ style that goes with a meter). Acc2 has no such ceiling; its misses are meter er
 """
 
 
-def _shipped_ranking() -> str:
-    path = MODELS_DIR / "pace" / "ranking.json"
-    chosen = json.loads(path.read_text()).get("chosen", "product") if path.exists() else "product"
-    return {"product": "tempogram salience × P(beat) × P(compatible)",
-            "product_prior_1oct": "tempogram salience × P(beat) × P(compatible) × a log-normal prior",
-            "fitted": "the conditional logit fitted on the training songs (ln salience, ln P(beat), "
-                      "ln P(compatible), log2 bpm and its square)"}[chosen]
-
-
 def _reused(data: dict) -> str:
     n = data.get("n_reused") or 0
     return f"; {n} of the songs were made by an earlier, smaller build and only read" if n else ""
@@ -133,7 +136,9 @@ def write_card(info: dict, path: Path = MODELS_DIR / "MODEL_CARD_pace.md") -> Pa
         ablation = ("\n## Against the seed recipe (ablation)\n\n" + ab.get("note", "") + " Every row includes the "
                     "consistency step.\n\n" + "\n".join(lines) + "\n")
     best = max(info["history"], key=lambda h: 0.5 * (h["accuracy_candidates"] + h["accuracy_metrical"]))
-    ranking_section = _ranking_section(info)
+    ranking_doc = _ranking_doc()
+    ranking_section = _ranking_section(info, ranking_doc)
+    shipped_ranking = RANKINGS[(ranking_doc or {}).get("chosen", "product")][1]
     plain = info.get("test_without_consistency")
     consistency = "" if plain is None else (
         f"\nWithout the consistency step (raw model probabilities): accuracy {_pct(plain['accuracy_candidates'])} "
@@ -159,7 +164,7 @@ onnxruntime on the CPU.
   4 clips per candidate (fixed placements over the song), makes the song's pace probabilities
   consistent with one metrical hierarchy (`engine.pace.make_consistent`: 0.7 × model + 0.3 ×
   membership in the likeliest hierarchy, which only moves verdicts between 0.29 and 0.71), then
-  re-ranks the candidates by {_shipped_ranking()}: the rule chosen on validation songs, see
+  re-ranks the candidates by {shipped_ranking}: the rule chosen on validation songs, see
   "Choosing the top candidate".
 - Architecture (`models/pace/net.py`): narrow convolutions (1×5, 3×1, 1×3, 3×1, 3×3; widths
   {tuple(cfg['widths'])}) with batch norm, dropout between blocks, global mean+max pooling; the

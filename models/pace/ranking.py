@@ -43,18 +43,11 @@ from models.pace.evaluate import paces_in_range, tempo_accuracy
 OUT = Path(__file__).resolve().parent / "ranking.json"
 N_FOLDS = 5
 L2_PENALTY = 1e-3
-REFERENCE_BPM = RANK_REFERENCE_BPM  # features relative to the engine's reference tempo
 FEATURES = ("ln_salience", "ln_beat", "ln_pace", "log2_bpm", "log2_bpm_squared")
 # The fixed rules compared with the fitted one, as weights on FEATURES.
 RULES = {"product": (1.0, 1.0, 1.0, 0.0, 0.0), "product_prior_1oct": (1.0, 1.0, 1.0, 0.0, -0.5)}
 MISS_RATIOS = {"×2": 2.0, "×½": 0.5, "×3": 3.0, "×⅓": 1 / 3, "×4": 4.0, "×¼": 0.25, "×3/2": 1.5, "×2/3": 2 / 3,
                "×3/4": 0.75, "×4/3": 4 / 3}
-
-
-def candidate_features(bpm, salience, beat_probability, pace_probability) -> np.ndarray:
-    """(n, 5) features of one song's candidates, in FEATURES order (the engine's own, so fitted
-    weights mean there what they mean here)."""
-    return rank_features(bpm, salience, beat_probability, pace_probability)
 
 
 def negative_log_likelihood(w: np.ndarray, songs: list[tuple[np.ndarray, np.ndarray]], penalty: float = L2_PENALTY):
@@ -91,7 +84,7 @@ def log_normal_prior(w: np.ndarray) -> tuple[float, float] | None:
     a, b = float(w[3]), float(w[4])
     if b >= 0:
         return None
-    return REFERENCE_BPM * 2 ** (-a / (2 * b)), (-2 * b) ** -0.5
+    return RANK_REFERENCE_BPM * 2 ** (-a / (2 * b)), (-2 * b) ** -0.5
 
 
 def accuracies(choices_bpm, references_bpm) -> tuple[float, float]:
@@ -140,7 +133,7 @@ def main() -> dict:
     songs = []
     for rec, res, salience in zip(records, results, data.saliences):
         bpm = res["candidates"]
-        x = candidate_features(bpm, salience, res["candidate_beat_prob"], res["candidate_prob"])
+        x = rank_features(bpm, salience, res["candidate_beat_prob"], res["candidate_prob"])
         songs.append((x, np.abs(bpm / rec["beat_bpm"] - 1) <= 0.04))
     rules = {name: np.array(w) for name, w in RULES.items()}
     trained = np.where(~is_val)[0]
@@ -177,12 +170,13 @@ def main() -> dict:
 
 def choose(table: dict) -> str:
     """The ranking with the highest Accuracy1 + Accuracy2 on the validation songs; ties go to the
-    first in ``table``'s order (the simplest: the product rule, the same with a prior, fitted)."""
+    first in ``table``'s order (the simplest: the product rule, the same with a prior, fitted),
+    as ``max`` keeps the first of equals."""
     def total(name):
         v = table[name]["validation_songs"]
-        return v["accuracy1"] + v["accuracy2"]
+        return round(v["accuracy1"] + v["accuracy2"], 9)
 
-    return max(table, key=lambda name: (round(total(name), 9), -list(table).index(name)))
+    return max(table, key=total)
 
 
 def held_out_accuracies(results: list[dict]) -> dict:
@@ -195,7 +189,7 @@ def held_out_accuracies(results: list[dict]) -> dict:
         weights["fitted"] = np.array(doc["fitted_weights"])
     out = {}
     for name, w in weights.items():
-        chosen = [_top(r["candidates"], candidate_features(r["candidates"], r["candidate_salience"],
+        chosen = [_top(r["candidates"], rank_features(r["candidates"], r["candidate_salience"],
                                                            r["candidate_beat_prob"], r["candidate_prob"]) @ w)
                   for r in results]
         out[name] = dict(zip(("accuracy1", "accuracy2"), accuracies(chosen, [r["beat_bpm"] for r in results])))

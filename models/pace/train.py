@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -279,9 +280,7 @@ def data_summary(index: dict) -> dict:
     """What the card says about the data set: sizes, songs per source, what building it took."""
     records = index["records"]
     n_test = sum(r["split"] == "test" for r in records)
-    by_source = {}
-    for r in records:
-        by_source[r["source"]] = by_source.get(r["source"], 0) + 1
+    by_source = dict(Counter(r["source"] for r in records))
     return {"n_songs": len(records), "n_train": len(records) - n_test, "n_test": n_test, "by_source": by_source,
             "build_seconds": index.get("seconds"), "n_reused": index.get("n_reused", 0), "counts": index.get("counts")}
 
