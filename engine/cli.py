@@ -181,6 +181,9 @@ def _run_follow(args) -> int:
         print(f"{n} positions over {trace.audio_time_s[-1]:.2f} s of audio; MIDI position at the end "
               f"{trace.midi_time_s[-1]:.2f} s; compute {trace.compute_ms.mean():.2f} ms per "
               f"{args.chunk_ms:g} ms chunk (max {trace.compute_ms.max():.2f}); setup {trace.setup_s:.2f} s")
+        for audio_s, left_out in trace.part_changes:
+            print(f"from {audio_s:.1f} s: following " + (f"without {', '.join(left_out)} (not heard)" if left_out
+                                                          else "every part again"))
         return 0
     return _follow_microphone(args, params)
 

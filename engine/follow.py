@@ -40,9 +40,10 @@ from pathlib import Path
 
 import numpy as np
 
-from engine import cache, media
+from engine import cache, media, synth
 from engine.errors import AudioError, MidiError
-from engine.follow_features import StreamFeatureParams, StreamingFeatures, stream_features
+from engine.follow_features import StreamFeatureParams, StreamingFeatures
+from engine.follow_parts import MAX_PARTS, PartPresence, ReferenceParts
 from engine.oltw import OnlineTimeWarping
 
 TEMPO_PIECES = 8  # the tempo model's window is cut into this many pieces (see ScoreFollower._update_tempo)
@@ -119,6 +120,15 @@ class FollowParams:
         After a move, the new path may start anywhere in this span centred on the proposed
         position (the search is coarse; a wide open start would throw its answer away), and the
         tempo model starts over from the MIDI's own tempo (a tempo learnt while lost is wrong).
+    follow_parts : bool
+        Find the MIDI's parts the performance leaves out and follow without them
+        (:mod:`engine.follow_parts`): every ``presence_every_s`` the live chroma energies along the
+        path so far are fitted as a mix of the parts'; a part whose gain is below
+        ``presence_threshold`` × the loudest part's (the offline aligner's threshold) is not being
+        played. When two checks in a row ask for the same other set of parts, the reference
+        becomes those parts' features. A part is judged only after it has sounded for
+        ``presence_min_heard_s`` along the path; a relocation starts the evidence over.
+    presence_threshold, presence_min_heard_s, presence_every_s : float
 
     The band, the open start and relocating always were chosen on a third of the alignment
     benchmark's pairs (every third; ``tests/benchmarks/bench_follow.py``): the open start must
@@ -153,13 +163,18 @@ class FollowParams:
     relocate_max_back_s: float = 10.0
     relocate_until_s: float = 0.0
     relocate_open_s: float = 1.0
+    follow_parts: bool = True
+    presence_threshold: float = 0.1
+    presence_min_heard_s: float = 3.0
+    presence_every_s: float = 2.0
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def reference_features(midi, params: FollowParams, midi_path=None) -> np.ndarray:
-    """The MIDI's feature frames for following (cached by file content when ``midi_path`` is given).
+def follow_reference(midi, params: FollowParams, midi_path=None) -> tuple[np.ndarray, ReferenceParts | None]:
+    """The MIDI's feature frames for following, and its parts' energies (cached by file content
+    when ``midi_path`` is given).
 
     Parameters
     ----------
@@ -170,27 +185,75 @@ def reference_features(midi, params: FollowParams, midi_path=None) -> np.ndarray
     Returns
     -------
     X : np.ndarray, float32, shape (n_frames, 25)
+        Every part's features.
+    parts : ReferenceParts or None
+        For following a performance that leaves parts out (:mod:`engine.follow_parts`); None with
+        one part or more than :data:`engine.follow_parts.MAX_PARTS`.
     """
     fp = params.features
     if params.reference not in ("synth", "pianoroll"):
         raise ValueError(f"unknown reference {params.reference!r} (use 'synth' or 'pianoroll')")
 
     def compute():
-        if params.reference == "synth":
-            y = media.synthesize(midi, sr=fp.sr, soundfont=params.soundfont)
-            return {"features": stream_features(y, fp)}
-        from engine.follow_pianoroll import pianoroll_stream_features
-
-        return {"features": pianoroll_stream_features(midi, fp)}
+        features, parts = (_synth_reference if params.reference == "synth" else _pianoroll_reference)(midi, params)
+        return dict({"features": features}, **(parts.to_arrays() if parts is not None else {}))
 
     if midi_path is None:
-        return compute()["features"]
-    key = dict(fp.to_dict(), reference=params.reference)
-    if params.reference == "synth":
-        key["soundfont"] = str(media.find_soundfont(params.soundfont))
-    # v2: FluidSynth rendering changed (only the used samples loaded); v3: soft silence floor.
-    arrays, _ = cache.cached("follow_reference/v3", cache.file_hash(midi_path), key, compute)
-    return arrays["features"]
+        arrays = compute()
+    else:
+        key = dict(fp.to_dict(), reference=params.reference)
+        if params.reference == "synth":
+            key["soundfont"] = str(media.find_soundfont(params.soundfont))
+        # v2: FluidSynth rendering changed (only the used samples loaded); v3: soft silence floor;
+        # v5: the parts' energies (rendered as stems; v4, never released, had the stems' sum as the mix).
+        arrays, _ = cache.cached("follow_reference/v5", cache.file_hash(midi_path), key, compute)
+    return arrays["features"], ReferenceParts.from_arrays(arrays)
+
+
+def _synth_reference(midi, params: FollowParams):
+    """The features of the MIDI as FluidSynth plays it (16-bit, as heard), and each part's
+    energies from a rendering with one stem per part."""
+    fp = params.features
+    features = StreamingFeatures(fp).push(media.synthesize(midi, sr=fp.sr, soundfont=params.soundfont))
+    renderer = synth.StemRenderer(midi, fp.sr, params.soundfont)
+    if not 2 <= renderer.n_stems <= MAX_PARTS:
+        return features, None
+    # The stems' float sum is not the 16-bit mix: its quiet passages lack the rounding noise, which
+    # the near-silent frames' features are sensitive to (the mix keeps the reference as it was).
+    stems = [StreamingFeatures(fp) for _ in range(renderer.n_stems)]
+    energies = [[] for _ in stems]
+    for block in renderer.blocks():
+        for stem, extractor in enumerate(stems):
+            energies[stem].append(extractor.push_energies(block[stem]))
+    n = len(features)
+
+    def frames_of_mix(blocks):  # the same frames as the mix (the renderings end within a block)
+        x = np.concatenate(blocks)[:n]
+        return np.pad(x, ((0, n - len(x)), (0, 0)))
+
+    chroma = np.stack([frames_of_mix([c for c, _ in e]) for e in energies])
+    onset = np.stack([frames_of_mix([o for _, o in e]) for e in energies])
+    return features, ReferenceParts.from_energies(chroma, onset, renderer.stem_of)
+
+
+def _pianoroll_reference(midi, params: FollowParams):
+    """The features from the notes (:mod:`engine.follow_pianoroll`); each instrument is a part."""
+    import copy
+
+    from engine.follow_pianoroll import pianoroll_energies
+
+    fp = params.features
+    C, Eo = pianoroll_energies(midi, fp)
+    features = StreamingFeatures(fp).finish_energies(C, Eo)
+    if not 2 <= len(midi.instruments) <= MAX_PARTS:
+        return features, None
+    energies = []
+    for inst in midi.instruments:
+        alone = copy.copy(midi)
+        alone.instruments = [inst]
+        energies.append(pianoroll_energies(alone, fp, n_frames=len(C)))
+    return features, ReferenceParts.from_energies(np.stack([c for c, _ in energies]), np.stack([o for _, o in energies]),
+                                                  np.arange(len(midi.instruments)))
 
 
 class ScoreFollower:
@@ -203,7 +266,9 @@ class ScoreFollower:
     sr, hop_length : int, optional
         Shortcuts overriding ``params.features.sr`` / ``hop_length``.
     reference : np.ndarray, optional
-        Precomputed :func:`reference_features` (skips synthesis).
+        Precomputed reference features (skips synthesis; :func:`follow_reference`).
+    parts : ReferenceParts, optional
+        With ``reference``: its parts' energies (else the follower uses every part all along).
 
     Attributes
     ----------
@@ -211,10 +276,13 @@ class ScoreFollower:
         The current MIDI position (0.0 before any frame).
     audio_time_s : float
         Audio received so far, in seconds.
+    playing : np.ndarray of bool or None
+        Per part, whether the reference includes it now (None: the MIDI has no parts to leave out).
     """
 
     def __init__(self, midi, params: FollowParams | None = None, sr: int | None = None,
-                 hop_length: int | None = None, reference: np.ndarray | None = None):
+                 hop_length: int | None = None, reference: np.ndarray | None = None,
+                 parts: ReferenceParts | None = None):
         params = params or FollowParams()
         overrides = {k: v for k, v in (("sr", sr), ("hop_length", hop_length)) if v is not None}
         if overrides:
@@ -227,10 +295,11 @@ class ScoreFollower:
             midi = media.load_midi(self.midi_path)
         self.midi = midi
         if reference is None:
-            reference = reference_features(midi, params, self.midi_path)
+            reference, parts = follow_reference(midi, params, self.midi_path)
         if len(reference) < 2:
             raise MidiError(self.midi_path, "too short to follow")
-        self.reference = reference
+        self.full_reference = self.reference = reference
+        self.parts = parts if params.follow_parts and parts is not None and parts.n_frames == len(reference) else None
         fp = params.features
         self.sr = fp.sr
         self.hop_length = fp.hop_length
@@ -243,6 +312,7 @@ class ScoreFollower:
         """Start over: a new performance from the beginning (or from anywhere in the open start)."""
         fp = self.params.features
         window = max(8, int(round(self.params.window_s / fp.frame_s)))
+        self.reference = self.full_reference
         self._extractor = StreamingFeatures(fp)
         self._oltw = OnlineTimeWarping(self.reference, fp.weight_sum, window, self.params.max_run,
                                        open_start_frames=max(1, int(round(self.params.open_start_s / fp.frame_s))),
@@ -259,6 +329,14 @@ class ScoreFollower:
                                         max_back_frames=int(round(self.params.relocate_max_back_s / fp.frame_s)))
         self._relocate_every = max(1, int(round(self.params.relocate_every_s / fp.frame_s)))
         self.relocations = 0
+        self.playing = None if self.parts is None else np.ones(self.parts.n_parts, dtype=bool)
+        self._presence = None
+        if self.parts is not None:
+            self._presence = PartPresence(self.parts, self.params.presence_threshold,
+                                          int(round(self.params.presence_min_heard_s / fp.frame_s)))
+        self._presence_every = max(1, int(round(self.params.presence_every_s / fp.frame_s)))
+        self._proposed_playing = None
+        self.part_changes = []  # (audio time s, labels of the instruments left out from then on)
         self._frame_position_s = 0.0
         self._behind_frames = 0
         self._ahead_frames = 0
@@ -274,15 +352,22 @@ class ScoreFollower:
 
     def push(self, chunk) -> float:
         """Feed the next chunk of mono audio at ``sr``; return the MIDI position at its end (s)."""
-        frames = self._extractor.push(chunk)
+        chroma_energy, onset_energy = self._extractor.push_energies(chunk)
+        frames = self._extractor.finish_energies(chroma_energy, onset_energy)
         corrected = False
-        for frame in frames:
+        for k, frame in enumerate(frames):
             ref_pos = self._oltw.push(frame)
             if self.params.report == "frontier":
                 ref_pos = self._oltw.frontier_position
             self._update_tempo(ref_pos)
             corrected |= self._advance_reported((ref_pos + 1) * self.frame_s)
-            corrected |= self._maybe_relocate(frame)
+            if self._presence is not None:
+                self._presence.add(chroma_energy[k], int(round(ref_pos)))
+            if self._maybe_relocate(frame):
+                corrected = True
+                if self._presence is not None:
+                    self._presence.reset()  # gathered along a path that was wrong
+            self._maybe_leave_out_parts(self._extractor.n_frames - len(frames) + k + 1)
         self.audio_time_s = self._extractor.n_samples / self.sr
         if self._extractor.n_frames == 0:
             return self.position_s
@@ -294,6 +379,37 @@ class ScoreFollower:
         # Between frames the position is extrapolated; it never goes back unless corrected.
         self.position_s = float(position_s if corrected else max(position_s, self.position_s))
         return self.position_s
+
+    @property
+    def instruments_playing(self) -> np.ndarray | None:
+        """Per instrument of the MIDI, whether the reference includes it now (None: no parts)."""
+        return None if self.playing is None else self.playing[self.parts.part_of]
+
+    @property
+    def part_switches(self) -> int:
+        return len(self.part_changes)
+
+    def _maybe_leave_out_parts(self, live_frames: int) -> None:
+        """Every ``presence_every_s``: when two checks in a row find the performance playing another
+        set of the MIDI's parts than the reference holds, follow with those parts only."""
+        if self._presence is None or live_frames % self._presence_every:
+            return
+        playing = self._presence.playing()
+        if playing is None or np.array_equal(playing, self.playing):
+            self._proposed_playing = None
+            return
+        if self._proposed_playing is None or not np.array_equal(playing, self._proposed_playing):
+            self._proposed_playing = playing  # once could be a passing doubt
+            return
+        self._proposed_playing = None
+        self.playing = playing
+        self.reference = self.full_reference if playing.all() else self.parts.features(playing, self.params.features)
+        self._oltw.set_reference(self.reference)
+        if self._relocator is not None:
+            self._relocator.set_reference(self.reference)
+        left_out = [media.instrument_label(inst) for inst, on in zip(self.midi.instruments, self.instruments_playing)
+                    if not on]
+        self.part_changes.append((live_frames * self.frame_s, left_out))
 
     def _maybe_relocate(self, frame) -> bool:
         """Every ``relocate_every_s``: restart the online DTW where the recent performance matches
@@ -383,6 +499,7 @@ def _warm_up_kernels() -> None:
     oltw = OnlineTimeWarping(reference, 2.0, window_frames=8, penalty=0.1, start_cost=0.01)
     for frame in reference[:20]:
         oltw.push(frame)
+    StreamingFeatures().finish_energies(rng.random((2, 12), dtype=np.float32), rng.random((2, 72), dtype=np.float32))
     _kernels_ready = True
 
 
@@ -401,6 +518,9 @@ class FollowTrace:
     cpu_ms : np.ndarray
         The thread's CPU time per chunk, milliseconds (wall time minus preemption by other
         processes on a busy machine).
+    part_changes : list of (float, list of str)
+        When the follower changed the MIDI's parts it follows (audio time, s) and which
+        instruments it left out from then on (:attr:`ScoreFollower.part_changes`).
     """
 
     audio_time_s: np.ndarray
@@ -409,6 +529,7 @@ class FollowTrace:
     chunk_s: float
     setup_s: float = 0.0
     cpu_ms: np.ndarray | None = None
+    part_changes: list = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {
@@ -417,6 +538,7 @@ class FollowTrace:
             "positions": [{"audio_time": round(float(a), 4), "midi_time": round(float(m), 4),
                            "compute_ms": round(float(c), 4)}
                           for a, m, c in zip(self.audio_time_s, self.midi_time_s, self.compute_ms)],
+            "part_changes": [{"audio_time": round(t, 4), "left_out": names} for t, names in self.part_changes],
         }
 
 
@@ -450,7 +572,7 @@ def follow_samples(follower: ScoreFollower, y, chunk_s: float = 0.02) -> FollowT
         compute[k] = (time.perf_counter() - t0) * 1000.0
         cpu[k] = (time.thread_time() - c0) * 1000.0
         audio_t[k] = follower.audio_time_s
-    return FollowTrace(audio_t, midi_t, compute, chunk / follower.sr, cpu_ms=cpu)
+    return FollowTrace(audio_t, midi_t, compute, chunk / follower.sr, cpu_ms=cpu, part_changes=list(follower.part_changes))
 
 
 def follow_file(midi_path, audio_path, params: FollowParams | None = None, chunk_s: float = 0.02) -> FollowTrace:
@@ -477,4 +599,4 @@ def follow_file(midi_path, audio_path, params: FollowParams | None = None, chunk
 from engine.follow_microphone import MicrophoneFollower  # noqa: E402,F401
 
 __all__ = ["FollowParams", "FollowTrace", "MicrophoneFollower", "ScoreFollower", "follow_file", "follow_samples",
-           "reference_features"]
+           "follow_reference"]

@@ -31,12 +31,16 @@ Conventions
   ``chroma_weight + onset_weight - <a, b>``.
 - Work per frame is two small FFTs and two matrix-vector products (bounded, independent of the
   length of the stream).
+- :meth:`StreamingFeatures.push` is :meth:`~StreamingFeatures.finish_energies` of
+  :meth:`~StreamingFeatures.push_energies`: first the linear energies (what sums over the MIDI's
+  parts, :mod:`engine.follow_parts`), then the sequential running-level part (a numba kernel).
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from numba import njit
 
 from engine.features import N_CHROMA, N_ONSET, _fold_chroma, _pitch_filterbank
 
@@ -146,20 +150,21 @@ class StreamingFeatures:
         self._win_onset = np.hanning(p.n_fft_onset + 1)[:-1].astype(np.float32)
         self._history = max(p.n_fft_chroma, p.n_fft_onset)
         fps = p.sr / p.hop_length
-        self._level_decay = float(0.5 ** (1.0 / (p.level_half_life_s * fps)))
-        self._onset_decay = float(np.exp(-1.0 / (p.onset_decay_s * fps)))
-        self._onset_peak_decay = float(0.5 ** (1.0 / (1.0 * fps)))  # ~1 s memory, like features' local_s
+        level_decay = float(0.5 ** (1.0 / (p.level_half_life_s * fps)))
+        onset_decay = float(np.exp(-1.0 / (p.onset_decay_s * fps)))
+        onset_peak_decay = float(0.5 ** (1.0 / (1.0 * fps)))  # ~1 s memory, like features' local_s
+        self._decays = np.array([level_decay, onset_peak_decay, onset_decay])
+        self._shape = np.array([p.chroma_gamma, p.onset_gamma, p.flux_floor, p.onset_threshold, p.no_onset_level,
+                                np.sqrt(p.chroma_weight), np.sqrt(p.onset_weight)])
         self.reset()
 
     def reset(self) -> None:
         """Forget everything received (a new performance starts)."""
         self._buf = np.zeros(self._history, dtype=np.float32)  # the last n_fft samples, then new ones
         self._pending = 0          # samples in _buf after the last complete frame's end
-        self._chroma_level = 1e-6
-        self._onset_level = 1e-6
-        self._flux_peak = 1e-6
-        self._prev_log_energy = None
-        self._onset_tail = np.zeros(N_CHROMA, dtype=np.float32)
+        self._levels = np.array([1e-6, 1e-6, 1e-6, 0.0])  # chroma level, onset level, flux peak, has a frame
+        self._prev_log_energy = np.zeros(self._fb_onset.shape[1])
+        self._onset_tail = np.zeros(N_CHROMA)
         self.n_frames = 0
         self.n_samples = 0
 
@@ -170,6 +175,19 @@ class StreamingFeatures:
         -------
         F : np.ndarray, float32, shape (n_new_frames, 25)
         """
+        return self.finish_energies(*self.push_energies(samples))
+
+    def push_energies(self, samples) -> tuple[np.ndarray, np.ndarray]:
+        """Feed mono samples; return the linear energies of the frames completed by them, before
+        the running-level part (:meth:`finish_energies` turns them into feature rows).
+
+        Returns
+        -------
+        C : np.ndarray, float32, shape (n_new_frames, 12)
+            Chroma energies (windowed magnitude folded into pitch classes).
+        Eo : np.ndarray, float32, shape (n_new_frames, 72)
+            Semitone magnitudes MIDI 36-107 of the onset window.
+        """
         p = self.params
         x = np.asarray(samples, dtype=np.float32).reshape(-1)
         hop = p.hop_length
@@ -177,17 +195,17 @@ class StreamingFeatures:
         self._buf = np.concatenate([self._buf, x])
         self._pending += len(x)
         n_new = self._pending // hop
-        out = np.empty((n_new, N_CHROMA + N_ONSET), dtype=np.float32)
+        C = np.zeros((n_new, N_CHROMA), dtype=np.float32)
+        Eo = np.zeros((n_new, self._fb_onset.shape[1]), dtype=np.float32)
         if n_new:
             # Frame ends lie at hop, 2 hop, ... past the last complete frame's end.
             first_end = len(self._buf) - self._pending + hop
             C = self._spectra(first_end, n_new, p.n_fft_chroma, self._win_chroma) @ self._fb_chroma
             Eo = self._spectra(first_end, n_new, p.n_fft_onset, self._win_onset) @ self._fb_onset
-            out[:] = self.finish_energies(C, Eo)
         self._pending -= n_new * hop
         self._buf = self._buf[-(self._history + self._pending):].copy()
         self.n_frames += n_new
-        return out
+        return C, Eo
 
     def _spectra(self, first_end: int, n: int, n_fft: int, window: np.ndarray) -> np.ndarray:
         """Magnitude spectra of ``n`` windows of ``n_fft`` samples ending at first_end, + hop, ..."""
@@ -212,33 +230,63 @@ class StreamingFeatures:
         F : np.ndarray, float32, shape (n, 25)
         """
         out = np.empty((len(C), N_CHROMA + N_ONSET), dtype=np.float32)
-        for k in range(len(C)):
-            out[k] = self._finish_frame(np.asarray(C[k], dtype=np.float32), np.asarray(Eo[k], dtype=np.float32))
+        if len(C):
+            _finish_frames(np.ascontiguousarray(C, dtype=np.float32), np.ascontiguousarray(Eo, dtype=np.float32),
+                           self._fold_onset, self._levels, self._prev_log_energy, self._onset_tail,
+                           self._decays, self._shape, out)
         return out
 
-    def _finish_frame(self, C: np.ndarray, Eo: np.ndarray) -> np.ndarray:
-        """The sequential (running-level) part of one frame: chroma energies and onset energies in."""
-        p = self.params
-        # Chroma: compress against a decaying running peak, L2-normalise; silence → flat.
-        self._chroma_level = max(float(C.max()), self._chroma_level * self._level_decay, 1e-6)
-        # A small constant in every class: silence becomes flat, and near-silence fades into
-        # flat smoothly (a hard switch made tiny differences of the input flip whole frames).
-        C = np.log1p(p.chroma_gamma * C / self._chroma_level) + SILENCE_FLOOR / N_CHROMA
-        chroma = C / max(float(np.linalg.norm(C)), 1e-6)
+
+@njit(cache=True)
+def _finish_frames(C, Eo, fold_onset, levels, prev_log_energy, onset_tail, decays, shape, out):
+    """The sequential (running-level) part of the features, frame by frame; updates the state.
+
+    ``levels``: [chroma level, onset level, flux peak, has previous frame];
+    ``decays``: [level decay, onset peak decay, onset tail decay];
+    ``shape``: [chroma gamma, onset gamma, flux floor, onset threshold, no-onset level,
+    sqrt(chroma weight), sqrt(onset weight)].
+    """
+    n_classes = C.shape[1]
+    n_semitones = Eo.shape[1]
+    chroma_gamma, onset_gamma, flux_floor, threshold, no_onset, chroma_scale, onset_scale = (
+        shape[0], shape[1], shape[2], shape[3], shape[4], shape[5], shape[6])
+    chroma = np.empty(n_classes)
+    L = np.empty(n_semitones)
+    O = np.empty(n_classes)
+    for k in range(C.shape[0]):
+        # Chroma: compress against a decaying running peak, L2-normalise. A small constant in
+        # every class: silence becomes flat, and near-silence fades into flat smoothly (a hard
+        # switch made tiny differences of the input flip whole frames).
+        levels[0] = max(C[k].max(), levels[0] * decays[0], 1e-6)
+        norm = 0.0
+        for c in range(n_classes):
+            chroma[c] = np.log1p(chroma_gamma * C[k, c] / levels[0]) + SILENCE_FLOOR / n_classes
+            norm += chroma[c] * chroma[c]
+        norm = max(np.sqrt(norm), 1e-6)
+        for c in range(n_classes):
+            out[k, c] = chroma[c] / norm * chroma_scale
         # Onsets: rise of log semitone energy per pitch class, against a decaying running peak.
-        self._onset_level = max(float(Eo.max()), self._onset_level * self._level_decay, 1e-6)
-        L = np.log1p(p.onset_gamma * Eo / self._onset_level)
-        flux = np.zeros_like(L) if self._prev_log_energy is None else np.maximum(L - self._prev_log_energy - p.flux_floor, 0.0)
-        self._prev_log_energy = L
-        O = flux @ self._fold_onset
-        self._flux_peak = max(float(O.max()), self._flux_peak * self._onset_peak_decay, 1e-3)
+        levels[1] = max(Eo[k].max(), levels[1] * decays[0], 1e-6)
+        O[:] = 0.0
+        for s in range(n_semitones):
+            L[s] = np.log1p(onset_gamma * Eo[k, s] / levels[1])
+            rise = L[s] - prev_log_energy[s] - flux_floor if levels[3] > 0 else 0.0
+            prev_log_energy[s] = L[s]
+            if rise > 0.0:
+                for c in range(n_classes):
+                    O[c] += rise * fold_onset[s, c]
+        levels[3] = 1.0
+        levels[2] = max(O.max(), levels[2] * decays[1], 1e-3)
         # Small rises (vibrato, noise, codec artefacts) are not onsets: keep what clears a threshold.
-        O = np.minimum(O / self._flux_peak, 1.0)
-        O = np.where(O > p.onset_threshold, O, 0.0)
-        self._onset_tail = (O + self._onset_decay * self._onset_tail).astype(np.float32)
-        onsets = np.append(self._onset_tail, np.float32(p.no_onset_level))
-        onsets = onsets / max(float(np.linalg.norm(onsets)), 1e-6)
-        return np.concatenate([chroma * np.sqrt(p.chroma_weight), onsets * np.sqrt(p.onset_weight)])
+        norm = no_onset * no_onset
+        for c in range(n_classes):
+            o = min(O[c] / levels[2], 1.0)
+            onset_tail[c] = (o if o > threshold else 0.0) + decays[2] * onset_tail[c]
+            norm += onset_tail[c] * onset_tail[c]
+        norm = max(np.sqrt(norm), 1e-6)
+        for c in range(n_classes):
+            out[k, n_classes + c] = onset_tail[c] / norm * onset_scale
+        out[k, 2 * n_classes] = no_onset / norm * onset_scale
 
 
 def stream_features(y, params: StreamFeatureParams | None = None) -> np.ndarray:

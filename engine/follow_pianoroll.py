@@ -64,6 +64,25 @@ def _causal_window_smear(E: np.ndarray, n_fft: int, hop_length: int) -> np.ndarr
     return out
 
 
+def pianoroll_energies(midi, params: StreamFeatureParams | None = None, n_frames: int | None = None):
+    """What the live extractor's windows would see of the MIDI's notes, before its running-level part.
+
+    Returns
+    -------
+    C : np.ndarray, float32, shape (n_frames, 12)
+        Chroma energies.
+    Eo : np.ndarray, float32, shape (n_frames, 72)
+        Onset-window semitone magnitudes (as :meth:`StreamingFeatures.push_energies`).
+    """
+    p = params or StreamFeatureParams()
+    E = semitone_energies(midi, p.sr, p.hop_length, n_frames)
+    lo_c, hi_c = CHROMA_MIDI_RANGE
+    lo_o, hi_o = ONSET_MIDI_RANGE
+    chroma_energy = _causal_window_smear(E[:, lo_c:hi_c + 1], p.n_fft_chroma, p.hop_length)
+    onset_energy = _causal_window_smear(E[:, lo_o:hi_o + 1], p.n_fft_onset, p.hop_length)
+    return chroma_energy @ StreamingFeatures(p).chroma_fold, onset_energy
+
+
 def pianoroll_stream_features(midi, params: StreamFeatureParams | None = None) -> np.ndarray:
     """Follower reference features of a MIDI without synthesis.
 
@@ -78,11 +97,4 @@ def pianoroll_stream_features(midi, params: StreamFeatureParams | None = None) -
         Laid out like :func:`engine.follow_features.stream_features`.
     """
     p = params or StreamFeatureParams()
-    E = semitone_energies(midi, p.sr, p.hop_length)
-    lo_c, hi_c = CHROMA_MIDI_RANGE
-    lo_o, hi_o = ONSET_MIDI_RANGE
-    chroma_energy = _causal_window_smear(E[:, lo_c:hi_c + 1], p.n_fft_chroma, p.hop_length)
-    onset_energy = _causal_window_smear(E[:, lo_o:hi_o + 1], p.n_fft_onset, p.hop_length)
-    extractor = StreamingFeatures(p)
-    C = chroma_energy @ extractor.chroma_fold
-    return extractor.finish_energies(C, onset_energy)
+    return StreamingFeatures(p).finish_energies(*pianoroll_energies(midi, p))

@@ -110,7 +110,7 @@ class Relocator:
                  margin: float = 0.3, min_jump_frames: int = 100, max_ahead_frames: int = 2600,
                  max_back_frames: int = 860):
         self.factor = int(factor)
-        self.reference = pool_features(np.asarray(reference, dtype=np.float32), self.factor, list(BLOCK_SIZES))
+        self.set_reference(reference)
         self.weight_sum = float(weight_sum)
         self.window_frames = int(window_frames)
         self.penalty = float(penalty)
@@ -119,6 +119,10 @@ class Relocator:
         self.max_ahead_frames = int(max_ahead_frames)
         self.max_back_frames = int(max_back_frames)
         self._recent: list[np.ndarray] = []
+
+    def set_reference(self, reference) -> None:
+        """Search other features of the reference from now on (same frames, e.g. fewer parts)."""
+        self.reference = pool_features(np.asarray(reference, dtype=np.float32), self.factor, list(BLOCK_SIZES))
 
     def add(self, frame: np.ndarray) -> None:
         self._recent.append(np.asarray(frame, dtype=np.float32))

@@ -320,6 +320,21 @@ def _check_soundfont(p: Path) -> Path:
     return p
 
 
+# General MIDI families, for naming unnamed instruments ("Piano", "Strings", ...).
+_GM_FAMILIES = ("Piano", "Chromatic percussion", "Organ", "Guitar", "Bass", "Strings", "Ensemble", "Brass",
+                "Reed", "Pipe", "Synth lead", "Synth pad", "Synth effects", "Ethnic", "Percussive",
+                "Sound effects")
+
+
+def instrument_label(inst) -> str:
+    """What to call a pretty_midi instrument: its name, else its General MIDI family and program."""
+    if inst.name.strip():
+        return inst.name.strip()
+    if inst.is_drum:
+        return "Drums"
+    return f"{_GM_FAMILIES[int(inst.program) // 8 % 16]} (program {int(inst.program) + 1})"
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:200]

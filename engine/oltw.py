@@ -327,6 +327,18 @@ class OnlineTimeWarping:
         self._state[_DECISION] = ROW
         self.last_cells = 0
 
+    def set_reference(self, reference) -> None:
+        """Swap in other features of the same reference frames (the MIDI without a part the
+        performer leaves out): the columns in the band take the new features; the path and the
+        costs accumulated so far are kept."""
+        reference = np.ascontiguousarray(reference, dtype=np.float32)
+        if reference.shape != self.reference.shape:
+            raise ValueError(f"the new reference has shape {reference.shape}, not {self.reference.shape}")
+        self.reference = reference
+        j, W = int(self._state[_J]), len(self._Xcol)
+        for col in range(max(0, j - W + 1), j + 1):
+            self._Xcol[col % W] = reference[int(self._colpos[col] + 0.5)]
+
     @property
     def n_live_frames(self) -> int:
         return int(self._state[_T]) + 1

@@ -10,7 +10,8 @@ rate; the engine resamples) and, while it runs, drives the session's playhead (t
 the playhead line marks it in every view and the views scroll with it — and highlights the
 score position in the piano roll (:class:`gui.views.follow_highlight.FollowHighlight`: the
 notes sounding there and a score cursor). The follower's thread only stores the newest
-position; the GUI timer reads it.
+position; the GUI timer reads it, and says so in a message when the follower leaves out a part
+the performer does not play (:mod:`engine.follow_parts`).
 
 No microphone, a busy device or a follower error → a ``message`` and following stops; nothing
 raises into Qt.
@@ -70,6 +71,7 @@ class LiveFollowController(QObject):
         self.mic = None
         self._job = None
         self._latest_midi_s: float | None = None
+        self._parts_reported = 0
         self.timer = QTimer(self)
         self.timer.setInterval(HIGHLIGHT_INTERVAL_MS)
         self.timer.timeout.connect(self._check)
@@ -115,6 +117,7 @@ class LiveFollowController(QObject):
         if self._job is None:  # stopped meanwhile
             return
         self._job = None
+        self._parts_reported = 0
         self.mic = MicrophoneFollower(follower, self._on_position, stream_factory=self.stream_factory,
                                       query_devices=self.query_devices)
         try:
@@ -157,8 +160,16 @@ class LiveFollowController(QObject):
             self.stop()
             self.message.emit(f"Following stopped: {getattr(error, 'reason', None) or error}")
             return
-        if self.highlight is not None and mic is not None:
+        if mic is None:
+            return
+        if self.highlight is not None:
             self.highlight.show(self._latest_midi_s)
+        changes = list(mic.follower.part_changes)  # appended on the follower's thread
+        if len(changes) > self._parts_reported:
+            self._parts_reported = len(changes)
+            left_out = changes[-1][1]
+            self.message.emit(f"Following without {', '.join(left_out)}: not heard in the performance." if left_out
+                              else "Following every part again.")
 
     def stop(self) -> None:
         """Stop following and give the playhead back to the player."""

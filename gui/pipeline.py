@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.media import instrument_label
 from gui.lod import SpectrogramPyramid, cost_brightness
 from gui.session import DisplaySpectrogram, LoadedPair, NoteTable
 
@@ -56,7 +57,7 @@ def note_table(alignment) -> NoteTable:
     names, programs = [], []
     columns = {k: [] for k in ("start", "end", "pitch", "velocity", "instrument", "is_drum")}
     for index, inst in enumerate(midi.instruments):
-        names.append(inst.name.strip() or _program_name(inst.program, inst.is_drum))
+        names.append(instrument_label(inst))
         programs.append(int(inst.program))
         n = len(inst.notes)
         if n == 0:
@@ -173,15 +174,3 @@ def warm_up() -> None:
     dtw.sampled_costs(A, B, rng.integers(0, len(A), 10), rng.integers(0, len(B), 10), 1.0)
     path_i, path_j, _, _ = dtw.dtw_multiscale(A, B, features.BLOCK_SIZES, penalty=0.1, skip_cost=0.5)
     dtw.path_costs(A, B, path_i, path_j, 1.0)
-
-
-# General MIDI families, for naming unnamed instruments ("Piano", "Strings", ...).
-_GM_FAMILIES = ("Piano", "Chromatic percussion", "Organ", "Guitar", "Bass", "Strings", "Ensemble", "Brass",
-                "Reed", "Pipe", "Synth lead", "Synth pad", "Synth effects", "Ethnic", "Percussive",
-                "Sound effects")
-
-
-def _program_name(program: int, is_drum: bool) -> str:
-    if is_drum:
-        return "Drums"
-    return f"{_GM_FAMILIES[int(program) // 8 % 16]} (program {int(program) + 1})"

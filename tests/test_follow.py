@@ -16,9 +16,11 @@ import pytest
 from engine import media
 from engine.cli import main
 from engine.errors import DeviceError
-from engine.follow import FollowParams, MicrophoneFollower, ScoreFollower, follow_file, follow_samples
+from engine.follow import (FollowParams, MicrophoneFollower, ScoreFollower, follow_file, follow_reference,
+                          follow_samples)
 from engine.follow_features import StreamFeatureParams, StreamingFeatures, stream_features
 from engine.follow_microphone import StreamResampler
+from engine.follow_parts import PartPresence, ReferenceParts
 from engine.oltw import OnlineTimeWarping
 from tests.fake_sound_card import FakeInputStream, FakeMicrophone
 from tests.midi_fixtures import render_warped, write_rich_midi
@@ -341,3 +343,73 @@ def test_microphone_errors_become_device_errors(pair):
     assert "no sound device found" in str(exc.value)
     assert not mic.running
     mic.stop()  # safe after a failed start
+
+
+def test_part_presence_finds_the_parts_a_performance_leaves_out():
+    """Live chroma energies made of parts 0 and 2 (at their own gains, plus a little noise): part 1
+    is found missing, once every part has been heard long enough to judge; a part the path has not
+    reached yet is never called missing."""
+    rng = np.random.default_rng(4)
+    n_frames = 600
+    energies = rng.random((4, n_frames, 12)) ** 4
+    energies[3, :400] = 0.0  # a late entry
+    parts = ReferenceParts.from_energies(energies, rng.random((4, n_frames, 72)), part_of=[0, 1, 2, 3])
+    presence = PartPresence(parts, threshold=0.1, min_heard_frames=50)
+    assert presence.playing() is None  # no evidence yet
+    for i in range(300):
+        live = 1.3 * energies[0, i] + 0.7 * energies[2, i] + 0.01 * rng.random(12)
+        presence.add(live, i)
+    assert presence.playing().tolist() == [True, False, True, True]
+    presence.reset()
+    assert presence.playing() is None
+
+
+def test_the_parts_make_the_whole_pianoroll_reference():
+    """The piano-roll reference is linear in the notes, so the features of every part's energies
+    summed are the whole MIDI's (up to the float16 the parts are kept in), and leaving a part out
+    changes them."""
+    import copy
+
+    import pretty_midi
+
+    midi = pretty_midi.PrettyMIDI()
+    for program, pitches in ((0, (60, 64, 67)), (40, (72, 76)), (32, (36, 43))):
+        inst = pretty_midi.Instrument(program)
+        for k in range(12):
+            inst.notes.append(pretty_midi.Note(90, pitches[k % len(pitches)], 0.5 * k, 0.5 * k + 0.45))
+        midi.instruments.append(inst)
+    params = FollowParams(reference="pianoroll")
+    whole, parts = follow_reference(midi, params)
+    assert parts is not None and parts.n_parts == 3 and parts.n_frames == len(whole)
+    assert np.abs(parts.features([True, True, True], params.features) - whole).max() < 0.02
+    without_strings = parts.features([True, False, True], params.features)
+    sub = copy.copy(midi)
+    sub.instruments = [midi.instruments[0], midi.instruments[2]]
+    assert np.abs(without_strings - follow_reference(sub, params)[0]).max() < 0.02
+    assert np.abs(without_strings - whole).max() > 0.3
+
+
+def test_follower_leaves_out_a_part_the_performance_lacks(tmp_path):
+    """A performance of the rich MIDI without its bass: the follower finds the bass missing, follows
+    with piano and drums only, and tracks at least as well as with every part."""
+    import copy
+
+    midi_path = write_rich_midi(tmp_path / "band.mid", seed=5, bars=14)
+    midi = media.load_midi(midi_path)
+    no_bass = copy.deepcopy(midi)
+    no_bass.instruments[1].notes = []
+    audio_path = render_warped(no_bass, perf_warp, tmp_path / "no_bass.wav")
+    follower = ScoreFollower(midi_path)
+    trace = follow_samples(follower, media.load_audio(audio_path, sr=follower.sr), chunk_s=0.02)
+    assert [inst.program for inst in midi.instruments][:2] == [0, 33]
+    assert follower.instruments_playing.tolist() == [True, False, True]
+    assert follower.part_switches >= 1
+    # `earworm follow --simulate --json` says when and which (the instruments by name).
+    change = trace.to_json()["part_changes"][-1]
+    assert change["left_out"] == ["bass"] and 3.0 < change["audio_time"] < 0.9 * trace.audio_time_s[-1]
+    err = position_errors_s(midi, trace.audio_time_s, trace.midi_time_s)
+    everything = follow_samples(ScoreFollower(midi_path, FollowParams(follow_parts=False)),
+                                media.load_audio(audio_path, sr=follower.sr), chunk_s=0.02)
+    err_everything = position_errors_s(midi, everything.audio_time_s, everything.midi_time_s)
+    assert np.mean(err <= 0.1) >= np.mean(err_everything <= 0.1) - 0.01
+    assert np.median(err) < 0.05

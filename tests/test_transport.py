@@ -306,3 +306,22 @@ def test_follow_microphone_without_a_microphone_is_a_message(setup, qtbot):
     qtbot.waitUntil(lambda: not window.live_follow.following, timeout=60000)
     assert "no sound device found" in window.transport_bar.last_message
     assert not window.transport_bar.mic_action.isChecked()
+
+
+def test_following_a_performance_without_a_part_says_which(setup, qtbot, files):
+    """The performer plays the piano part only: the follower leaves the strings out, and the
+    window says so in a message (the player is not left wondering why the score drifts)."""
+    window, _, _ = setup
+    played = pretty_midi.PrettyMIDI(files[0])
+    played.instruments = [inst for inst in played.instruments if inst.name == "Piano"]
+    for inst in played.instruments:
+        for n in inst.notes:
+            n.start, n.end = OFFSET_S + STRETCH * n.start, OFFSET_S + STRETCH * n.end
+    microphone = FakeMicrophone(synthesize(played, sr=SR, soundfont="/usr/share/sounds/sf2/TimGM6mb.sf2"), native_sr=SR)
+    live = window.live_follow
+    live.stream_factory, live.query_devices = microphone.input_stream, microphone.query_devices
+    window.transport_bar.mic_action.setChecked(True)
+    qtbot.waitUntil(lambda: "Following without Strings" in getattr(window.transport_bar, "last_message", ""),
+                    timeout=60000)
+    assert live.mic.follower.instruments_playing.tolist() == [True, False]
+    window.transport_bar.mic_action.setChecked(False)

@@ -1,0 +1,161 @@
+"""Which of the MIDI's parts the performance plays, for the online score follower.
+
+Task
+----
+A performance may leave some of the MIDI's parts out: one player of a quartet practising with the
+full score, a recording without the voice, a band missing its bass. Reference frames made from
+every part then match the live frames poorly (a chorale's alto and tenor alone against all four
+voices), and the follower drifts or loses its place. The offline aligner finds the parts a
+recording lacks and aligns again without them (:func:`engine.refine.instrument_presence`); this
+module does the same while following:
+
+- :class:`ReferenceParts` — each part's *linear* energies in the reference, frame by frame (the
+  chroma energies and the onset window's semitone magnitudes of :mod:`engine.follow_features`,
+  before the running-level part), so the features of any subset of parts are made in one pass of
+  :meth:`engine.follow_features.StreamingFeatures.finish_energies` over their sums — tens of
+  milliseconds for a whole piece, no second rendering;
+- :class:`PartPresence` — along the follower's path, the live chroma energies are fitted
+  (non-negative least squares on normal equations summed frame by frame, as the offline test) as
+  a mix of the parts' chroma energies at the matched reference frames plus a constant (noise,
+  reverb). A part's fitted gain is its loudness in the performance; below ``threshold`` × the
+  loudest part's, the part is not being played. A part is judged only once it has sounded in the
+  reference for ``min_heard_s`` along the path (a late entry is not a missing part).
+
+Conventions
+-----------
+- Parts are the stems of :class:`engine.synth.StemRenderer` (one per instrument when at most 15
+  pitched instruments; instruments sharing a stem cannot be told apart), or for the piano-roll
+  reference the instruments; ``part_of[k]`` is instrument ``k``'s part.
+- Pieces with one part, or more than :data:`MAX_PARTS`, get no parts (the memory grows with
+  parts × frames; the follower then uses every part all along).
+- Energies are stored as float16 divided by each part's peak (a 4-minute quartet: ~7 MB).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.follow_features import StreamFeatureParams, StreamingFeatures
+from engine.refine import nonnegative_least_squares
+
+MAX_PARTS = 8
+ACTIVE_FRACTION = 0.1  # a part sounds in a reference frame when its chroma energy is this share of its peak
+
+
+@dataclass
+class ReferenceParts:
+    """Per-part linear energies of a follower's reference (see the module docstring).
+
+    Attributes
+    ----------
+    chroma, onset : np.ndarray, float16, shapes (n_parts, n_frames, 12) and (n_parts, n_frames, 72)
+        Each part's chroma energies and onset-window semitone magnitudes over its peak.
+    chroma_peak, onset_peak : np.ndarray, float32, shape (n_parts,)
+        The peaks they were divided by.
+    part_of : np.ndarray of int, shape (n_instruments,)
+    """
+
+    chroma: np.ndarray
+    onset: np.ndarray
+    chroma_peak: np.ndarray
+    onset_peak: np.ndarray
+    part_of: np.ndarray
+
+    @classmethod
+    def from_energies(cls, chroma, onset, part_of) -> "ReferenceParts":
+        """From float energies, shapes (n_parts, n_frames, 12) and (n_parts, n_frames, 72)."""
+        chroma_peak = np.maximum(np.asarray(chroma).max(axis=(1, 2)), 1e-12).astype(np.float32)
+        onset_peak = np.maximum(np.asarray(onset).max(axis=(1, 2)), 1e-12).astype(np.float32)
+        return cls((chroma / chroma_peak[:, None, None]).astype(np.float16),
+                   (onset / onset_peak[:, None, None]).astype(np.float16),
+                   chroma_peak, onset_peak, np.asarray(part_of, dtype=np.int64))
+
+    def to_arrays(self) -> dict:
+        """For the cache (:meth:`from_arrays` reads them back)."""
+        return {"part_chroma": self.chroma, "part_onset": self.onset, "part_chroma_peak": self.chroma_peak,
+                "part_onset_peak": self.onset_peak, "part_of": self.part_of}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict) -> "ReferenceParts | None":
+        if "part_chroma" not in arrays:
+            return None
+        return cls(arrays["part_chroma"], arrays["part_onset"], arrays["part_chroma_peak"],
+                   arrays["part_onset_peak"], arrays["part_of"])
+
+    @property
+    def n_parts(self) -> int:
+        return len(self.chroma)
+
+    @property
+    def n_frames(self) -> int:
+        return self.chroma.shape[1]
+
+    def chroma_at(self, frame: int) -> np.ndarray:
+        """Each part's chroma energies in reference frame ``frame``, shape (n_parts, 12)."""
+        return self.chroma[:, frame, :].astype(np.float64) * self.chroma_peak[:, None]
+
+    def active(self) -> np.ndarray:
+        """Whether each part sounds in each reference frame, shape (n_parts, n_frames), bool."""
+        level = self.chroma.astype(np.float32).sum(axis=2)
+        return level >= ACTIVE_FRACTION * np.maximum(level.max(axis=1, keepdims=True), 1e-12)
+
+    def features(self, playing, params: StreamFeatureParams) -> np.ndarray:
+        """Reference features of the parts marked in ``playing`` (bool, one per part), shape (n_frames, 25)."""
+        keep = np.nonzero(np.asarray(playing, dtype=bool))[0]
+        C = np.zeros((self.n_frames, self.chroma.shape[2]), dtype=np.float32)
+        Eo = np.zeros((self.n_frames, self.onset.shape[2]), dtype=np.float32)
+        for p in keep:
+            C += self.chroma[p].astype(np.float32) * self.chroma_peak[p]
+            Eo += self.onset[p].astype(np.float32) * self.onset_peak[p]
+        return StreamingFeatures(params).finish_energies(C, Eo)
+
+
+class PartPresence:
+    """Which parts the performance plays, from live chroma energies along the follower's path.
+
+    Parameters
+    ----------
+    parts : ReferenceParts
+    threshold : float
+        A part whose fitted gain is below this share of the loudest part's is not played.
+    min_heard_frames : int
+        Judge a part only after it has sounded in this many reference frames on the path.
+    """
+
+    def __init__(self, parts: ReferenceParts, threshold: float = 0.1, min_heard_frames: int = 256):
+        self.parts = parts
+        self.threshold = float(threshold)
+        self.min_heard_frames = int(min_heard_frames)
+        self._active = parts.active()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the evidence (the path it was gathered on was wrong)."""
+        n = self.parts.n_parts + 1  # the parts and a constant
+        self._gram = np.zeros((n, n))
+        self._xty = np.zeros(n)
+        self._heard = np.zeros(self.parts.n_parts, dtype=np.int64)
+
+    def add(self, live_chroma_energy, reference_frame: int) -> None:
+        """One live frame's chroma energies (12), matched to ``reference_frame`` by the path."""
+        i = int(min(max(reference_frame, 0), self.parts.n_frames - 1))
+        X = np.ones((self.parts.chroma.shape[2], self.parts.n_parts + 1))
+        X[:, :-1] = self.parts.chroma_at(i).T
+        y = np.asarray(live_chroma_energy, dtype=np.float64)
+        self._gram += X.T @ X
+        self._xty += X.T @ y
+        self._heard += self._active[:, i]
+
+    def playing(self) -> np.ndarray | None:
+        """Per part: True unless the fit says it is not being played; None without evidence yet."""
+        judged = self._heard >= self.min_heard_frames
+        if judged.sum() < 2:
+            return None  # one part is always "the loudest": nothing to compare it with
+        gram = self._gram.copy()
+        gram[np.diag_indices_from(gram)] += 1e-9 * max(float(np.trace(gram)), 1e-12)
+        gains = nonnegative_least_squares(gram, self._xty)[:-1]
+        loudest = float(gains[judged].max())
+        if not loudest > 0:
+            return None
+        return ~judged | (gains >= self.threshold * loudest)
