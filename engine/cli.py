@@ -191,7 +191,7 @@ def _run_follow(args) -> int:
 def _follow_microphone(args, params) -> int:
     import threading
 
-    from engine.follow import MicrophoneFollower, ScoreFollower
+    from engine.follow import MicrophoneFollower, ScoreFollower, part_changes_json
 
     follower = ScoreFollower(args.midi, params)
     positions, done = [], threading.Event()
@@ -211,7 +211,8 @@ def _follow_microphone(args, params) -> int:
         mic.stop()
         if args.json:
             Path(args.json).write_text(json.dumps({"positions": [
-                {"audio_time": round(a, 4), "midi_time": round(m, 4)} for a, m in positions]}) + "\n")
+                {"audio_time": round(a, 4), "midi_time": round(m, 4)} for a, m in positions],
+                "part_changes": part_changes_json(follower.part_changes)}) + "\n")
     if mic.error is not None:
         raise mic.error
     return 0

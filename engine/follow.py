@@ -538,8 +538,13 @@ class FollowTrace:
             "positions": [{"audio_time": round(float(a), 4), "midi_time": round(float(m), 4),
                            "compute_ms": round(float(c), 4)}
                           for a, m, c in zip(self.audio_time_s, self.midi_time_s, self.compute_ms)],
-            "part_changes": [{"audio_time": round(t, 4), "left_out": names} for t, names in self.part_changes],
+            "part_changes": part_changes_json(self.part_changes),
         }
+
+
+def part_changes_json(part_changes) -> list[dict]:
+    """``[(audio time s, instruments left out)]`` as ``[{"audio_time", "left_out"}]``."""
+    return [{"audio_time": round(float(t), 4), "left_out": list(names)} for t, names in part_changes]
 
 
 def follow_samples(follower: ScoreFollower, y, chunk_s: float = 0.02) -> FollowTrace:
@@ -599,4 +604,5 @@ def follow_file(midi_path, audio_path, params: FollowParams | None = None, chunk
 from engine.follow_microphone import MicrophoneFollower  # noqa: E402,F401
 
 __all__ = ["FollowParams", "FollowTrace", "MicrophoneFollower", "ScoreFollower", "follow_file", "follow_samples",
+           "part_changes_json",
            "follow_reference"]
