@@ -315,7 +315,8 @@ def _run_identify(args) -> int:
         print(f"{args.audio}: unknown (no readable pieces in the library)")
     elif not result.open_set_tested:
         print(f"{args.audio}: best match {result.best.name} (not tested for an unknown piece: the library has "
-              f"{len(library)} piece{'s' if len(library) != 1 else ''}, the test needs 3; {result.n_snippets} snippets)")
+              f"{len(library)} piece{'s' if len(library) != 1 else ''}, the test needs {embed.OPEN_SET_MIN_PIECES}; "
+              f"{result.n_snippets} snippets)")
     else:
         verdict = "unknown" if result.unknown else f"known: {result.best.name}"
         print(f"{args.audio}: {verdict} (known score {result.known_score:.2f}, threshold {result.threshold:.2f}; "

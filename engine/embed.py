@@ -326,13 +326,16 @@ class Identification:
     def to_json(self) -> dict:
         """Plain JSON: the decision, the ranked pieces and composers."""
         # JSON has no inf or NaN: a score that is not a number is null (no pieces, or too few to test).
-        score = self.known_score if np.isfinite(self.known_score) else None
+        score = self.known_score if self.open_set_tested else None
         return {"unknown": bool(self.unknown), "known_score": score, "open_set_tested": self.open_set_tested,
                 "threshold": self.threshold,
                 "n_snippets": self.n_snippets,
                 "pieces": [{"name": p.name, "path": p.path, "composer": p.composer, "score": p.score, "votes": p.votes}
                            for p in self.pieces],
                 "composers": [{"composer": c, "score": s} for c, s in self.composers]}
+
+
+OPEN_SET_MIN_PIECES = 3  # the unknown-piece test needs the best piece and at least two others
 
 
 def known_score(piece_scores: np.ndarray) -> float:
@@ -344,7 +347,7 @@ def known_score(piece_scores: np.ndarray) -> float:
     three pieces there is no "rest" to stand out from: NaN (not tested); with none, -inf.
     """
     s = np.sort(np.asarray(piece_scores, np.float64))[::-1]
-    if len(s) < 3:
+    if len(s) < OPEN_SET_MIN_PIECES:
         return float("nan") if len(s) else float("-inf")
     rest = s[1:]
     spread = 1.4826 * np.median(np.abs(rest - np.median(rest)))

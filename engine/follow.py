@@ -300,6 +300,8 @@ class ScoreFollower:
             raise MidiError(self.midi_path, "too short to follow")
         self.full_reference = self.reference = reference
         self.parts = parts if params.follow_parts and parts is not None and parts.n_frames == len(reference) else None
+        self._presence = None if self.parts is None else PartPresence(
+            self.parts, params.presence_threshold, int(round(params.presence_min_heard_s / params.features.frame_s)))
         fp = params.features
         self.sr = fp.sr
         self.hop_length = fp.hop_length
@@ -330,10 +332,8 @@ class ScoreFollower:
         self._relocate_every = max(1, int(round(self.params.relocate_every_s / fp.frame_s)))
         self.relocations = 0
         self.playing = None if self.parts is None else np.ones(self.parts.n_parts, dtype=bool)
-        self._presence = None
-        if self.parts is not None:
-            self._presence = PartPresence(self.parts, self.params.presence_threshold,
-                                          int(round(self.params.presence_min_heard_s / fp.frame_s)))
+        if self._presence is not None:
+            self._presence.reset()
         self._presence_every = max(1, int(round(self.params.presence_every_s / fp.frame_s)))
         self._proposed_playing = None
         self.part_changes = []  # (audio time s, labels of the instruments left out from then on)

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.follow_features import StreamFeatureParams, StreamingFeatures
-from engine.refine import nonnegative_least_squares
+from engine.refine import mix_gains
 
 MAX_PARTS = 8
 ACTIVE_FRACTION = 0.1  # a part sounds in a reference frame when its chroma energy is this share of its peak
@@ -152,9 +152,7 @@ class PartPresence:
         judged = self._heard >= self.min_heard_frames
         if judged.sum() < 2:
             return None  # one part is always "the loudest": nothing to compare it with
-        gram = self._gram.copy()
-        gram[np.diag_indices_from(gram)] += 1e-9 * max(float(np.trace(gram)), 1e-12)
-        gains = nonnegative_least_squares(gram, self._xty)[:-1]
+        gains = mix_gains(self._gram, self._xty)
         loudest = float(gains[judged].max())
         if not loudest > 0:
             return None

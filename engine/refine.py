@@ -231,11 +231,17 @@ def instrument_presence(midi, path_i, path_j, chroma_energy, sr, hop_length):
         # einsum, not a BLAS product: no threads to wait for on a busy machine
         gram += np.einsum("fa,fb->ab", X, X)
         xty += np.einsum("fa,f->a", X, chroma_energy[block].reshape(-1).astype(np.float64) / peak)
-    gram[np.diag_indices_from(gram)] += 1e-9 * max(float(np.trace(gram)), 1e-12)
-    weights = nonnegative_least_squares(gram, xty)
-    gains = weights[:-1]
+    gains = mix_gains(gram, xty)
     out[has_notes] = gains / max(float(gains.max()), 1e-12)
     return out
+
+
+def mix_gains(gram, xty) -> np.ndarray:
+    """Each part's gain in a mix fitted as parts + a constant (the last unknown), from the normal
+    equations (``gram``, ``xty``); a little ridge keeps parts that never sounded solvable."""
+    gram = np.array(gram, dtype=np.float64)
+    gram[np.diag_indices_from(gram)] += 1e-9 * max(float(np.trace(gram)), 1e-12)
+    return nonnegative_least_squares(gram, xty)[:-1]
 
 
 def nonnegative_least_squares(gram, xty):

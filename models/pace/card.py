@@ -52,18 +52,11 @@ RANKINGS = {
 }
 
 
-def _ranking_doc() -> dict | None:
-    """models/pace/ranking.json (None before the rankings were compared)."""
-    path = MODELS_DIR / "pace" / "ranking.json"
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def _ranking_section(info: dict, doc: dict | None) -> str:
+def _ranking_section(info: dict, doc: dict, chosen: str) -> str:
     """Choosing the top candidate: the rankings of models/pace/ranking.py and the label ceiling."""
-    if doc is None:
+    if not doc:
         return ""
     test = info.get("test_rankings", {})
-    chosen = doc.get("chosen", "product")
     names = {key: label + (" (**shipped**)" if key == chosen else "") for key, (label, _) in RANKINGS.items()}
     lines = ["| ranking | classifier's training songs (in-sample) | validation songs (unseen) | held-out test |",
              "|---|---|---|---|"]
@@ -92,14 +85,14 @@ song's candidates by Acc1 / Acc2. The weights are fitted on the {doc['n_classifi
 classifier was trained on ({doc['n_folds']}-fold cross-validated there) and the rule is *chosen* on the
 {doc['n_validation_songs']} validation songs, which the classifier never trained on; the held-out test songs were
 used for neither, their column is reported after the choice. The engine uses the ranking with the
-highest Acc1 + Acc2 on the validation songs (ties: the simplest), here **{names[chosen].split(" (")[0]}**.
+highest Acc1 + Acc2 on the validation songs (ties: the simplest), here **{RANKINGS[chosen][0]}**.
 (To be exact: on the first, 780-song data set a first version of the fitted logit, on logit
 P(beat), was scored once on the test songs, 0.881 / 0.947, before the validation comparison
 existed.)
 
 {chr(10).join(lines)}
 
-{fitted.strip()} The tempogram salience already holds a log-normal prior (120 bpm, one octave, as
+{fitted} The tempogram salience already holds a log-normal prior (120 bpm, one octave, as
 librosa's beat tracker). Differences of a few songs between the rankings are within the noise
 of {doc['n_validation_songs']} validation songs.
 
@@ -120,8 +113,9 @@ def _reused(data: dict) -> str:
     return f"; {n} of the songs were made by an earlier, smaller build and only read" if n else ""
 
 
-def write_card(info: dict, path: Path = MODELS_DIR / "MODEL_CARD_pace.md") -> Path:
-    """Write the card for the metrics ``info`` (as written by models.pace.train.main)."""
+def write_card(info: dict, ranking_doc: dict | None = None, path: Path = MODELS_DIR / "MODEL_CARD_pace.md") -> Path:
+    """Write the card for the metrics ``info`` (as written by models.pace.train.main) and the
+    rankings ``ranking_doc`` (models/pace/ranking.json; read when not given)."""
     m, cfg, data = info["test"], info["config"], info["data"]
     counts = data.get("by_source") or data.get("counts") or {}  # songs made per source (older runs: asked for)
     rows = [_row("**all**", m)] + [_row(src, s) for src, s in info["test_by_source"].items()]
@@ -136,9 +130,12 @@ def write_card(info: dict, path: Path = MODELS_DIR / "MODEL_CARD_pace.md") -> Pa
         ablation = ("\n## Against the seed recipe (ablation)\n\n" + ab.get("note", "") + " Every row includes the "
                     "consistency step.\n\n" + "\n".join(lines) + "\n")
     best = max(info["history"], key=lambda h: 0.5 * (h["accuracy_candidates"] + h["accuracy_metrical"]))
-    ranking_doc = _ranking_doc()
-    ranking_section = _ranking_section(info, ranking_doc)
-    shipped_ranking = RANKINGS[(ranking_doc or {}).get("chosen", "product")][1]
+    from models.pace import ranking
+
+    ranking_doc = ranking.load() if ranking_doc is None else ranking_doc
+    chosen = ranking_doc.get("chosen", "product")
+    ranking_section = _ranking_section(info, ranking_doc, chosen)
+    shipped_ranking = RANKINGS[chosen][1]
     plain = info.get("test_without_consistency")
     consistency = "" if plain is None else (
         f"\nWithout the consistency step (raw model probabilities): accuracy {_pct(plain['accuracy_candidates'])} "

@@ -43,8 +43,7 @@ from models.pace.evaluate import paces_in_range, tempo_accuracy
 OUT = Path(__file__).resolve().parent / "ranking.json"
 N_FOLDS = 5
 L2_PENALTY = 1e-3
-FEATURES = ("ln_salience", "ln_beat", "ln_pace", "log2_bpm", "log2_bpm_squared")
-# The fixed rules compared with the fitted one, as weights on FEATURES.
+# The fixed rules compared with the fitted one, as weights on engine.pace.RANK_FEATURES.
 RULES = {"product": (1.0, 1.0, 1.0, 0.0, 0.0), "product_prior_1oct": (1.0, 1.0, 1.0, 0.0, -0.5)}
 MISS_RATIOS = {"×2": 2.0, "×½": 0.5, "×3": 3.0, "×⅓": 1 / 3, "×4": 4.0, "×¼": 0.25, "×3/2": 1.5, "×2/3": 2 / 3,
                "×3/4": 0.75, "×4/3": 4 / 3}
@@ -65,17 +64,17 @@ def negative_log_likelihood(w: np.ndarray, songs: list[tuple[np.ndarray, np.ndar
 
 
 def fit(songs: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """Weights (FEATURES order) maximising the likelihood of the notated beat."""
+    """Weights (RANK_FEATURES order) maximising the likelihood of the notated beat."""
     import scipy.optimize
 
     usable = [(x, y) for x, y in songs if y.any()]  # a song whose beat is not a candidate teaches nothing
-    start = np.array([1.0, 1.0, 1.0, 0.0, -0.5])
+    start = np.array(RULES["product_prior_1oct"])
     result = scipy.optimize.minimize(negative_log_likelihood, start, args=(usable,), jac=True, method="L-BFGS-B")
     return result.x
 
 
 def engine_form(w: np.ndarray) -> dict:
-    """Weights (FEATURES order) as engine.pace.RANK_WEIGHTS holds them."""
+    """Weights (RANK_FEATURES order) as engine.pace.RANK_WEIGHTS holds them."""
     return dict(zip(RANK_FEATURES, map(float, w)))
 
 
@@ -130,11 +129,8 @@ def main() -> dict:
     data = Songs(records)
     results = predict(onnx_fn(MODELS_DIR / "pace.onnx"), data, CONFIG["inputs"])
     is_val = np.array([pace_data.is_validation(r["song_id"], CONFIG["val_fraction"]) for r in records])
-    songs = []
-    for rec, res, salience in zip(records, results, data.saliences):
-        bpm = res["candidates"]
-        x = rank_features(bpm, salience, res["candidate_beat_prob"], res["candidate_prob"])
-        songs.append((x, np.abs(bpm / rec["beat_bpm"] - 1) <= 0.04))
+    songs = [(_features(res), np.abs(res["candidates"] / rec["beat_bpm"] - 1) <= 0.04)
+             for rec, res in zip(records, results)]
     rules = {name: np.array(w) for name, w in RULES.items()}
     trained = np.where(~is_val)[0]
     folds = np.array([pace_data._seed_of(records[i]["song_id"] + ":ranking-fold") % N_FOLDS for i in trained])
@@ -159,7 +155,7 @@ def main() -> dict:
                for group, mask in (("classifier_training_songs", ~is_val), ("validation_songs", is_val))}
     chosen = choose(table)
     info = {"chosen": chosen, "chosen_engine_form": engine_form(w_fitted if chosen == "fitted" else rules[chosen]),
-            "features": FEATURES, "fitted_weights": w_fitted.tolist(), "fitted_log_normal_prior": log_normal_prior(w_fitted),
+            "features": RANK_FEATURES, "fitted_weights": w_fitted.tolist(), "fitted_log_normal_prior": log_normal_prior(w_fitted),
             "n_classifier_training_songs": int((~is_val).sum()), "n_validation_songs": int(is_val.sum()),
             "l2_penalty": L2_PENALTY, "n_folds": N_FOLDS, "rankings": table,
             "beat_in_candidates": float(np.mean([y.any() for _, y in songs])), "label_ceiling_accuracy1": ceiling}
@@ -179,21 +175,23 @@ def choose(table: dict) -> str:
     return max(table, key=total)
 
 
-def held_out_accuracies(results: list[dict]) -> dict:
+def held_out_accuracies(results: list[dict], doc: dict) -> dict:
     """Accuracy1/2 on the held-out test songs of each ranking compared here, with the weights
-    ranking.json holds (fixed before the test songs were looked at): reported, never tuned on.
-    ``results`` as models.pace.train.predict returns them."""
-    doc = json.loads(OUT.read_text()) if OUT.exists() else {}
+    ranking.json holds (``doc``, fixed before the test songs were looked at): reported, never
+    tuned on. ``results`` as models.pace.train.predict returns them."""
     weights = {name: np.array(w) for name, w in RULES.items()}
     if "fitted_weights" in doc:
         weights["fitted"] = np.array(doc["fitted_weights"])
-    out = {}
-    for name, w in weights.items():
-        chosen = [_top(r["candidates"], rank_features(r["candidates"], r["candidate_salience"],
-                                                           r["candidate_beat_prob"], r["candidate_prob"]) @ w)
-                  for r in results]
-        out[name] = dict(zip(("accuracy1", "accuracy2"), accuracies(chosen, [r["beat_bpm"] for r in results])))
-    return out
+    features = [_features(r) for r in results]
+    references = [r["beat_bpm"] for r in results]
+    return {name: dict(zip(("accuracy1", "accuracy2"),
+                           accuracies([_top(r["candidates"], x @ w) for r, x in zip(results, features)], references)))
+            for name, w in weights.items()}
+
+
+def load() -> dict:
+    """ranking.json as written by :func:`main` ({} before the rankings were compared)."""
+    return json.loads(OUT.read_text()) if OUT.exists() else {}
 
 
 def miss_breakdown(results: list[dict], records: list[dict]) -> dict:
@@ -209,6 +207,11 @@ def miss_breakdown(results: list[dict], records: list[dict]) -> dict:
         by_ratio[name] += 1
         by_meter[f"{rec['meter']} {name}"] += 1
     return {"by_ratio": dict(by_ratio.most_common()), "by_meter": dict(by_meter.most_common())}
+
+
+def _features(res: dict) -> np.ndarray:
+    """The ranking features of one song's candidates (``res`` as models.pace.train.predict returns)."""
+    return rank_features(res["candidates"], res["candidate_salience"], res["candidate_beat_prob"], res["candidate_prob"])
 
 
 def _top(bpm: np.ndarray, scores: np.ndarray):

@@ -294,7 +294,8 @@ def evaluate(info: dict, out_path: Path = MODELS_DIR / "pace.onnx") -> dict:
 
     # The ranking models.pace.ranking chose for this model (engine.pace.RANK_WEIGHTS must follow it:
     # tests/test_tempo.py checks), so a retrained model is scored as it will ship.
-    chosen = json.loads(ranking.OUT.read_text()).get("chosen_engine_form") if ranking.OUT.exists() else None
+    ranking_doc = ranking.load()
+    chosen = ranking_doc.get("chosen_engine_form")
     if chosen is not None and any(abs(engine_pace.RANK_WEIGHTS[k] - v) > 1e-3 for k, v in chosen.items()):
         print("note: engine.pace.RANK_WEIGHTS differ from models/pace/ranking.json's chosen ranking; "
               "the metrics use the chosen one — copy it into engine/pace.py")
@@ -308,12 +309,12 @@ def evaluate(info: dict, out_path: Path = MODELS_DIR / "pace.onnx") -> dict:
     train_records = [r for r in index["records"] if r["split"] == "train"]
     metrics["label_ceiling_accuracy1"] = ranking.label_ceiling(test_records, train_records)
     info.update({"test": metrics, "test_by_source": by_source, "test_without_consistency": plain,
-                 "test_rankings": ranking.held_out_accuracies(results),
+                 "test_rankings": ranking.held_out_accuracies(results, ranking_doc),
                  "test_tempo_misses": ranking.miss_breakdown(results, test_records), "onnx_bytes": out_path.stat().st_size})
     (MODELS_DIR / "pace" / "metrics.json").write_text(json.dumps(info, indent=1))
     from models.pace.card import write_card
 
-    write_card(info)
+    write_card(info, ranking_doc)
     print(json.dumps(metrics, indent=1))
     return info
 
