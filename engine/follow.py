@@ -112,6 +112,9 @@ class FollowParams:
         ``relocate_min_jump_s`` away costs ``relocate_margin`` less than any ending near the
         current position, the follower restarts there. ``relocate_every_s = 0`` turns it off.
     relocate_max_ahead_s, relocate_max_back_s : float
+    relocate_min_window_s : float
+        The searches start once this much performance has arrived, matching all of it until
+        ``relocate_window_s`` have (a recording that starts far into the piece is found sooner).
     relocate_until_s : float
         Search only during the first seconds of the performance; 0: always (the default: a
         follower that has lost its place — a passage whose missing voices made it match the
@@ -161,6 +164,7 @@ class FollowParams:
     relocate_min_jump_s: float = 1.5
     relocate_max_ahead_s: float = 30.0
     relocate_max_back_s: float = 10.0
+    relocate_min_window_s: float = 3.0
     relocate_until_s: float = 0.0
     relocate_open_s: float = 1.0
     follow_parts: bool = True
@@ -328,7 +332,8 @@ class ScoreFollower:
                                         penalty=self.params.step_penalty, margin=self.params.relocate_margin,
                                         min_jump_frames=int(round(self.params.relocate_min_jump_s / fp.frame_s)),
                                         max_ahead_frames=int(round(self.params.relocate_max_ahead_s / fp.frame_s)),
-                                        max_back_frames=int(round(self.params.relocate_max_back_s / fp.frame_s)))
+                                        max_back_frames=int(round(self.params.relocate_max_back_s / fp.frame_s)),
+                                        min_window_frames=int(round(self.params.relocate_min_window_s / fp.frame_s)))
         self._relocate_every = max(1, int(round(self.params.relocate_every_s / fp.frame_s)))
         self.relocations = 0
         self.playing = None if self.parts is None else np.ones(self.parts.n_parts, dtype=bool)
@@ -363,11 +368,12 @@ class ScoreFollower:
             corrected |= self._advance_reported((ref_pos + 1) * self.frame_s)
             if self._presence is not None:
                 self._presence.add(chroma_energy[k], int(round(ref_pos)))
-            if self._maybe_relocate(frame):
+            live_frames = self._extractor.n_frames - len(frames) + k + 1
+            if self._maybe_relocate(frame, live_frames):
                 corrected = True
                 if self._presence is not None:
                     self._presence.reset()  # gathered along a path that was wrong
-            self._maybe_leave_out_parts(self._extractor.n_frames - len(frames) + k + 1)
+            self._maybe_leave_out_parts(live_frames)
         self.audio_time_s = self._extractor.n_samples / self.sr
         if self._extractor.n_frames == 0:
             return self.position_s
@@ -384,6 +390,11 @@ class ScoreFollower:
     def instruments_playing(self) -> np.ndarray | None:
         """Per instrument of the MIDI, whether the reference includes it now (None: no parts)."""
         return None if self.playing is None else self.playing[self.parts.part_of]
+
+    @property
+    def relocation_searches(self) -> int:
+        """How many times the global search ran (one per ``relocate_every_s`` of performance)."""
+        return 0 if self._relocator is None else self._relocator.searches
 
     @property
     def part_switches(self) -> int:
@@ -411,14 +422,13 @@ class ScoreFollower:
                     if not on]
         self.part_changes.append((live_frames * self.frame_s, left_out))
 
-    def _maybe_relocate(self, frame) -> bool:
+    def _maybe_relocate(self, frame, live_frames: int) -> bool:
         """Every ``relocate_every_s``: restart the online DTW where the recent performance matches
         the MIDI clearly better than where the follower stands (:mod:`engine.follow_relocate`)."""
         relocator = self._relocator
         if relocator is None:
             return False
         relocator.add(frame)
-        live_frames = self._extractor.n_frames
         if live_frames % self._relocate_every or not relocator.ready or \
                 live_frames * self.frame_s > self.params.relocate_until_s > 0:
             return False

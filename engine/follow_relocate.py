@@ -92,6 +92,9 @@ class Relocator:
     weight_sum : float
     window_frames : int
         Recent live frames matched (full resolution).
+    min_window_frames : int, optional
+        Searches start once this many live frames have arrived (default: ``window_frames``); until
+        the window is full, all frames so far are matched.
     factor : int
         Pooling factor.
     penalty : float
@@ -108,17 +111,20 @@ class Relocator:
 
     def __init__(self, reference, weight_sum: float, window_frames: int, factor: int = 4, penalty: float = 0.3,
                  margin: float = 0.3, min_jump_frames: int = 100, max_ahead_frames: int = 2600,
-                 max_back_frames: int = 860):
+                 max_back_frames: int = 860, min_window_frames: int | None = None):
         self.factor = int(factor)
         self.set_reference(reference)
         self.weight_sum = float(weight_sum)
         self.window_frames = int(window_frames)
+        self.min_window_frames = self.window_frames if min_window_frames is None else \
+            max(self.factor, min(int(min_window_frames), self.window_frames))
         self.penalty = float(penalty)
         self.margin = float(margin)
         self.min_jump_frames = int(min_jump_frames)
         self.max_ahead_frames = int(max_ahead_frames)
         self.max_back_frames = int(max_back_frames)
         self._recent: list[np.ndarray] = []
+        self.searches = 0  # how many times propose() searched
 
     def set_reference(self, reference) -> None:
         """Search other features of the reference from now on (same frames, e.g. fewer parts)."""
@@ -134,12 +140,13 @@ class Relocator:
 
     @property
     def ready(self) -> bool:
-        return len(self._recent) >= self.window_frames
+        return len(self._recent) >= self.min_window_frames
 
     def propose(self, current_frame: float) -> float | None:
         """A better reference position (full-resolution frame) for the newest live frame, or None."""
         if not self.ready:
             return None
+        self.searches += 1
         query = pool_features(np.stack(self._recent), self.factor, list(BLOCK_SIZES))
         n_ref = len(self.reference)
         here = int(min(max(round(current_frame / self.factor), 0), n_ref - 1))

@@ -413,3 +413,41 @@ def test_follower_leaves_out_a_part_the_performance_lacks(tmp_path):
     err_everything = position_errors_s(midi, everything.audio_time_s, everything.midi_time_s)
     assert np.mean(err <= 0.1) >= np.mean(err_everything <= 0.1) - 0.01
     assert np.median(err) < 0.05
+
+
+@pytest.mark.parametrize("chunk_s", [0.02, 0.05])
+def test_a_performance_that_starts_far_into_the_piece_is_found_within_seconds(pair, chunk_s):
+    """A recording cut in at 40 % of the piece, beyond the open start: the relocation search runs
+    every ``relocate_every_s`` of performance (whatever the chunk size) from the first
+    ``relocate_min_window_s``, so the follower is on the performance within ~4 s."""
+    midi_path, audio_path, midi = pair
+    params = FollowParams(open_start_s=0.5, relocate_min_window_s=3.0, relocate_every_s=2.0)
+    follower = ScoreFollower(midi_path, params)
+    y = media.load_audio(audio_path, sr=follower.sr)
+    cut_s = float(perf_warp(0.4 * midi.get_end_time()))
+    performance = y[int(cut_s * follower.sr):]
+    trace = follow_samples(follower, performance, chunk_s=chunk_s)
+    err = position_errors_s(midi, trace.audio_time_s + cut_s, trace.midi_time_s)
+    t = trace.audio_time_s[: len(err)]
+    # One search per 2 s of performance once 3 s have arrived, however the chunks cut the frames.
+    every = round(2.0 / follower.frame_s)
+    assert follower.relocation_searches == len(performance) // follower.hop_length // every - 1
+    assert follower.relocations >= 1
+    assert np.median(err[t < 2.0]) > 1.0  # lost at first: the band starts at the MIDI's beginning
+    assert np.mean(err[(t > 4.5) & (t < 8.0)] <= 0.1) > 0.8
+
+
+def test_the_relocator_searches_a_partial_window_at_the_start():
+    from engine.follow_relocate import Relocator
+
+    rng = np.random.default_rng(6)
+    X = _block_normalised(rng, 2000)
+    rel = Relocator(X, weight_sum=2.0, window_frames=400, min_window_frames=200, factor=4, max_ahead_frames=1600)
+    truth = 1100 + np.arange(200)
+    for k in truth[:150]:
+        rel.add(X[k] + 0.05 * rng.random(25).astype(np.float32))
+    assert not rel.ready and rel.propose(current_frame=50.0) is None
+    for k in truth[150:]:
+        rel.add(X[k] + 0.05 * rng.random(25).astype(np.float32))
+    proposal = rel.propose(current_frame=50.0)
+    assert rel.ready and proposal is not None and abs(proposal - truth[-1]) <= 4
