@@ -311,7 +311,7 @@ class Identification:
 
     @property
     def open_set_tested(self) -> bool:
-        """False when the library has too few pieces (< 3) for the "unknown" test — the best
+        """False when the library has too few pieces (< :data:`OPEN_SET_MIN_PIECES`) for the "unknown" test — the best
         piece is then the answer, untested (see :func:`known_score`) — or none at all."""
         return bool(np.isfinite(self.known_score))
 

@@ -617,6 +617,5 @@ def follow_file(midi_path, audio_path, params: FollowParams | None = None, chunk
 # The microphone follower lives in its own module; importable from here as before.
 from engine.follow_microphone import MicrophoneFollower  # noqa: E402,F401
 
-__all__ = ["FollowParams", "FollowTrace", "MicrophoneFollower", "ScoreFollower", "follow_file", "follow_samples",
-           "part_changes_json",
-           "follow_reference"]
+__all__ = ["FollowParams", "FollowTrace", "MicrophoneFollower", "ScoreFollower", "follow_file", "follow_reference",
+           "follow_samples", "part_changes_json"]

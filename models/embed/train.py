@@ -107,9 +107,7 @@ def sample_batch(pieces: Pieces, rng, n_pieces: int, per_piece: int, transpose_r
         # One position in each of per_piece equal parts: passages of one piece, not overlapping copies.
         edges = np.linspace(0, top, per_piece + 1)
         starts = (edges[:-1] + rng.random(per_piece) * np.diff(edges)).astype(int)
-        semitones = factors = None
-        if transposing or stretching:
-            semitones, factors = augment.draw(rng, per_piece, transpose_range, stretch_range)
+        semitones, factors = augment.draw(rng, per_piece, transpose_range, stretch_range)  # draws only what is on
         a, m, ok = pieces.pairs(p, r, starts, semitones if transposing else None, factors if stretching else None)
         audio.append(a[ok])
         midi.append(m[ok])

@@ -147,9 +147,9 @@ def main() -> dict:
             choices[name][i] = _top(results[i]["candidates"], songs[i][0] @ w)
     refs = np.array([r["beat_bpm"] for r in records])
     table = {}
-    for name, chosen in choices.items():
-        chosen = np.array(chosen, dtype=object)
-        table[name] = {group: dict(zip(("accuracy1", "accuracy2"), accuracies(chosen[mask], refs[mask])))
+    for name, picks in choices.items():
+        picks = np.array(picks, dtype=object)
+        table[name] = {group: dict(zip(("accuracy1", "accuracy2"), accuracies(picks[mask], refs[mask])))
                        for group, mask in (("classifier_training_songs", ~is_val), ("validation_songs", is_val))}
     ceiling = {group: label_ceiling([records[i] for i in np.where(mask)[0]], records)
                for group, mask in (("classifier_training_songs", ~is_val), ("validation_songs", is_val))}

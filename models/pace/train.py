@@ -245,9 +245,9 @@ def onnx_fn(path: Path):
     return lambda clips, periodicity: models.run("pace", {"clips": clips, "periodicity": periodicity}, path=path)[0]
 
 
-def evaluate_onnx(path: Path, records, inputs, rank_weights: dict | None = None) -> tuple[dict, list[dict]]:
+def evaluate_onnx(path: Path, songs: Songs, inputs, rank_weights: dict | None = None) -> tuple[dict, list[dict]]:
     """Held-out metrics with the exported model run through engine.models (onnxruntime)."""
-    results = predict(onnx_fn(path), Songs(records), inputs, rank_weights=rank_weights)
+    results = predict(onnx_fn(path), songs, inputs, rank_weights=rank_weights)
     return summarize(results), results
 
 
@@ -299,11 +299,12 @@ def evaluate(info: dict, out_path: Path = MODELS_DIR / "pace.onnx") -> dict:
     if chosen is not None and any(abs(engine_pace.RANK_WEIGHTS[k] - v) > 1e-3 for k, v in chosen.items()):
         print("note: engine.pace.RANK_WEIGHTS differ from models/pace/ranking.json's chosen ranking; "
               "the metrics use the chosen one — copy it into engine/pace.py")
-    metrics, results = evaluate_onnx(out_path, test_records, info["config"]["inputs"], rank_weights=chosen)
+    test_songs = Songs(test_records)  # read once: scored with and without the consistency step
+    metrics, results = evaluate_onnx(out_path, test_songs, info["config"]["inputs"], rank_weights=chosen)
     by_source = {}
     for src in sorted({r["source"] for r in test_records}):
         by_source[src] = summarize([res for res, r in zip(results, test_records) if r["source"] == src])
-    plain = summarize(predict(onnx_fn(out_path), Songs(test_records), info["config"]["inputs"], consistent=False,
+    plain = summarize(predict(onnx_fn(out_path), test_songs, info["config"]["inputs"], consistent=False,
                               rank_weights=chosen))
 
     train_records = [r for r in index["records"] if r["split"] == "train"]
