@@ -17,6 +17,7 @@ from torch import nn
 from engine import embed_features as ef
 
 EMBED_DIM = 32
+DEFAULT_WIDTHS = (24, 48, 64)  # channels of the three conv blocks (the recipe's CONFIG names its own)
 
 
 def _conv(c_in, c_out):
@@ -26,7 +27,7 @@ def _conv(c_in, c_out):
 class SnippetEncoder(nn.Module):
     """One pathway: snippet (N, 1, n_bins, T) → unit vector (N, EMBED_DIM)."""
 
-    def __init__(self, n_bins: int, widths=(24, 48, 64), embed_dim: int = EMBED_DIM, dropout: float = 0.1):
+    def __init__(self, n_bins: int, widths=DEFAULT_WIDTHS, embed_dim: int = EMBED_DIM, dropout: float = 0.1):
         super().__init__()
         self.widths = tuple(int(w) for w in widths)  # exported with the weights: the net to rebuild them into
         w1, w2, w3 = widths
@@ -45,7 +46,7 @@ class SnippetEncoder(nn.Module):
         return z / z.norm(dim=1, keepdim=True).clamp_min(1e-6)
 
 
-def build_pair(widths=(24, 48, 64), dropout: float = 0.1) -> tuple[SnippetEncoder, SnippetEncoder]:
+def build_pair(widths=DEFAULT_WIDTHS, dropout: float = 0.1) -> tuple[SnippetEncoder, SnippetEncoder]:
     """(audio encoder, MIDI encoder)."""
     return (SnippetEncoder(ef.N_AUDIO_BINS, widths, dropout=dropout),
             SnippetEncoder(ef.N_ROLL_BINS, widths, dropout=dropout))
