@@ -19,7 +19,13 @@ module does the same while following:
   a mix of the parts' chroma energies at the matched reference frames plus a constant (noise,
   reverb). A part's fitted gain is its loudness in the performance; below ``threshold`` × the
   loudest part's, the part is not being played. A part is judged only once it has sounded in the
-  reference for ``min_heard_s`` along the path (a late entry is not a missing part).
+  reference for ``min_heard_s`` along the path (a late entry is not a missing part);
+- :class:`PartsSearch` — the presence fit needs the path to be right, and a performance that
+  lacks parts from its first bar can pull the path off before any part has been heard long
+  enough to judge (the wrong bars then make the wrong parts look missing). So during the first
+  seconds the follower's global search (:mod:`engine.follow_relocate`) is also run against the
+  MIDI without one part (or, up to five parts, two), one set of parts per live frame; a set that
+  explains the performance clearly better elsewhere moves the follower there, with those parts.
 
 Conventions
 -----------
@@ -32,6 +38,7 @@ Conventions
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,14 +107,17 @@ class ReferenceParts:
         level = self.chroma.astype(np.float32).sum(axis=2)
         return level >= ACTIVE_FRACTION * np.maximum(level.max(axis=1, keepdims=True), 1e-12)
 
-    def features(self, playing, params: StreamFeatureParams) -> np.ndarray:
-        """Reference features of the parts marked in ``playing`` (bool, one per part), shape (n_frames, 25)."""
+    def features(self, playing, params: StreamFeatureParams, n_frames: int | None = None) -> np.ndarray:
+        """Reference features of the parts marked in ``playing`` (bool, one per part), shape
+        (n_frames, 25): all frames, or the first ``n_frames`` (the same rows: the features run
+        forwards)."""
+        n = self.n_frames if n_frames is None else int(min(max(n_frames, 1), self.n_frames))
         keep = np.nonzero(np.asarray(playing, dtype=bool))[0]
-        C = np.zeros((self.n_frames, self.chroma.shape[2]), dtype=np.float32)
-        Eo = np.zeros((self.n_frames, self.onset.shape[2]), dtype=np.float32)
+        C = np.zeros((n, self.chroma.shape[2]), dtype=np.float32)
+        Eo = np.zeros((n, self.onset.shape[2]), dtype=np.float32)
         for p in keep:
-            C += self.chroma[p].astype(np.float32) * self.chroma_peak[p]
-            Eo += self.onset[p].astype(np.float32) * self.onset_peak[p]
+            C += self.chroma[p, :n].astype(np.float32) * self.chroma_peak[p]
+            Eo += self.onset[p, :n].astype(np.float32) * self.onset_peak[p]
         return StreamingFeatures(params).finish_energies(C, Eo)
 
 
@@ -157,3 +167,98 @@ class PartPresence:
         if not loudest > 0:
             return None
         return ~judged | (gains >= self.threshold * loudest)
+
+
+
+def part_subsets(n_parts: int):
+    """The sets of parts :class:`PartsSearch` tries: every part but one, or (up to 5 parts) every
+    part but two; bool arrays of length ``n_parts``."""
+    for k in range(1, min(3 if n_parts <= 5 else 2, n_parts)):
+        for left_out in itertools.combinations(range(n_parts), k):
+            playing = np.ones(n_parts, dtype=bool)
+            playing[list(left_out)] = False
+            yield playing
+
+
+class PartsSearch:
+    """The global search against the MIDI without some of its parts, one set per live frame.
+
+    Parameters
+    ----------
+    parts : ReferenceParts
+    params : StreamFeatureParams
+    relocator : engine.follow_relocate.Relocator
+        Supplies the recent performance, the search and its pooling.
+    n_frames : int
+        Reference frames searched (a prefix: the search runs only during the first seconds).
+    margin : float
+        A set of parts is taken when its match costs this share less than the reference followed
+        now (see :meth:`step`).
+
+    The pooled features of every set are made here, once (setup time, not per chunk).
+    """
+
+    def __init__(self, parts: ReferenceParts, params: StreamFeatureParams, relocator, n_frames: int,
+                 margin: float):
+        self.relocator = relocator
+        self.margin = float(margin)
+        self.candidates = [(playing, relocator.pool(parts.features(playing, params, n_frames=n_frames)))
+                           for playing in part_subsets(parts.n_parts)]
+        self.n_frames = min(int(n_frames), parts.n_frames)
+        self.whole = self.n_frames == parts.n_frames
+        self.playing_now = None
+        self._queue: list = []
+
+    def reset(self, relocator) -> None:
+        """A new performance (the follower's new global search)."""
+        self.relocator = relocator
+        self._queue = []
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._queue)
+
+    def start(self, here: float, playing_now) -> None:
+        """Begin a search around reference frame ``here`` (the follower's position), against the
+        reference followed now (its parts ``playing_now``)."""
+        relocator = self.relocator
+        if not self.whole and here + relocator.max_ahead_frames >= self.n_frames:
+            return  # would search beyond the prefix: leave it to the presence fit
+        _, self._base_best, self._near_any, _ = relocator.search(relocator.reference, here)
+        self._moves = []
+        self.playing_now = None if playing_now is None else np.array(playing_now)
+        self._queue = [(playing, pooled) for playing, pooled in self.candidates
+                       if playing_now is None or not np.array_equal(playing, playing_now)]
+
+    def cancel(self) -> None:
+        self._queue = []
+
+    def step(self, here: float):
+        """Try the next set of parts around ``here``; after the last one, the verdict.
+
+        A set is followed, from where it matches, when that match costs ``margin`` less than the
+        current reference's best anywhere *and* less than the best match near the follower under
+        any of the sets (the current one included) by the relocation margin: dropping a part can
+        make a wrong bar match, so the follower's own place keeps the benefit of the doubt. Near
+        the follower's path the presence fit decides which parts are played; this search only
+        moves a follower that a lack of parts has put in the wrong place.
+
+        Returns
+        -------
+        None while the search goes on or when it finds nothing; else ``(playing, target)``: the
+        parts to follow and the reference frame to move to.
+        """
+        if not self._queue:
+            return None
+        playing, pooled = self._queue.pop(0)
+        frame, cost, near, is_near = self.relocator.search(pooled, here)
+        self._near_any = min(self._near_any, near)
+        if not is_near and cost < (1.0 - self.margin) * self._base_best:
+            self._moves.append((cost, frame - here, playing))  # kept relative: the follower moves on meanwhile
+        if self._queue:
+            return None
+        moves = [m for m in self._moves if m[0] < (1.0 - self.relocator.margin) * self._near_any]
+        if not moves:
+            return None
+        _, offset, chosen = min(moves, key=lambda m: m[0])
+        return chosen, here + offset

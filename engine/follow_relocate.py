@@ -128,7 +128,7 @@ class Relocator:
 
     def set_reference(self, reference) -> None:
         """Search other features of the reference from now on (same frames, e.g. fewer parts)."""
-        self.reference = pool_features(np.asarray(reference, dtype=np.float32), self.factor, list(BLOCK_SIZES))
+        self.reference = self.pool(reference)
 
     def add(self, frame: np.ndarray) -> None:
         self._recent.append(np.asarray(frame, dtype=np.float32))
@@ -147,8 +147,26 @@ class Relocator:
         if not self.ready:
             return None
         self.searches += 1
+        best, best_cost, near_cost, is_near = self.search(self.reference, current_frame)
+        if is_near:
+            return None
+        return best if best_cost < (1.0 - self.margin) * near_cost else None
+
+    def search(self, reference_pooled, current_frame: float) -> tuple[float, float, float, bool]:
+        """Match the recent performance against ``reference_pooled`` (pooled like
+        :attr:`reference`; it may be shorter) around ``current_frame``.
+
+        Returns
+        -------
+        best_frame : float
+            Full-resolution reference frame where the best match ends.
+        best_cost, near_cost : float
+            Mean cost of that match, and of the best one ending near ``current_frame``.
+        is_near : bool
+            Whether the best match ends within ``min_jump_frames`` of ``current_frame`` (no move).
+        """
         query = pool_features(np.stack(self._recent), self.factor, list(BLOCK_SIZES))
-        n_ref = len(self.reference)
+        n_ref = len(reference_pooled)
         here = int(min(max(round(current_frame / self.factor), 0), n_ref - 1))
         # Performers lose their place forwards (a stall, a cut intro) more than backwards; far
         # leaps are more likely a repeat that sounds the same than a real move.
@@ -158,14 +176,14 @@ class Relocator:
         # the steepest path it may take), so the work does not grow with the piece.
         first = max(0, lo - 2 * len(query))
         costs = np.full(n_ref, np.inf)
-        costs[first:hi] = subsequence_costs(query, self.reference[first:hi], self.weight_sum, self.penalty)
+        costs[first:hi] = subsequence_costs(query, reference_pooled[first:hi], self.weight_sum, self.penalty)
         best = lo + int(np.argmin(costs[lo:hi]))
         # The best match anywhere near the tracker (it may simply be a little off: its own band
         # will correct that; only a far-away, clearly better match is a reason to move).
         reach = max(1, self.min_jump_frames // self.factor)
         near = costs[max(0, here - reach): here + reach + 1].min()
-        if abs(best - here) <= reach:
-            return None
-        if costs[best] < (1.0 - self.margin) * near:
-            return (best + 1) * self.factor - 1.0
-        return None
+        return (best + 1) * self.factor - 1.0, float(costs[best]), float(near), abs(best - here) <= reach
+
+    def pool(self, reference) -> np.ndarray:
+        """``reference`` pooled as :meth:`search` wants it."""
+        return pool_features(np.asarray(reference, dtype=np.float32), self.factor, list(BLOCK_SIZES))

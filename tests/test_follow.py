@@ -451,3 +451,46 @@ def test_the_relocator_searches_a_partial_window_at_the_start():
         rel.add(X[k] + 0.05 * rng.random(25).astype(np.float32))
     proposal = rel.propose(current_frame=50.0)
     assert rel.ready and proposal is not None and abs(proposal - truth[-1]) <= 4
+
+
+def test_the_parts_features_of_a_prefix_are_the_prefix_of_the_features():
+    rng = np.random.default_rng(8)
+    parts = ReferenceParts.from_energies(rng.random((3, 500, 12)) ** 3, rng.random((3, 500, 72)), part_of=[0, 1, 2])
+    params = StreamFeatureParams()
+    whole = parts.features([True, False, True], params)
+    assert whole.shape == (500, 25)
+    assert np.array_equal(parts.features([True, False, True], params, n_frames=180), whole[:180])
+    assert np.abs(parts.features([True, True, True], params, n_frames=180) - whole[:180]).max() > 0.1
+
+
+def test_the_parts_search_moves_a_follower_that_missing_parts_put_in_the_wrong_place():
+    """Three parts; the performance plays parts 1 and 2 of reference frames 500-700 while the
+    follower believes it is at frame 100. The search against the MIDI without part 0 proposes to
+    follow parts 1 and 2 from frame ~700; a performance of every part gives no verdict (the
+    whole reference explains it best), nor does one at the place the follower is."""
+    from engine.follow_parts import PartsSearch, part_subsets
+    from engine.follow_relocate import Relocator
+
+    assert [len(list(part_subsets(n))) for n in (2, 3, 5, 6, 8)] == [2, 6, 15, 6, 8]
+    assert all(0 < s.sum() < len(s) for n in (2, 3, 5, 8) for s in part_subsets(n))
+    rng = np.random.default_rng(9)
+    energies = rng.random((3, 1200, 12)) ** 6
+    parts = ReferenceParts.from_energies(energies, rng.random((3, 1200, 72)) ** 6, part_of=[0, 1, 2])
+    fp = StreamFeatureParams()
+    whole = parts.features([True, True, True], fp)
+
+    def verdict(live, here):
+        relocator = Relocator(whole, weight_sum=fp.weight_sum, window_frames=200, max_ahead_frames=800)
+        for frame in live:
+            relocator.add(frame)
+        search = PartsSearch(parts, fp, relocator, n_frames=1200, margin=0.1)
+        search.start(here=here, playing_now=np.ones(3, dtype=bool))
+        verdicts = [search.step(here=here) for _ in range(6)]
+        assert verdicts[:5] == [None] * 5 and not search.busy  # one set per step
+        return verdicts[-1]
+
+    without_0 = parts.features([False, True, True], fp)
+    playing, target = verdict(without_0[500:700], here=100.0)
+    assert playing.tolist() == [False, True, True] and abs(target - 699) <= 4
+    assert verdict(whole[500:700], here=100.0) is None
+    assert verdict(without_0[500:700], here=699.0) is None
