@@ -136,13 +136,13 @@ class FollowParams:
     presence_threshold, presence_min_heard_s, presence_every_s : float
     parts_search_until_s, parts_search_margin : float
         During the first ``parts_search_until_s`` of the performance, each global search that
-        proposes no move is followed by one against the MIDI without one part (or, up to five
-        parts, two), a set of parts per live frame (:class:`engine.follow_parts.PartsSearch`): the
-        presence check needs a right path, and parts missing from the first bar can pull the path
-        off before any part is judged. A set whose match elsewhere costs ``parts_search_margin``
+        proposes no move is followed by one against the MIDI without one part and (up to five
+        parts) without two, a set of parts per live frame
+        (:class:`engine.follow_parts.PartsSearch`): the presence check needs a right path, and
+        parts missing from the first bar can pull the path off before any part is judged. A set whose match elsewhere costs ``parts_search_margin``
         less than the current reference's best, and beats the best match near the follower under
-        any set by the relocation margin, moves the follower there with those parts. 0 turns it
-        off.
+        any set by the relocation margin, moves the follower there with those parts.
+        ``parts_search_until_s = 0`` turns it off.
 
     The presence checks (every 1 s, a part judged after 1.5 s heard) were chosen on all 63 pairs of
     the alignment benchmark (2 s / 3 s before: within 100 ms 81.6 → 82.6 %, better on both halves
@@ -476,7 +476,8 @@ class ScoreFollower:
         target = relocator.propose(here)
         if target is None:
             if self._parts_search is not None and live_frames * self.frame_s <= self.params.parts_search_until_s:
-                self._parts_search.start(here, self.playing)
+                _, best_cost, near_cost, _ = relocator.last
+                self._parts_search.start(here, self.playing, (best_cost, near_cost))
             return False
         self._restart_at(target, frame)
         return True
@@ -502,6 +503,7 @@ class ScoreFollower:
 
     def _restart_at(self, target: float, frame) -> None:
         """Restart the online DTW around reference frame ``target`` with the newest live frame."""
+        target = min(max(target, 0.0), len(self.reference) - 1.0)
         open_frames = max(1, int(round(self.params.relocate_open_s / self.frame_s)))
         self._oltw.rate = 1.0
         self._oltw.restart(max(0.0, target - open_frames // 2), open_frames=open_frames)

@@ -24,7 +24,7 @@ module does the same while following:
   lacks parts from its first bar can pull the path off before any part has been heard long
   enough to judge (the wrong bars then make the wrong parts look missing). So during the first
   seconds the follower's global search (:mod:`engine.follow_relocate`) is also run against the
-  MIDI without one part (or, up to five parts, two), one set of parts per live frame; a set that
+  MIDI without one part and (up to five parts) without two, one set of parts per live frame; a set that
   explains the performance clearly better elsewhere moves the follower there, with those parts.
 
 Conventions
@@ -171,7 +171,7 @@ class PartPresence:
 
 
 def part_subsets(n_parts: int):
-    """The sets of parts :class:`PartsSearch` tries: every part but one, or (up to 5 parts) every
+    """The sets of parts :class:`PartsSearch` tries: every part but one and (up to 5 parts) every
     part but two; bool arrays of length ``n_parts``."""
     for k in range(1, min(3 if n_parts <= 5 else 2, n_parts)):
         for left_out in itertools.combinations(range(n_parts), k):
@@ -195,16 +195,20 @@ class PartsSearch:
         A set of parts is taken when its match costs this share less than the reference followed
         now (see :meth:`step`).
 
-    The pooled features of every set are made here, once (setup time, not per chunk).
+    The pooled features of every set are made here, once (setup time, not per chunk). The sets
+    are always the whole MIDI less one or two parts: a part the presence fit left out wrongly is
+    taken back by that fit, not by this search.
     """
 
     def __init__(self, parts: ReferenceParts, params: StreamFeatureParams, relocator, n_frames: int,
                  margin: float):
         self.relocator = relocator
         self.margin = float(margin)
+        factor = relocator.factor  # whole pooled blocks: the last one pools as in the whole reference
+        n_frames = min(-(-int(n_frames) // factor) * factor, parts.n_frames)
         self.candidates = [(playing, relocator.pool(parts.features(playing, params, n_frames=n_frames)))
                            for playing in part_subsets(parts.n_parts)]
-        self.n_frames = min(int(n_frames), parts.n_frames)
+        self.n_frames = n_frames
         self.whole = self.n_frames == parts.n_frames
         self.playing_now = None
         self._queue: list = []
@@ -218,13 +222,13 @@ class PartsSearch:
     def busy(self) -> bool:
         return bool(self._queue)
 
-    def start(self, here: float, playing_now) -> None:
+    def start(self, here: float, playing_now, base_costs: tuple[float, float]) -> None:
         """Begin a search around reference frame ``here`` (the follower's position), against the
-        reference followed now (its parts ``playing_now``)."""
-        relocator = self.relocator
-        if not self.whole and here + relocator.max_ahead_frames >= self.n_frames:
+        reference followed now (its parts ``playing_now``), whose best match anywhere and best
+        match near ``here`` cost ``base_costs`` (what the relocator's own search just found)."""
+        if not self.whole and here + self.relocator.max_ahead_frames >= self.n_frames:
             return  # would search beyond the prefix: leave it to the presence fit
-        _, self._base_best, self._near_any, _ = relocator.search(relocator.reference, here)
+        self._base_best, self._near_any = base_costs
         self._moves = []
         self.playing_now = None if playing_now is None else np.array(playing_now)
         self._queue = [(playing, pooled) for playing, pooled in self.candidates
@@ -254,7 +258,9 @@ class PartsSearch:
         frame, cost, near, is_near = self.relocator.search(pooled, here)
         self._near_any = min(self._near_any, near)
         if not is_near and cost < (1.0 - self.margin) * self._base_best:
-            self._moves.append((cost, frame - here, playing))  # kept relative: the follower moves on meanwhile
+            # Relative to the follower: the sets take a few frames, and the follower (like the
+            # performance) moves on meanwhile — a few frames off at most, inside the restart's span.
+            self._moves.append((cost, frame - here, playing))
         if self._queue:
             return None
         moves = [m for m in self._moves if m[0] < (1.0 - self.relocator.margin) * self._near_any]

@@ -125,6 +125,7 @@ class Relocator:
         self.max_back_frames = int(max_back_frames)
         self._recent: list[np.ndarray] = []
         self.searches = 0  # how many times propose() searched
+        self.last = None   # what the last propose() found: search()'s answer
 
     def set_reference(self, reference) -> None:
         """Search other features of the reference from now on (same frames, e.g. fewer parts)."""
@@ -147,7 +148,7 @@ class Relocator:
         if not self.ready:
             return None
         self.searches += 1
-        best, best_cost, near_cost, is_near = self.search(self.reference, current_frame)
+        self.last = best, best_cost, near_cost, is_near = self.search(self.reference, current_frame)
         if is_near:
             return None
         return best if best_cost < (1.0 - self.margin) * near_cost else None

@@ -484,7 +484,8 @@ def test_the_parts_search_moves_a_follower_that_missing_parts_put_in_the_wrong_p
         for frame in live:
             relocator.add(frame)
         search = PartsSearch(parts, fp, relocator, n_frames=1200, margin=0.1)
-        search.start(here=here, playing_now=np.ones(3, dtype=bool))
+        _, best_cost, near_cost, _ = relocator.search(relocator.reference, here)
+        search.start(here=here, playing_now=np.ones(3, dtype=bool), base_costs=(best_cost, near_cost))
         verdicts = [search.step(here=here) for _ in range(6)]
         assert verdicts[:5] == [None] * 5 and not search.busy  # one set per step
         return verdicts[-1]
@@ -494,3 +495,23 @@ def test_the_parts_search_moves_a_follower_that_missing_parts_put_in_the_wrong_p
     assert playing.tolist() == [False, True, True] and abs(target - 699) <= 4
     assert verdict(whole[500:700], here=100.0) is None
     assert verdict(without_0[500:700], here=699.0) is None
+
+
+def test_the_follower_runs_the_parts_search_after_each_search_of_its_first_seconds(pair, monkeypatch):
+    """With every part played: one parts search after each of the global searches of the first
+    12 s (at 4, 6, 8, 10 and 12 s), each run to its end, and nothing left out; none when it is off."""
+    from engine.follow_parts import PartsSearch
+
+    midi_path, audio_path, _ = pair
+    starts = []
+    start = PartsSearch.start
+    monkeypatch.setattr(PartsSearch, "start", lambda self, here, *a: (starts.append(here), start(self, here, *a))[1])
+    y = media.load_audio(audio_path, sr=22050)
+    follower = ScoreFollower(midi_path, FollowParams(parts_search_until_s=12.0))
+    trace = follow_samples(follower, y, chunk_s=0.02)
+    assert follower.parts is not None and follower.parts.n_parts >= 2
+    assert follower.relocations == 0 and len(starts) == 5 and not follower._parts_search.busy
+    assert trace.to_json()["part_changes"] == []
+    off = ScoreFollower(midi_path, FollowParams(parts_search_until_s=0.0))
+    assert off._parts_search is None
+
