@@ -169,7 +169,7 @@ def _run_follow(args) -> int:
         return 2
     params = FollowParams(reference=args.reference, soundfont=args.soundfont)
     if args.simulate:
-        from engine.follow import follow_file
+        from engine.follow import describe_part_change, follow_file
 
         if not args.audio:
             print("error: --simulate needs AUDIO (the recording to stream)", file=sys.stderr)
@@ -182,8 +182,7 @@ def _run_follow(args) -> int:
               f"{trace.midi_time_s[-1]:.2f} s; compute {trace.compute_ms.mean():.2f} ms per "
               f"{args.chunk_ms:g} ms chunk (max {trace.compute_ms.max():.2f}); setup {trace.setup_s:.2f} s")
         for audio_s, left_out in trace.part_changes:
-            print(f"from {audio_s:.1f} s: following " + (f"without {', '.join(left_out)} (not heard)" if left_out
-                                                          else "every part again"))
+            print(f"from {audio_s:.1f} s: {describe_part_change(left_out)}")
         return 0
     return _follow_microphone(args, params)
 

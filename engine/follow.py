@@ -139,9 +139,10 @@ class FollowParams:
         proposes no move is followed by one against the MIDI without one part and (up to five
         parts) without two, a set of parts per live frame
         (:class:`engine.follow_parts.PartsSearch`): the presence check needs a right path, and
-        parts missing from the first bar can pull the path off before any part is judged. A set whose match elsewhere costs ``parts_search_margin``
-        less than the current reference's best, and beats the best match near the follower under
-        any set by the relocation margin, moves the follower there with those parts.
+        parts missing from the first bar can pull the path off before any part is judged. A set
+        whose match elsewhere costs ``parts_search_margin`` less than the current reference's
+        best, and beats the best match near the follower under any set by the relocation margin,
+        moves the follower there with those parts.
         ``parts_search_until_s = 0`` turns it off.
 
     The presence checks (every 1 s, a part judged after 1.5 s heard) were chosen on all 63 pairs of
@@ -403,11 +404,7 @@ class ScoreFollower:
             if self._presence is not None:
                 self._presence.add(chroma_energy[k], int(round(ref_pos)))
             live_frames = self._extractor.n_frames - len(frames) + k + 1
-            if self._maybe_relocate(frame, live_frames):
-                corrected = True
-                if self._presence is not None:
-                    self._presence.reset()  # gathered along a path that was wrong
-            elif self._maybe_follow_other_parts(frame, live_frames):
+            if self._maybe_relocate(frame, live_frames) or self._maybe_follow_other_parts(frame, live_frames):
                 corrected = True
             self._maybe_leave_out_parts(live_frames)
         self.audio_time_s = self._extractor.n_samples / self.sr
@@ -435,6 +432,11 @@ class ScoreFollower:
     @property
     def part_switches(self) -> int:
         return len(self.part_changes)
+
+    @property
+    def _reported_frame(self) -> float:
+        """The reported position as a reference frame (fractional)."""
+        return self._frame_position_s / self.frame_s - 1.0
 
     def _maybe_leave_out_parts(self, live_frames: int) -> None:
         """Every ``presence_every_s``: when two checks in a row find the performance playing another
@@ -472,7 +474,7 @@ class ScoreFollower:
         if live_frames % self._relocate_every or not relocator.ready or \
                 live_frames * self.frame_s > self.params.relocate_until_s > 0:
             return False
-        here = self._frame_position_s / self.frame_s - 1.0
+        here = self._reported_frame
         target = relocator.propose(here)
         if target is None:
             if self._parts_search is not None and live_frames * self.frame_s <= self.params.parts_search_until_s:
@@ -491,13 +493,11 @@ class ScoreFollower:
         if not np.array_equal(search.playing_now, self.playing):
             search.cancel()  # the presence check changed the parts meanwhile: its costs are stale
             return False
-        verdict = search.step(self._frame_position_s / self.frame_s - 1.0)
+        verdict = search.step(self._reported_frame)
         if verdict is None:
             return False
         playing, target = verdict
         self._follow_parts(playing, live_frames)
-        if self._presence is not None:
-            self._presence.reset()  # gathered along a path that was wrong
         self._restart_at(target, frame)
         return True
 
@@ -512,6 +512,8 @@ class ScoreFollower:
         self._frame_position_s = (target + 1) * self.frame_s
         self._ahead_frames = self._behind_frames = 0
         self.relocations += 1
+        if self._presence is not None:
+            self._presence.reset()  # gathered along a path that was wrong
 
     def _advance_reported(self, raw_s: float) -> bool:
         """Move the reported frame position towards the path's newest best cell ``raw_s``.
@@ -617,6 +619,13 @@ class FollowTrace:
                           for a, m, c in zip(self.audio_time_s, self.midi_time_s, self.compute_ms)],
             "part_changes": part_changes_json(self.part_changes),
         }
+
+
+def describe_part_change(left_out) -> str:
+    """What a part change means, in words: "following without bass: not heard in the performance"
+    or "following every part again" (the CLI and the window both say it)."""
+    return f"following without {', '.join(left_out)}: not heard in the performance" if left_out \
+        else "following every part again"
 
 
 def part_changes_json(part_changes) -> list[dict]:

@@ -230,9 +230,9 @@ class PartsSearch:
             return  # would search beyond the prefix: leave it to the presence fit
         self._base_best, self._near_any = base_costs
         self._moves = []
-        self.playing_now = None if playing_now is None else np.array(playing_now)
+        self.playing_now = np.array(playing_now)
         self._queue = [(playing, pooled) for playing, pooled in self.candidates
-                       if playing_now is None or not np.array_equal(playing, playing_now)]
+                       if not np.array_equal(playing, playing_now)]
 
     def cancel(self) -> None:
         self._queue = []

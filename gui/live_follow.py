@@ -167,9 +167,10 @@ class LiveFollowController(QObject):
         changes = list(mic.follower.part_changes)  # appended on the follower's thread
         if len(changes) > self._parts_reported:
             self._parts_reported = len(changes)
-            left_out = changes[-1][1]
-            self.message.emit(f"Following without {', '.join(left_out)}: not heard in the performance." if left_out
-                              else "Following every part again.")
+            from engine.follow import describe_part_change  # loaded already: the follower exists
+
+            text = describe_part_change(changes[-1][1])
+            self.message.emit(text[0].upper() + text[1:] + ".")
 
     def stop(self) -> None:
         """Stop following and give the playhead back to the player."""

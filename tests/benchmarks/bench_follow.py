@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from engine import media, synthetic
-from engine.follow import FollowParams, ScoreFollower, follow_samples
+from engine.follow import FollowParams, ScoreFollower, follow_samples, part_changes_json
 from tests.benchmarks.make_alignment_set import DEFAULT_OUT, load_set, load_truth
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,8 +85,7 @@ VARIANTS = {"synth": FollowParams(), "synth_every_part": FollowParams(follow_par
 
 def run_ours(pairs, variant: str, chunk_s: float, log=print) -> tuple[dict, dict]:
     params = VARIANTS[variant]
-    per_pair, errors, computes, cpus = {}, [], [], []
-    by_parts = {"kept_every_part": [], "lost_parts": []}  # (signed errors, compute ms) per pair
+    per_pair, errors, computes, cpus, lost = {}, [], [], [], []
     for meta in pairs:
         midi = media.load_midi(meta["midi_path"])
         warp_m, warp_a = load_truth(meta)
@@ -98,9 +97,9 @@ def run_ours(pairs, variant: str, chunk_s: float, log=print) -> tuple[dict, dict
         signed = chunk_errors_s(trace.audio_time_s, trace.midi_time_s, warp_m, warp_a, midi.get_end_time())
         summary = dict(summarise(signed, trace.compute_ms, trace.cpu_ms), setup_s=round(setup_s, 3))
         dropped = meta.get("corruption", {}).get("dropped_instruments", [])
-        summary.update(instruments_dropped=dropped, part_changes=trace.part_changes)
+        summary.update(instruments_dropped=dropped, part_changes=part_changes_json(trace.part_changes))
         per_pair[meta["id"]] = summary
-        by_parts["lost_parts" if dropped else "kept_every_part"].append((signed, trace.compute_ms))
+        lost.append(bool(dropped))
         errors.append(signed)
         computes.append(trace.compute_ms)
         cpus.append(trace.cpu_ms)
@@ -108,10 +107,11 @@ def run_ours(pairs, variant: str, chunk_s: float, log=print) -> tuple[dict, dict
             f"  ≤100 ms {100 * summary['within_100ms']:5.1f} %  compute {summary['compute_ms_mean']:.2f} ms")
     summary = summarise(np.concatenate(errors), np.concatenate(computes), np.concatenate(cpus))
     # The recordings that lost instruments (the set drops each with p = 0.3) against those that kept them all.
-    for name, group in by_parts.items():
-        if group:
-            part = summarise(np.concatenate([e for e, _ in group]), np.concatenate([c for _, c in group]))
-            summary[name] = {"n_pairs": len(group)} | {k: part[k] for k in ("median_ms", "mean_clipped_500ms_ms",
+    for name, want in (("kept_every_part", False), ("lost_parts", True)):
+        picked = [i for i, is_lost in enumerate(lost) if is_lost == want]
+        if picked:
+            part = summarise(np.concatenate([errors[i] for i in picked]), np.concatenate([computes[i] for i in picked]))
+            summary[name] = {"n_pairs": len(picked)} | {k: part[k] for k in ("median_ms", "mean_clipped_500ms_ms",
                                                                               "within_100ms")}
     return summary, per_pair
 
