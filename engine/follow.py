@@ -134,27 +134,36 @@ class FollowParams:
         becomes those parts' features. A part is judged only after it has sounded for
         ``presence_min_heard_s`` along the path; a relocation starts the evidence over.
     presence_threshold, presence_min_heard_s, presence_every_s : float
-    parts_search_until_s, parts_search_margin : float
-        During the first ``parts_search_until_s`` of the performance, each global search that
-        proposes no move is followed by one against the MIDI without one part and (up to five
-        parts) without two, a set of parts per live frame
+    parts_search : bool
+        After each global search that proposes no move, run the same search against the MIDI
+        without one part and (up to five parts) without two, a set of parts per live frame
         (:class:`engine.follow_parts.PartsSearch`): the presence check needs a right path, and
-        parts missing from the first bar can pull the path off before any part is judged. A set
-        whose match elsewhere costs ``parts_search_margin`` less than the current reference's
-        best, and beats the best match near the follower under any set by the relocation margin,
-        moves the follower there with those parts.
-        ``parts_search_until_s = 0`` turns it off.
+        parts missing from the first bar can pull the path off, or stall it, before any part is
+        judged.
+    parts_search_margin : float
+        A set whose match elsewhere costs this share less than the current reference's best, and
+        beats the best match near the follower under any set by the relocation margin, moves the
+        follower there with those parts.
+    parts_switch_margin : float or None
+        Otherwise, a set whose match near the follower costs this share less than the current
+        reference's there, and that keeps every part the presence check has heard played,
+        restarts the follower there with those parts (None: never).
 
     The presence checks (every 1 s, a part judged after 1.5 s heard) were chosen on all 63 pairs of
     the alignment benchmark (2 s / 3 s before: within 100 ms 81.6 → 82.6 %, better on both halves
     of the pairs, no part left out of the 18 recordings that kept every instrument).
 
-    The search against fewer parts (the first 12 s, margin 0.1) was chosen on all 63 pairs too: a
-    quick run took the chunks within 100 ms from 82.6 to 83.9 % and no pair got worse (the gains:
-    four choirs and quartets that had lost two parts). Dropped: also switching parts without a
-    move (84.2 %, but eight pairs a little worse: it fought the presence fit, e.g. a quartet
-    without its second violin oscillated between leaving out one violin and both), and moving to
-    any set's best match that cost 10 % less, with no test near the follower (81.7 %: two pairs
+    The search against fewer parts was chosen on all 63 pairs too. During the first 12 s, with
+    moves only (margin 0.1), a quick run took the chunks within 100 ms from 82.6 to 83.9 % and no
+    pair got worse. Running it all along and letting it also switch parts where the follower
+    stands (margin 0.4) took them to 84.8 %, no pair worse by more than 0.02 points of the whole
+    (the gains: Weber's clarinet concertino without clarinet and piano, the fugue of Beethoven's
+    op. 59 no. 3 without viola and cello, Webern's Dormi Jesu and a Haydn quartet, each with parts
+    missing). Dropped: a switch
+    margin of 0.3 (84.8 %, but one pair 0.14 points worse) or 0.5 (84.2 %); switching without
+    the presence check's veto (84.9 %, six pairs worse by up to 0.13 points: it fought the
+    check); switching without restarting the path (84.1 %); moving to any set's best match that
+    cost 10 % less, with no test near the follower (81.7 % with the first 12 s' search: two pairs
     that were followed well moved to wrong bars that matched once a part was gone).
 
     The band, the open start and relocating always were chosen on a third of the alignment
@@ -195,8 +204,9 @@ class FollowParams:
     presence_threshold: float = 0.1
     presence_min_heard_s: float = 1.5
     presence_every_s: float = 1.0
-    parts_search_until_s: float = 12.0
+    parts_search: bool = True
     parts_search_margin: float = 0.1
+    parts_switch_margin: float | None = 0.4
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -363,12 +373,10 @@ class ScoreFollower:
                                         min_window_frames=int(round(self.params.relocate_min_window_s / fp.frame_s)))
         self._relocate_every = max(1, int(round(self.params.relocate_every_s / fp.frame_s)))
         p = self.params
-        if self._relocator is not None and self.parts is not None and p.parts_search_until_s > 0:
+        if self._relocator is not None and self.parts is not None and p.parts_search:
             if self._parts_search is None:  # every set of parts' features: once, at setup
-                reach_s = p.open_start_s + p.tempo_range[1] * p.parts_search_until_s + p.relocate_max_ahead_s
-                self._parts_search = PartsSearch(self.parts, fp, self._relocator,
-                                                 int(round((reach_s + p.relocate_window_s) / fp.frame_s)),
-                                                 p.parts_search_margin)
+                self._parts_search = PartsSearch(self.parts, fp, self._relocator, p.parts_search_margin,
+                                                 p.parts_switch_margin)
             self._parts_search.reset(self._relocator)
         self.relocations = 0
         self.playing = None if self.parts is None else np.ones(self.parts.n_parts, dtype=bool)
@@ -477,9 +485,9 @@ class ScoreFollower:
         here = self._reported_frame
         target = relocator.propose(here)
         if target is None:
-            if self._parts_search is not None and live_frames * self.frame_s <= self.params.parts_search_until_s:
-                _, best_cost, near_cost, _ = relocator.last
-                self._parts_search.start(here, self.playing, (best_cost, near_cost))
+            if self._parts_search is not None:
+                self._parts_search.start(here, self.playing, relocator.last,
+                                         None if self._presence is None else self._presence.heard_playing())
             return False
         self._restart_at(target, frame)
         return True

@@ -21,11 +21,13 @@ module does the same while following:
   loudest part's, the part is not being played. A part is judged only once it has sounded in the
   reference for ``min_heard_s`` along the path (a late entry is not a missing part);
 - :class:`PartsSearch` — the presence fit needs the path to be right, and a performance that
-  lacks parts from its first bar can pull the path off before any part has been heard long
-  enough to judge (the wrong bars then make the wrong parts look missing). So during the first
-  seconds the follower's global search (:mod:`engine.follow_relocate`) is also run against the
-  MIDI without one part and (up to five parts) without two, one set of parts per live frame; a set that
-  explains the performance clearly better elsewhere moves the follower there, with those parts.
+  lacks parts from its first bar can pull the path off, or stall it, before any part has been
+  heard long enough to judge (the wrong bars then make the wrong parts look missing). So after
+  each of the follower's global searches (:mod:`engine.follow_relocate`) that moves nothing, the
+  same search runs against the MIDI without one part and (up to five parts) without two, one set
+  of parts per live frame; a set that explains the performance clearly better elsewhere moves
+  the follower there, and one that explains it much better where the follower stands replaces
+  the reference there, each with those parts.
 
 Conventions
 -----------
@@ -107,17 +109,15 @@ class ReferenceParts:
         level = self.chroma.astype(np.float32).sum(axis=2)
         return level >= ACTIVE_FRACTION * np.maximum(level.max(axis=1, keepdims=True), 1e-12)
 
-    def features(self, playing, params: StreamFeatureParams, n_frames: int | None = None) -> np.ndarray:
+    def features(self, playing, params: StreamFeatureParams) -> np.ndarray:
         """Reference features of the parts marked in ``playing`` (bool, one per part), shape
-        (n_frames, 25): all frames, or the first ``n_frames`` (the same rows: the features run
-        forwards)."""
-        n = self.n_frames if n_frames is None else int(min(max(n_frames, 1), self.n_frames))
+        (n_frames, 25)."""
         keep = np.nonzero(np.asarray(playing, dtype=bool))[0]
-        C = np.zeros((n, self.chroma.shape[2]), dtype=np.float32)
-        Eo = np.zeros((n, self.onset.shape[2]), dtype=np.float32)
+        C = np.zeros((self.n_frames, self.chroma.shape[2]), dtype=np.float32)
+        Eo = np.zeros((self.n_frames, self.onset.shape[2]), dtype=np.float32)
         for p in keep:
-            C += self.chroma[p, :n].astype(np.float32) * self.chroma_peak[p]
-            Eo += self.onset[p, :n].astype(np.float32) * self.onset_peak[p]
+            C += self.chroma[p].astype(np.float32) * self.chroma_peak[p]
+            Eo += self.onset[p].astype(np.float32) * self.onset_peak[p]
         return StreamingFeatures(params).finish_energies(C, Eo)
 
 
@@ -159,14 +159,25 @@ class PartPresence:
 
     def playing(self) -> np.ndarray | None:
         """Per part: True unless the fit says it is not being played; None without evidence yet."""
+        judged, loud = self._judge()
+        return None if judged is None else ~judged | loud
+
+    def heard_playing(self) -> np.ndarray:
+        """Per part: True when the fit has judged it and found it played (False without evidence)."""
+        judged, loud = self._judge()
+        return np.zeros(self.parts.n_parts, dtype=bool) if judged is None else judged & loud
+
+    def _judge(self):
+        """Which parts have been heard long enough to judge, and which of those are loud enough;
+        (None, None) without evidence."""
         judged = self._heard >= self.min_heard_frames
         if judged.sum() < 2:
-            return None  # one part is always "the loudest": nothing to compare it with
+            return None, None  # one part is always "the loudest": nothing to compare it with
         gains = mix_gains(self._gram, self._xty)
         loudest = float(gains[judged].max())
         if not loudest > 0:
-            return None
-        return ~judged | (gains >= self.threshold * loudest)
+            return None, None
+        return judged, gains >= self.threshold * loudest
 
 
 
@@ -189,27 +200,25 @@ class PartsSearch:
     params : StreamFeatureParams
     relocator : engine.follow_relocate.Relocator
         Supplies the recent performance, the search and its pooling.
-    n_frames : int
-        Reference frames searched (a prefix: the search runs only during the first seconds).
     margin : float
-        A set of parts is taken when its match costs this share less than the reference followed
-        now (see :meth:`step`).
+        A set of parts moves the follower when its match elsewhere costs this share less than the
+        reference followed now (see :meth:`step`).
+    switch_margin : float or None
+        A set of parts replaces the reference where the follower stands when its match there costs
+        this share less than the reference followed now; None: never.
 
     The pooled features of every set are made here, once (setup time, not per chunk). The sets
     are always the whole MIDI less one or two parts: a part the presence fit left out wrongly is
     taken back by that fit, not by this search.
     """
 
-    def __init__(self, parts: ReferenceParts, params: StreamFeatureParams, relocator, n_frames: int,
-                 margin: float):
+    def __init__(self, parts: ReferenceParts, params: StreamFeatureParams, relocator, margin: float,
+                 switch_margin: float | None = None):
         self.relocator = relocator
         self.margin = float(margin)
-        factor = relocator.factor  # whole pooled blocks: the last one pools as in the whole reference
-        n_frames = min(-(-int(n_frames) // factor) * factor, parts.n_frames)
-        self.candidates = [(playing, relocator.pool(parts.features(playing, params, n_frames=n_frames)))
+        self.switch_margin = switch_margin
+        self.candidates = [(playing, relocator.pool(parts.features(playing, params)))
                            for playing in part_subsets(parts.n_parts)]
-        self.n_frames = n_frames
-        self.whole = self.n_frames == parts.n_frames
         self.playing_now = None
         self._queue: list = []
 
@@ -222,15 +231,26 @@ class PartsSearch:
     def busy(self) -> bool:
         return bool(self._queue)
 
-    def start(self, here: float, playing_now, base_costs: tuple[float, float]) -> None:
-        """Begin a search around reference frame ``here`` (the follower's position), against the
-        reference followed now (its parts ``playing_now``), whose best match anywhere and best
-        match near ``here`` cost ``base_costs`` (what the relocator's own search just found)."""
-        if not self.whole and here + self.relocator.max_ahead_frames >= self.n_frames:
-            return  # would search beyond the prefix: leave it to the presence fit
-        self._base_best, self._near_any = base_costs
-        self._moves = []
+    def start(self, here: float, playing_now, base, heard_playing=None) -> None:
+        """Begin a search around reference frame ``here`` (the follower's position).
+
+        Parameters
+        ----------
+        here : float
+        playing_now : np.ndarray of bool
+            The parts of the reference followed now.
+        base : engine.follow_relocate.Match
+            What the relocator's own search (with that reference) just found.
+        heard_playing : np.ndarray of bool, optional
+            The parts the presence fit has heard played along the follower's path
+            (:meth:`PartPresence.heard_playing`); a switch where the follower stands keeps them.
+        """
+        self._base_best, self._base_near = base.best_cost, base.near_cost
+        self._near_any = base.near_cost
+        self._moves, self._switches = [], []
         self.playing_now = np.array(playing_now)
+        self._heard_playing = np.zeros(len(self.playing_now), dtype=bool) if heard_playing is None \
+            else np.asarray(heard_playing, dtype=bool)
         self._queue = [(playing, pooled) for playing, pooled in self.candidates
                        if not np.array_equal(playing, playing_now)]
 
@@ -240,30 +260,38 @@ class PartsSearch:
     def step(self, here: float):
         """Try the next set of parts around ``here``; after the last one, the verdict.
 
-        A set is followed, from where it matches, when that match costs ``margin`` less than the
-        current reference's best anywhere *and* less than the best match near the follower under
-        any of the sets (the current one included) by the relocation margin: dropping a part can
-        make a wrong bar match, so the follower's own place keeps the benefit of the doubt. Near
-        the follower's path the presence fit decides which parts are played; this search only
-        moves a follower that a lack of parts has put in the wrong place.
+        - **Move.** A set is followed from where it matches elsewhere when that match costs
+          ``margin`` less than the current reference's best anywhere *and* less than the best
+          match near the follower under any of the sets (the current one included) by the
+          relocation margin: dropping a part can make a wrong bar match, so the follower's own
+          place keeps the benefit of the doubt.
+        - **Switch.** Otherwise, a set is followed from its best match near the follower when that
+          match costs ``switch_margin`` less than the current reference's there, and the set keeps
+          every part the presence fit has heard played. A follower that missing parts have stalled
+          (a fugue whose first entry the recording leaves out) is released at once, before the
+          presence fit has heard enough to judge; a clear margin keeps it from fighting that fit
+          over parts that matter little.
 
         Returns
         -------
         None while the search goes on or when it finds nothing; else ``(playing, target)``: the
-        parts to follow and the reference frame to move to.
+        parts to follow and the reference frame to restart at.
         """
         if not self._queue:
             return None
         playing, pooled = self._queue.pop(0)
-        frame, cost, near, is_near = self.relocator.search(pooled, here)
-        self._near_any = min(self._near_any, near)
-        if not is_near and cost < (1.0 - self.margin) * self._base_best:
-            # Relative to the follower: the sets take a few frames, and the follower (like the
-            # performance) moves on meanwhile — a few frames off at most, inside the restart's span.
-            self._moves.append((cost, frame - here, playing))
+        match = self.relocator.search(pooled, here)
+        self._near_any = min(self._near_any, match.near_cost)
+        # Relative to the follower: the sets take a few frames, and the follower (like the
+        # performance) moves on meanwhile — a few frames off at most, inside the restart's span.
+        if not match.is_near and match.best_cost < (1.0 - self.margin) * self._base_best:
+            self._moves.append((match.best_cost, match.best_frame - here, playing))
+        if self.switch_margin is not None and match.near_cost < (1.0 - self.switch_margin) * self._base_near \
+                and not (self._heard_playing & ~playing).any():
+            self._switches.append((match.near_cost, match.near_frame - here, playing))
         if self._queue:
             return None
-        moves = [m for m in self._moves if m[0] < (1.0 - self.relocator.margin) * self._near_any]
+        moves = [m for m in self._moves if m[0] < (1.0 - self.relocator.margin) * self._near_any] or self._switches
         if not moves:
             return None
         _, offset, chosen = min(moves, key=lambda m: m[0])

@@ -23,6 +23,8 @@ Conventions
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
@@ -80,6 +82,19 @@ def subsequence_costs(Q, R, w, penalty):
     for j in range(m):
         out[j] = D[j] / Wt[j] if Wt[j] > 0 else np.inf
     return out
+
+
+class Match(NamedTuple):
+    """Where the recent performance matches a reference best, as :meth:`Relocator.search` finds it.
+
+    Frames are full-resolution reference frames; costs are mean costs per unit weight.
+    """
+
+    best_frame: float   # where the best match ends
+    best_cost: float
+    near_cost: float    # the best match ending near the tracker's position
+    is_near: bool       # whether the best match ends near the tracker's position (no move)
+    near_frame: float   # where that near match ends
 
 
 class Relocator:
@@ -148,23 +163,19 @@ class Relocator:
         if not self.ready:
             return None
         self.searches += 1
-        self.last = best, best_cost, near_cost, is_near = self.search(self.reference, current_frame)
-        if is_near:
+        self.last = match = self.search(self.reference, current_frame)
+        if match.is_near:
             return None
-        return best if best_cost < (1.0 - self.margin) * near_cost else None
+        return match.best_frame if match.best_cost < (1.0 - self.margin) * match.near_cost else None
 
-    def search(self, reference_pooled, current_frame: float) -> tuple[float, float, float, bool]:
+    def search(self, reference_pooled, current_frame: float) -> Match:
         """Match the recent performance against ``reference_pooled`` (pooled like
         :attr:`reference`; it may be shorter) around ``current_frame``.
 
         Returns
         -------
-        best_frame : float
-            Full-resolution reference frame where the best match ends.
-        best_cost, near_cost : float
-            Mean cost of that match, and of the best one ending near ``current_frame``.
-        is_near : bool
-            Whether the best match ends within ``min_jump_frames`` of ``current_frame`` (no move).
+        Match
+            "Near" is within ``min_jump_frames`` of ``current_frame``.
         """
         query = pool_features(np.stack(self._recent), self.factor, list(BLOCK_SIZES))
         n_ref = len(reference_pooled)
@@ -182,8 +193,10 @@ class Relocator:
         # The best match anywhere near the tracker (it may simply be a little off: its own band
         # will correct that; only a far-away, clearly better match is a reason to move).
         reach = max(1, self.min_jump_frames // self.factor)
-        near = costs[max(0, here - reach): here + reach + 1].min()
-        return (best + 1) * self.factor - 1.0, float(costs[best]), float(near), abs(best - here) <= reach
+        near_lo = max(0, here - reach)
+        near = near_lo + int(np.argmin(costs[near_lo: here + reach + 1]))
+        return Match((best + 1) * self.factor - 1.0, float(costs[best]), float(costs[near]), abs(best - here) <= reach,
+                     (near + 1) * self.factor - 1.0)
 
     def pool(self, reference) -> np.ndarray:
         """``reference`` pooled as :meth:`search` wants it."""

@@ -355,13 +355,14 @@ def test_part_presence_finds_the_parts_a_performance_leaves_out():
     energies[3, :400] = 0.0  # a late entry
     parts = ReferenceParts.from_energies(energies, rng.random((4, n_frames, 72)), part_of=[0, 1, 2, 3])
     presence = PartPresence(parts, threshold=0.1, min_heard_frames=50)
-    assert presence.playing() is None  # no evidence yet
+    assert presence.playing() is None and not presence.heard_playing().any()  # no evidence yet
     for i in range(300):
         live = 1.3 * energies[0, i] + 0.7 * energies[2, i] + 0.01 * rng.random(12)
         presence.add(live, i)
     assert presence.playing().tolist() == [True, False, True, True]
+    assert presence.heard_playing().tolist() == [True, False, True, False]  # part 3: not heard yet
     presence.reset()
-    assert presence.playing() is None
+    assert presence.playing() is None and not presence.heard_playing().any()
 
 
 def test_the_parts_make_the_whole_pianoroll_reference():
@@ -453,21 +454,12 @@ def test_the_relocator_searches_a_partial_window_at_the_start():
     assert rel.ready and proposal is not None and abs(proposal - truth[-1]) <= 4
 
 
-def test_the_parts_features_of_a_prefix_are_the_prefix_of_the_features():
-    rng = np.random.default_rng(8)
-    parts = ReferenceParts.from_energies(rng.random((3, 500, 12)) ** 3, rng.random((3, 500, 72)), part_of=[0, 1, 2])
-    params = StreamFeatureParams()
-    whole = parts.features([True, False, True], params)
-    assert whole.shape == (500, 25)
-    assert np.array_equal(parts.features([True, False, True], params, n_frames=180), whole[:180])
-    assert np.abs(parts.features([True, True, True], params, n_frames=180) - whole[:180]).max() > 0.1
-
-
-def test_the_parts_search_moves_a_follower_that_missing_parts_put_in_the_wrong_place():
-    """Three parts; the performance plays parts 1 and 2 of reference frames 500-700 while the
-    follower believes it is at frame 100. The search against the MIDI without part 0 proposes to
-    follow parts 1 and 2 from frame ~700; a performance of every part gives no verdict (the
-    whole reference explains it best), nor does one at the place the follower is."""
+def test_the_parts_search_moves_or_switches_a_follower_that_missing_parts_misled():
+    """Three parts; the performance plays parts 1 and 2 of reference frames 500-700. With the
+    follower at frame 100, the search against the MIDI without part 0 proposes to follow parts 1
+    and 2 from frame ~700 (a move); with the follower at frame ~700, to follow them from there (a
+    switch), unless the presence fit has heard part 0 played. A performance of every part gives no
+    verdict: the whole reference explains it best."""
     from engine.follow_parts import PartsSearch, part_subsets
     from engine.follow_relocate import Relocator
 
@@ -479,13 +471,12 @@ def test_the_parts_search_moves_a_follower_that_missing_parts_put_in_the_wrong_p
     fp = StreamFeatureParams()
     whole = parts.features([True, True, True], fp)
 
-    def verdict(live, here):
+    def verdict(live, here, switch_margin=0.4, heard_playing=None):
         relocator = Relocator(whole, weight_sum=fp.weight_sum, window_frames=200, max_ahead_frames=800)
         for frame in live:
             relocator.add(frame)
-        search = PartsSearch(parts, fp, relocator, n_frames=1200, margin=0.1)
-        _, best_cost, near_cost, _ = relocator.search(relocator.reference, here)
-        search.start(here=here, playing_now=np.ones(3, dtype=bool), base_costs=(best_cost, near_cost))
+        search = PartsSearch(parts, fp, relocator, margin=0.1, switch_margin=switch_margin)
+        search.start(here, np.ones(3, dtype=bool), relocator.search(relocator.reference, here), heard_playing)
         verdicts = [search.step(here=here) for _ in range(6)]
         assert verdicts[:5] == [None] * 5 and not search.busy  # one set per step
         return verdicts[-1]
@@ -494,12 +485,16 @@ def test_the_parts_search_moves_a_follower_that_missing_parts_put_in_the_wrong_p
     playing, target = verdict(without_0[500:700], here=100.0)
     assert playing.tolist() == [False, True, True] and abs(target - 699) <= 4
     assert verdict(whole[500:700], here=100.0) is None
-    assert verdict(without_0[500:700], here=699.0) is None
+    playing, target = verdict(without_0[500:700], here=690.0)
+    assert playing.tolist() == [False, True, True] and abs(target - 699) <= 4
+    assert verdict(without_0[500:700], here=690.0, switch_margin=None) is None
+    assert verdict(without_0[500:700], here=690.0, heard_playing=[True, False, False]) is None
+    assert verdict(whole[500:700], here=690.0) is None
 
 
-def test_the_follower_runs_the_parts_search_after_each_search_of_its_first_seconds(pair, monkeypatch):
-    """With every part played: one parts search after each of the global searches of the first
-    12 s (at 4, 6, 8, 10 and 12 s), each run to its end, and nothing left out; none when it is off."""
+def test_the_follower_runs_the_parts_search_after_each_global_search(pair, monkeypatch):
+    """With every part played: one parts search after each global search (every 2 s from 4 s on),
+    each run to its end, and nothing left out; none when it is off."""
     from engine.follow_parts import PartsSearch
 
     midi_path, audio_path, _ = pair
@@ -507,11 +502,14 @@ def test_the_follower_runs_the_parts_search_after_each_search_of_its_first_secon
     start = PartsSearch.start
     monkeypatch.setattr(PartsSearch, "start", lambda self, here, *a: (starts.append(here), start(self, here, *a))[1])
     y = media.load_audio(audio_path, sr=22050)
-    follower = ScoreFollower(midi_path, FollowParams(parts_search_until_s=12.0))
+    follower = ScoreFollower(midi_path)
     trace = follow_samples(follower, y, chunk_s=0.02)
     assert follower.parts is not None and follower.parts.n_parts >= 2
-    assert follower.relocations == 0 and len(starts) == 5 and not follower._parts_search.busy
+    n_searches = int((len(y) / 22050 - 4.0) // 2.0) + 1
+    assert follower.relocations == 0 and follower.relocation_searches == len(starts) == n_searches
+    assert not follower._parts_search.busy
+    assert np.allclose(np.diff(starts), 2.0 / follower.frame_s, atol=0.5 / follower.frame_s)  # the follower moves on
     assert trace.to_json()["part_changes"] == []
-    off = ScoreFollower(midi_path, FollowParams(parts_search_until_s=0.0))
+    off = ScoreFollower(midi_path, FollowParams(parts_search=False))
     assert off._parts_search is None
 
