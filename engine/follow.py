@@ -157,13 +157,14 @@ class FollowParams:
     only (margin 0.1), a quick run took the chunks within 100 ms from 82.6 to 83.9 % and no pair got
     worse. Running it all along and letting it also switch parts where the follower stands (margin
     0.4) took them to 84.8 %, no pair worse by more than 0.02 points of the whole (the gains:
-    Weber's clarinet concertino without clarinet and piano, the fugue of Beethoven's op. 59 no. 3
-    without viola and cello, Webern's Dormi Jesu and a Haydn quartet, each with parts missing).
-    Dropped: a switch margin of 0.3 (84.8 %, but one pair 0.14 points worse) or 0.5 (84.2 %);
-    switching without the presence check's veto (84.9 %, six pairs worse by up to 0.13 points: it
-    fought the check); switching without restarting the path (84.1 %); moving to any set's best
-    match that cost 10 % less, with no test near the follower (81.7 % with the first 12 s' search:
-    two pairs that were followed well moved to wrong bars that matched once a part was gone).
+    Weber's clarinet concertino without the clarinet and the piano's lower staff, the fugue of
+    Beethoven's op. 59 no. 3 without viola and cello, Webern's Dormi Jesu and a Haydn quartet, each
+    with parts missing). Dropped: a switch margin of 0.3 (84.8 %, but one pair 0.14 points worse) or
+    0.5 (84.2 %); switching without the presence check's veto (84.9 %, six pairs worse by up to 0.13
+    points: it fought the check); switching without restarting the path (84.1 %); moving to any
+    set's best match that cost 10 % less, with no test near the follower (81.7 % with the first 12
+    s' search: two pairs that were followed well moved to wrong bars that matched once a part was
+    gone).
 
     The band, the open start and relocating always were chosen on a third of the alignment
     benchmark's pairs (every third; ``tests/benchmarks/bench_follow.py``): the open start must
