@@ -13,7 +13,8 @@ seconds a coarse search of the recent performance around the current position
 recording that starts far into the piece, a follower that lost its place); the path then
 restarts in a narrow span there, at the nominal tempo. Parts of the MIDI the performance leaves
 out are found and left out of the reference (:mod:`engine.follow_parts`: a fit along the path,
-and during the first seconds the same coarse search against the MIDI without one or two parts).
+and after each coarse search that moves nothing the same search against the MIDI without one or
+two parts).
 The reported position is smoothed: small steps back are held, leaps either way must last a moment.
 
 - :class:`ScoreFollower` — ``push(chunk) -> midi_time_s`` and ``position_s``;
@@ -493,8 +494,8 @@ class ScoreFollower:
         return True
 
     def _maybe_follow_other_parts(self, frame, live_frames: int) -> bool:
-        """One step of a running :class:`engine.follow_parts.PartsSearch`; True if it moved the
-        follower."""
+        """One step of a running :class:`engine.follow_parts.PartsSearch`; True if it restarted the
+        follower with other parts (a move elsewhere or a switch where it stands)."""
         search = self._parts_search
         if search is None or not search.busy:
             return False
@@ -520,6 +521,8 @@ class ScoreFollower:
         self._frame_position_s = (target + 1) * self.frame_s
         self._ahead_frames = self._behind_frames = 0
         self.relocations += 1
+        if self._parts_search is not None:
+            self._parts_search.cancel()  # its costs were found around the old position
         if self._presence is not None:
             self._presence.reset()  # gathered along a path that was wrong
 

@@ -208,8 +208,8 @@ class PartsSearch:
         this share less than the reference followed now; None: never.
 
     The pooled features of every set are made here, once (setup time, not per chunk). The sets
-    are always the whole MIDI less one or two parts: a part the presence fit left out wrongly is
-    taken back by that fit, not by this search.
+    are always the whole MIDI less one or two parts. A search takes one live frame per set (up to 15), so the global
+    searches it follows must be further apart than that (the default: 2 s, ~170 frames).
     """
 
     def __init__(self, parts: ReferenceParts, params: StreamFeatureParams, relocator, margin: float,
@@ -272,6 +272,12 @@ class PartsSearch:
           presence fit has heard enough to judge; a clear margin keeps it from fighting that fit
           over parts that matter little.
 
+        A switch may bring back a part the fit has left out, and a move may drop a part the fit
+        has heard: the fit's verdicts were reached along a path that the restart (which starts
+        the evidence over) says was wrong. Vetoing switches that bring back a part the fit heard
+        silent as well scored a little worse (84.7 against 84.8 % of the 63 pairs' chunks within
+        100 ms).
+
         Returns
         -------
         None while the search goes on or when it finds nothing; else ``(playing, target)``: the
@@ -287,7 +293,7 @@ class PartsSearch:
         if not match.is_near and match.best_cost < (1.0 - self.margin) * self._base_best:
             self._moves.append((match.best_cost, match.best_frame - here, playing))
         if self.switch_margin is not None and match.near_cost < (1.0 - self.switch_margin) * self._base_near \
-                and not (self._heard_playing & ~playing).any():
+                and playing[self._heard_playing].all():
             self._switches.append((match.near_cost, match.near_frame - here, playing))
         if self._queue:
             return None

@@ -87,7 +87,9 @@ def subsequence_costs(Q, R, w, penalty):
 class Match(NamedTuple):
     """Where the recent performance matches a reference best, as :meth:`Relocator.search` finds it.
 
-    Frames are full-resolution reference frames; costs are mean costs per unit weight.
+    Frames are full-resolution reference frames: the last frame of a pooled block, so up to
+    ``factor - 1`` past the reference's end when it ends inside its last block (callers clamp).
+    Costs are mean costs per unit weight.
     """
 
     best_frame: float   # where the best match ends
@@ -170,7 +172,7 @@ class Relocator:
 
     def search(self, reference_pooled, current_frame: float) -> Match:
         """Match the recent performance against ``reference_pooled`` (pooled like
-        :attr:`reference`; it may be shorter) around ``current_frame``.
+        :attr:`reference`, e.g. with fewer parts) around ``current_frame``.
 
         Returns
         -------

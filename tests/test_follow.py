@@ -454,6 +454,23 @@ def test_the_relocator_searches_a_partial_window_at_the_start():
     assert rel.ready and proposal is not None and abs(proposal - truth[-1]) <= 4
 
 
+def test_the_relocators_match_says_where_the_best_and_the_near_matches_end():
+    """Frames are the last frame of a pooled block (factor 4): a query ending at frame 1299 ends
+    at 1299 exactly; near a follower at frame 500 the best match ends within the near reach."""
+    from engine.follow_relocate import Relocator
+
+    rng = np.random.default_rng(7)
+    X = _block_normalised(rng, 2000)
+    rel = Relocator(X, weight_sum=2.0, window_frames=200, factor=4, min_jump_frames=100, max_ahead_frames=1600)
+    for k in range(1100, 1300):
+        rel.add(X[k])
+    far = rel.search(rel.reference, current_frame=500.0)
+    assert far.best_frame == 1299.0 and not far.is_near
+    assert abs(far.near_frame - 500.0) <= 100 + 4 and far.near_cost > 2 * far.best_cost
+    here = rel.search(rel.reference, current_frame=1290.0)
+    assert here.is_near and here.near_frame == here.best_frame == 1299.0 and here.near_cost == here.best_cost
+
+
 def test_the_parts_search_moves_or_switches_a_follower_that_missing_parts_misled():
     """Three parts; the performance plays parts 1 and 2 of reference frames 500-700. With the
     follower at frame 100, the search against the MIDI without part 0 proposes to follow parts 1
@@ -471,14 +488,15 @@ def test_the_parts_search_moves_or_switches_a_follower_that_missing_parts_misled
     fp = StreamFeatureParams()
     whole = parts.features([True, True, True], fp)
 
-    def verdict(live, here, switch_margin=0.4, heard_playing=None):
+    def verdict(live, here, switch_margin=0.4, heard_playing=None, playing_now=(True, True, True)):
         relocator = Relocator(whole, weight_sum=fp.weight_sum, window_frames=200, max_ahead_frames=800)
         for frame in live:
             relocator.add(frame)
         search = PartsSearch(parts, fp, relocator, margin=0.1, switch_margin=switch_margin)
-        search.start(here, np.ones(3, dtype=bool), relocator.search(relocator.reference, here), heard_playing)
-        verdicts = [search.step(here=here) for _ in range(6)]
-        assert verdicts[:5] == [None] * 5 and not search.busy  # one set per step
+        relocator.set_reference(parts.features(playing_now, fp))
+        search.start(here, playing_now, relocator.search(relocator.reference, here), heard_playing)
+        verdicts = [search.step(here=here) for _ in range(6 if all(playing_now) else 5)]
+        assert verdicts[:-1] == [None] * (len(verdicts) - 1) and not search.busy  # one set per step
         return verdicts[-1]
 
     without_0 = parts.features([False, True, True], fp)
@@ -490,6 +508,10 @@ def test_the_parts_search_moves_or_switches_a_follower_that_missing_parts_misled
     assert verdict(without_0[500:700], here=690.0, switch_margin=None) is None
     assert verdict(without_0[500:700], here=690.0, heard_playing=[True, False, False]) is None
     assert verdict(whole[500:700], here=690.0) is None
+    # Following parts 0 and 2 where parts 1 and 2 play: the switch is to "without 0", bringing
+    # part 1 back (a part the fit left out along a path that may have been wrong).
+    playing, target = verdict(without_0[500:700], here=690.0, playing_now=(True, False, True))
+    assert playing.tolist() == [False, True, True] and abs(target - 699) <= 4
 
 
 def test_the_follower_runs_the_parts_search_after_each_global_search(pair, monkeypatch):
