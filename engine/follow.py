@@ -319,6 +319,9 @@ class ScoreFollower:
         Audio received so far, in seconds.
     playing : np.ndarray of bool or None
         Per part, whether the reference includes it now (None: the MIDI has no parts to leave out).
+    relocations : int
+        How many times the path restarted elsewhere: global moves, and the parts search's moves
+        and switches.
     """
 
     def __init__(self, midi, params: FollowParams | None = None, sr: int | None = None,
