@@ -14,8 +14,8 @@ recording that starts far into the piece, a follower that lost its place); the p
 restarts in a narrow span there, at the nominal tempo. Parts of the MIDI the performance leaves
 out are found and left out of the reference (:mod:`engine.follow_parts`: a fit along the path,
 and after each coarse search that moves nothing the same search against the MIDI without one or
-two parts).
-The reported position is smoothed: small steps back are held, leaps either way must last a moment.
+two parts). The reported position is smoothed: small steps back are held, leaps either way must
+last a moment.
 
 - :class:`ScoreFollower` — ``push(chunk) -> midi_time_s`` and ``position_s``;
 - :func:`follow_samples` / :func:`follow_file` — stream a whole recording through a follower in
@@ -490,8 +490,8 @@ class ScoreFollower:
         target = relocator.propose(here)
         if target is None:
             if self._parts_search is not None:
-                self._parts_search.start(here, self.playing, relocator.last,
-                                         None if self._presence is None else self._presence.heard_playing())
+                # (a parts search exists only where parts do, and so does the presence fit)
+                self._parts_search.start(here, self.playing, relocator.last, self._presence.heard_playing())
             return False
         self._restart_at(target, frame)
         return True

@@ -180,7 +180,6 @@ class PartPresence:
         return judged, gains >= self.threshold * loudest
 
 
-
 def part_subsets(n_parts: int):
     """The sets of parts :class:`PartsSearch` tries: every part but one and (up to 5 parts) every
     part but two; bool arrays of length ``n_parts``."""
@@ -208,8 +207,9 @@ class PartsSearch:
         this share less than the reference followed now; None: never.
 
     The pooled features of every set are made here, once (setup time, not per chunk). The sets
-    are always the whole MIDI less one or two parts. A search takes one live frame per set (up to 15), so the global
-    searches it follows must be further apart than that (the default: 2 s, ~170 frames).
+    are always the whole MIDI less one or two parts. A search takes one live frame per set (up to
+    15), so the global searches it follows must be further apart than that (the default: 2 s,
+    ~170 frames).
     """
 
     def __init__(self, parts: ReferenceParts, params: StreamFeatureParams, relocator, margin: float,
@@ -297,8 +297,9 @@ class PartsSearch:
             self._switches.append((match.near_cost, match.near_frame - here, playing))
         if self._queue:
             return None
-        moves = [m for m in self._moves if m[0] < (1.0 - self.relocator.margin) * self._near_any] or self._switches
-        if not moves:
+        # A move that still beats every near match wins; only without one, a switch.
+        verdicts = [m for m in self._moves if m[0] < (1.0 - self.relocator.margin) * self._near_any] or self._switches
+        if not verdicts:
             return None
-        _, offset, chosen = min(moves, key=lambda m: m[0])
+        _, offset, chosen = min(verdicts, key=lambda m: m[0])
         return chosen, here + offset
