@@ -17,7 +17,7 @@ from engine import media
 from engine.cli import main
 from engine.errors import DeviceError
 from engine.follow import (FollowParams, MicrophoneFollower, ScoreFollower, follow_file, follow_reference,
-                          follow_samples)
+                          follow_samples, path_slope)
 from engine.follow_features import StreamFeatureParams, StreamingFeatures, stream_features
 from engine.follow_microphone import StreamResampler
 from engine.follow_parts import PartPresence, ReferenceParts
@@ -124,6 +124,43 @@ def test_oltw_follows_tempo_changes_with_bounded_work():
         oltw2.push(y)
         cells.append(oltw2.last_cells)
     assert max(cells[1:]) <= 60 * (3 + 2)
+
+
+def test_path_slope_is_robust_to_a_jump_and_says_nothing_on_a_stall():
+    positions = list(1.1 * np.arange(400.0))
+    assert path_slope(positions, 344, spread=0.5) == pytest.approx(1.1)
+    assert path_slope(positions[:100], 344, spread=0.5) == pytest.approx(1.1)  # early on: the path so far
+    assert path_slope(positions[:8], 344, spread=0.5) is None  # too short to cut into pieces
+    jumped = np.array(positions)
+    jumped[350:] += 60.0  # one piece leaps (a correction): the median ignores it
+    assert path_slope(list(jumped), 344, spread=0.5) == pytest.approx(1.1)
+    half_stalled = np.concatenate([1.1 * np.arange(200.0), np.full(200, 219.0)])
+    assert path_slope(list(half_stalled), 344, spread=0.5) is None
+
+
+@pytest.mark.parametrize("max_change", [0.15, None])
+def test_the_tempo_model_follows_a_change_but_a_stall_does_not_drag_it_down(pair, max_change):
+    _, _, midi = pair
+    rng = np.random.default_rng(6)
+    params = FollowParams(tempo_max_change=10.0 if max_change is None else max_change)
+    follower = ScoreFollower(midi, params, reference=_block_normalised(rng, 4000))
+    frames_per_s = 1.0 / follower.frame_s
+
+    def feed_path(slope, seconds, position):
+        for _ in range(int(round(seconds * frames_per_s))):
+            position += slope
+            follower._update_tempo(position)
+        return position
+
+    position = feed_path(1.0, 12.0, 0.0)
+    assert follower.tempo_ratio == pytest.approx(1.0)
+    position = feed_path(1.1, params.tempo_window_s, position)  # 10 % faster: followed within the window
+    assert follower.tempo_ratio == pytest.approx(1.1, abs=0.01)
+    feed_path(0.0, 6.0, position)  # the path stalls for longer than the window
+    if max_change is None:  # without the anchor the stall reads as the slowest tempo allowed
+        assert follower.tempo_ratio == pytest.approx(params.tempo_range[0])
+    else:  # held within 15 % of the slope over the last 12 s before the stall
+        assert 0.85 <= follower.tempo_ratio <= 0.85 * 1.1 + 1e-9
 
 
 def test_open_start_finds_a_performance_that_begins_late():
