@@ -90,13 +90,17 @@ class FollowParams:
         cells over this many seconds of performance; 0 turns the model off.
     tempo_anchor_s, tempo_max_change : float
         The tempo model stays within ``tempo_max_change`` (a share) of the same slope over the
-        longer ``tempo_anchor_s``: a stall that fills the short window would otherwise drag the
-        tempo to the bound of ``tempo_range``, after which the path cannot keep up.
+        longer ``tempo_anchor_s`` (0: no anchor): a stall that fills the short window would
+        otherwise drag the tempo to the bound of ``tempo_range``, after which the path cannot keep
+        up. An anchor slope outside ``tempo_range`` (a stall that fills the anchor too) is ignored.
+        The price: a sudden change larger than ``tempo_max_change`` is reached only as the anchor
+        moves (with a path fed in: 1.0 → 1.1 in 2.3 s, but 1.0 → 1.3 in 5.6 s and 1.0 → 0.6 in
+        6.6 s; the 8 s model took 4.6–4.9 s for each).
     tempo_range : (float, float)
         Bounds of the tempo model's ratio.
     tempo_spread : float
-        The tempo is only updated when the middle half of the window's piece slopes agree within
-        this (a stalling or leaping path says nothing about the tempo).
+        The tempo (and its anchor) is only updated when the middle half of the window's piece
+        slopes agree within this (a stalling or leaping path says nothing about the tempo).
     tempo_min_s : float
         The tempo model starts after this much performance (before: the MIDI's own tempo).
     report : {"best", "frontier"}
@@ -175,9 +179,8 @@ class FollowParams:
     their tempo moves by 10–20 % within a few seconds, and the model lagged ~4 s behind; a path
     that runs at the wrong pace stays on the diagonal (each correcting step pays the step penalty)
     until it is 0.1–0.2 s off. Chosen on all 63 pairs (quick runs, within 100 ms): 8 s 84.8 %,
-    6 / 5 / 4 / 3 s 85.2 / 85.3 / 85.4 / 85.0 % (2 s: the model never starts before
-    ``tempo_min_s``); 4 s held within 15 % of a 12 s slope 85.6 % (8 % the same; 25 %, or an 8 s
-    anchor, 85.4 %). Dropped: a slope from all pairs half a window apart (83.4 %), a spread of 0.3
+    6 / 5 / 4 / 3 s 85.2 / 85.3 / 85.4 / 85.0 %; 4 s held within 15 % of a 12 s slope
+    85.6 % (8 % the same; 25 %, or an 8 s anchor, 85.4 %; 2 s with the anchor 83.2 %). Dropped: a slope from all pairs half a window apart (83.4 %), a spread of 0.3
     or 0.8 with 4 s (83.1 / 85.3 %), a step penalty of 0.2 or 0.4 with 4 s (78.4 / 82.4 %), a
     tempo fitted as the best straight warp of the last 3 s against the reference (noisier than the
     path's slope on voices: one madrigal 70.0 → 69.2 %).
@@ -225,6 +228,10 @@ class FollowParams:
     parts_search: bool = True
     parts_search_margin: float = 0.1
     parts_switch_margin: float | None = 0.4
+
+    def __post_init__(self):
+        if min(self.tempo_window_s, self.tempo_anchor_s, self.tempo_max_change) < 0:
+            raise ValueError("tempo_window_s, tempo_anchor_s and tempo_max_change must be >= 0")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -588,8 +595,9 @@ class ScoreFollower:
         if (len(history) - 1) * self.frame_s < self.params.tempo_min_s:
             return
         spread = self.params.tempo_spread
+        lo, hi = self.params.tempo_range
         anchor = path_slope(history, self._anchor_frames, spread)
-        if anchor is not None:
+        if anchor is not None and lo <= anchor <= hi:  # (a stall filling the anchor is not a tempo either)
             self._anchor_rate = anchor
         rate = path_slope(history, self._tempo_frames, spread)
         if rate is None:
@@ -597,7 +605,6 @@ class ScoreFollower:
         if self._anchor_rate is not None:
             change = self.params.tempo_max_change
             rate = min(max(rate, self._anchor_rate * (1.0 - change)), self._anchor_rate * (1.0 + change))
-        lo, hi = self.params.tempo_range
         self._oltw.rate = float(min(max(rate, lo), hi))
 
 

@@ -152,15 +152,26 @@ def test_the_tempo_model_follows_a_change_but_a_stall_does_not_drag_it_down(pair
             follower._update_tempo(position)
         return position
 
-    position = feed_path(1.0, 12.0, 0.0)
-    assert follower.tempo_ratio == pytest.approx(1.0)
-    position = feed_path(1.1, params.tempo_window_s, position)  # 10 % faster: followed within the window
-    assert follower.tempo_ratio == pytest.approx(1.1, abs=0.01)
-    feed_path(0.0, 6.0, position)  # the path stalls for longer than the window
+    position = feed_path(0.9, 12.0, 0.0)
+    assert follower.tempo_ratio == pytest.approx(0.9)
+    position = feed_path(0.99, 4.0, position)  # 10 % faster: followed within 4 s (an 8 s model is halfway)
+    assert follower.tempo_ratio == pytest.approx(0.99, abs=0.005)
+    position = feed_path(0.0, 6.0, position)  # the path stalls for longer than the window
     if max_change is None:  # without the anchor the stall reads as the slowest tempo allowed
         assert follower.tempo_ratio == pytest.approx(params.tempo_range[0])
-    else:  # held within 15 % of the slope over the last 12 s before the stall
-        assert 0.85 <= follower.tempo_ratio <= 0.85 * 1.1 + 1e-9
+        return
+    # Held within 15 % of the slope over the 12 s before the stall (0.9 to 0.99) ...
+    assert 0.85 * 0.9 - 1e-9 <= follower.tempo_ratio <= 0.85 * 0.99 + 1e-9
+    held = follower.tempo_ratio
+    feed_path(0.0, 10.0, position)  # ... even once the stall fills most of the anchor's 12 s
+    assert follower.tempo_ratio == pytest.approx(held)
+
+
+def test_tempo_parameters_are_checked():
+    with pytest.raises(ValueError):
+        FollowParams(tempo_max_change=-0.1)
+    with pytest.raises(ValueError):
+        FollowParams(tempo_anchor_s=-1.0)
 
 
 def test_open_start_finds_a_performance_that_begins_late():
