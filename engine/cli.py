@@ -310,16 +310,8 @@ def _run_identify(args) -> int:
     for path, reason in library.bad_files:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     result = embed.identify_recording(args.audio, library, top_k=args.top, query=query)
-    if not result.pieces:
-        print(f"{args.audio}: unknown (no readable pieces in the library)")
-    elif not result.open_set_tested:
-        print(f"{args.audio}: best match {result.best.name} (not tested for an unknown piece: the library has "
-              f"{len(library)} piece{'s' if len(library) != 1 else ''}, the test needs {embed.OPEN_SET_MIN_PIECES}; "
-              f"{result.n_snippets} snippets)")
-    else:
-        verdict = "unknown" if result.unknown else f"known: {result.best.name}"
-        print(f"{args.audio}: {verdict} (known score {result.known_score:.2f}, threshold {result.threshold:.2f}; "
-              f"{result.n_snippets} snippets, {len(library)} pieces)")
+    print(f"{args.audio}: {result.verdict()}; {result.n_snippets} snippets, "
+          f"{len(library)} piece{'s' if len(library) != 1 else ''} in the library")
     print(f"{'rank':>4}  {'score':>6}  {'votes':>5}  piece")
     for rank, piece in enumerate(result.pieces, 1):
         who = f"  ({piece.composer})" if piece.composer else ""

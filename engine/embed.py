@@ -323,6 +323,20 @@ class Identification:
     def best(self) -> PieceScore | None:
         return self.pieces[0] if self.pieces else None
 
+    def verdict(self) -> str:
+        """The decision in words, as the CLI and the Identify panel say it: "Known: X (…)",
+        "Unknown — not convincingly any piece … (score s < threshold t)", or "Best match: X (not
+        tested …)" for a library too small for the unknown-piece test."""
+        if not self.pieces:
+            return "Unknown — the library has no pieces to compare with"
+        if not self.open_set_tested:
+            return (f"Best match: {self.best.name} (not tested for an unknown piece: "
+                    f"the library needs at least {OPEN_SET_MIN_PIECES} pieces for that)")
+        if self.unknown:
+            return (f"Unknown — not convincingly any piece in the library "
+                    f"(score {self.known_score:.2f} < threshold {self.threshold:.2f})")
+        return f"Known: {self.best.name} (score {self.known_score:.2f} ≥ threshold {self.threshold:.2f})"
+
     def to_json(self) -> dict:
         """Plain JSON: the decision, the ranked pieces and composers."""
         # JSON has no inf or NaN: a score that is not a number is null (no pieces, or too few to test).

@@ -19,7 +19,7 @@ from PySide6.QtCore import QSettings, Qt
 from engine import embed
 from engine import embed_features as ef
 from engine import media
-from gui.panels.identify import IdentifyPanel, composers_text, format_elapsed, verdict_text
+from gui.panels.identify import IdentifyPanel, composers_text, format_elapsed
 from gui.workers import JobRunner
 from tests.midi_fixtures import MUSESCORE_LITE
 from tests.test_follow import FakeInputStream
@@ -125,7 +125,7 @@ def test_ranks_the_played_piece_first_and_opens_it_aligned(qtbot, tmp_path, fixt
     assert scores == sorted(scores, reverse=True)
     assert sum(int(model.index(r, 4).data()) for r in range(model.rowCount())) == ident.n_snippets
     # The verdict line states the engine's decision with its numbers.
-    assert panel.verdict.text().count(verdict_text(ident).split(" (")[0]) == 1
+    assert panel.verdict.text().count(ident.verdict().split(" (")[0]) == 1
     assert f"{ident.threshold:.2f}" in panel.verdict.text() and f"{ident.known_score:.2f}" in panel.verdict.text()
     assert panel.selected_row() == 0 and panel.open_button.isEnabled()
 
@@ -306,11 +306,11 @@ def test_verdict_and_composer_lines():
               embed.PieceScore("rag", "/l/rag.mid", "joplin", 0.62, 3)]
     known = embed.Identification(pieces, known_score=6.5, threshold=2.0, n_snippets=43,
                                  composers=[("bach", 0.91), ("joplin", 0.62)])
-    assert verdict_text(known) == "Known: bwv269 (score 6.50 ≥ threshold 2.00)"
+    assert known.verdict() == "Known: bwv269 (score 6.50 ≥ threshold 2.00)"
     assert composers_text(known) == "Composers: bach 0.910 · joplin 0.620"
     unknown = embed.Identification(pieces, known_score=1.44, threshold=1.86, n_snippets=43)
-    assert verdict_text(unknown) == ("Unknown — not convincingly any piece in the library "
-                                     "(score 1.44 < threshold 1.86)")
+    assert unknown.verdict() == ("Unknown — not convincingly any piece in the library "
+                                 "(score 1.44 < threshold 1.86)")
     assert composers_text(unknown) == ""
-    assert verdict_text(embed.Identification([], float("-inf"), 2.0, 0)).startswith("Unknown")
+    assert embed.Identification([], float("-inf"), 2.0, 0).verdict().startswith("Unknown")
     assert format_elapsed(63.25) == "1:03.2"

@@ -92,22 +92,6 @@ def identify_job(audio_path, library, top_k: int = TOP_K, recorded: bool = False
     return QueryResult(str(audio_path), identification, recorded)
 
 
-def verdict_text(identification) -> str:
-    """The verdict line: "Known: X (…)" or "Unknown — not convincingly any piece … (score s < threshold t)"."""
-    from engine.embed import OPEN_SET_MIN_PIECES  # loaded already: the identification came from it
-
-    ident = identification
-    if not ident.pieces:
-        return "Unknown — the library has no pieces to compare with"
-    if not ident.open_set_tested:
-        return (f"Best match: {ident.best.name} (not tested for an unknown piece: "
-                f"the library needs at least {OPEN_SET_MIN_PIECES} pieces for that)")
-    if ident.unknown:
-        return (f"Unknown — not convincingly any piece in the library "
-                f"(score {ident.known_score:.2f} < threshold {ident.threshold:.2f})")
-    return f"Known: {ident.best.name} (score {ident.known_score:.2f} ≥ threshold {ident.threshold:.2f})"
-
-
 def composers_text(identification, n: int = 5) -> str:
     """The composers' ranking, best first ("" when the library names no composers)."""
     ranked = identification.composers[:n]
@@ -355,7 +339,7 @@ class IdentifyPanel(QWidget):
         self.model.set_identification(ident)
         colour = (UNKNOWN_COLOUR if ident.unknown  # no pieces at all: known_score -inf, so unknown
                   else KNOWN_COLOUR if ident.open_set_tested else UNTESTED_COLOUR)
-        self.verdict.setText(f'<span style="color:{colour}; font-weight:600">{html.escape(verdict_text(ident))}</span>')
+        self.verdict.setText(f'<span style="color:{colour}; font-weight:600">{html.escape(ident.verdict())}</span>')
         self.verdict.setToolTip(f"{ident.n_snippets} snippets of {Path(result.audio_path).name} against "
                                 f"{len(self.library) if self.library is not None else 0} pieces")
         self.composers.setText(composers_text(ident))
