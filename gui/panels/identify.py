@@ -92,6 +92,11 @@ def identify_job(audio_path, library, top_k: int = TOP_K, recorded: bool = False
     return QueryResult(str(audio_path), identification, recorded)
 
 
+def _count(n: int, noun: str) -> str:
+    """"1 piece", "3 pieces"."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def composers_text(identification, n: int = 5) -> str:
     """The composers' ranking, best first ("" when the library names no composers)."""
     ranked = identification.composers[:n]
@@ -294,9 +299,9 @@ class IdentifyPanel(QWidget):
     def _on_library(self, source: str, library) -> None:
         self.library, self.library_source, self.library_stale = library, source, False
         composers = len({c for c in library.composers if c})
-        text = f"{len(library)} pieces" + (f" by {composers} composers" if composers else "")
+        text = _count(len(library), "piece") + (f" by {_count(composers, 'composer')}" if composers else "")
         if library.bad_files:
-            text += f"; {len(library.bad_files)} unreadable files skipped"
+            text += f"; {_count(len(library.bad_files), 'unreadable file')} skipped"
             self.library_summary.setToolTip("\n".join(f"{p}: {r}" for p, r in library.bad_files[:40]))
         else:
             self.library_summary.setToolTip("")
@@ -341,7 +346,7 @@ class IdentifyPanel(QWidget):
                   else KNOWN_COLOUR if ident.open_set_tested else UNTESTED_COLOUR)
         self.verdict.setText(f'<span style="color:{colour}; font-weight:600">{html.escape(ident.verdict())}</span>')
         self.verdict.setToolTip(f"{ident.n_snippets} snippets of {Path(result.audio_path).name} against "
-                                f"{len(self.library) if self.library is not None else 0} pieces")
+                                f"{_count(len(self.library) if self.library is not None else 0, 'piece')}")
         self.composers.setText(composers_text(ident))
         self.composers.setVisible(bool(self.composers.text()))
         self.table.setColumnHidden(2, not any(p.composer for p in ident.pieces))
