@@ -179,11 +179,12 @@ class FollowParams:
     their tempo moves by 10–20 % within a few seconds, and the model lagged ~4 s behind; a path
     that runs at the wrong pace stays on the diagonal (each correcting step pays the step penalty)
     until it is 0.1–0.2 s off. Chosen on all 63 pairs (quick runs, within 100 ms): 8 s 84.8 %,
-    6 / 5 / 4 / 3 s 85.2 / 85.3 / 85.4 / 85.0 %; 4 s held within 15 % of a 12 s slope
-    85.6 % (8 % the same; 25 %, or an 8 s anchor, 85.4 %; 2 s with the anchor 83.2 %). Dropped: a slope from all pairs half a window apart (83.4 %), a spread of 0.3
-    or 0.8 with 4 s (83.1 / 85.3 %), a step penalty of 0.2 or 0.4 with 4 s (78.4 / 82.4 %), a
-    tempo fitted as the best straight warp of the last 3 s against the reference (noisier than the
-    path's slope on voices: one madrigal 70.0 → 69.2 %).
+    6 / 5 / 4 / 3 s 85.2 / 85.3 / 85.4 / 85.0 %; 4 s held within 15 % of a 12 s slope 85.6 % (8 %
+    the same; 25 %, or an 8 s anchor, 85.4 %; 2 s with the anchor 83.2 %). Dropped: a slope from
+    all pairs half a window apart (83.4 %), a spread of 0.3 or 0.8 with 4 s (83.1 / 85.3 %), a step
+    penalty of 0.2 or 0.4 with 4 s (78.4 / 82.4 %), a tempo fitted as the best straight warp of the
+    last 3 s against the reference (noisier than the path's slope on voices: one madrigal 70.0 →
+    69.2 %).
 
     The band, the open start and relocating always were chosen on a third of the alignment
     benchmark's pairs (every third; ``tests/benchmarks/bench_follow.py``): the open start must
