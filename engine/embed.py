@@ -438,7 +438,8 @@ def identify(query_vectors: np.ndarray, library: Library, threshold: float | Non
     :func:`sequence_similarity` of the embeddings (order kept); (3) when the clip's chroma and the
     library's are given, those pieces are also scored by the same in-order match of chroma frames
     (:func:`chroma_sequence_similarity`), and the final score adds the two sequence scores as robust
-    z-scores among the candidates (:data:`EMBEDDING_WEIGHT` for the embeddings'). Pieces past the
+    z-scores among the candidates (:data:`EMBEDDING_WEIGHT` for the embeddings'; with fewer than
+    :data:`OPEN_SET_MIN_PIECES` candidates, the similarities themselves, weighted the same). Pieces past the
     candidates keep their stage-1 order. The open-set score is :func:`known_score` of the final
     scores of the candidates.
 
@@ -476,7 +477,10 @@ def identify(query_vectors: np.ndarray, library: Library, threshold: float | Non
                       for i in first])
     if use_chroma:
         chroma = np.array([chroma_sequence_similarity(query_chroma, library.chroma[i]) for i in first])
-        final = robust_z(chroma) + EMBEDDING_WEIGHT * robust_z(final)
+        if len(first) >= OPEN_SET_MIN_PIECES:
+            final = robust_z(chroma) + EMBEDDING_WEIGHT * robust_z(final)
+        else:  # a z-score among one or two pieces says nothing (one piece: always 0); keep the similarities
+            final = chroma + EMBEDDING_WEIGHT * final
     ranked = list(first[np.argsort(-final, kind="stable")]) + list(np.argsort(-scores)[len(first):])
     listed = scores.copy()
     listed[first] = final
