@@ -176,6 +176,39 @@ def test_strip_candidates_become_one_click_pace_suggestions(qtbot, tmp_path):
     window.runner.wait()
 
 
+def test_pace_panel_follows_the_recording_on_screen(qtbot, tmp_path):
+    """Opening a pair whose recording is in the project selects it in the pace panel (its paces,
+    its suggestions); a recording the project lacks leaves the panel's choice alone."""
+    import dataclasses
+
+    from PySide6.QtCore import QSettings
+
+    from engine.store import Project
+    from gui.main_window import MainWindow
+    from gui.panels.project_panels import install_project_panels
+    from tests.test_gui_session import _pair
+
+    paths = [tmp_path / "first.wav", tmp_path / "second.wav"]
+    for path, bpm in zip(paths, (100.0, 130.0)):
+        sf.write(path, click_track(bpm, 8.0), tempo.SR)
+    with Project(tmp_path / "p.earworm") as project:
+        first, second = (project.add_file(path).id for path in paths)
+        project.add_pace(second, 130.0)
+    window = MainWindow(settings=QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat), dialogs=False)
+    qtbot.addWidget(window)
+    panels = install_project_panels(window, tmp_path / "p.earworm")
+    panels.paces.select_file(first)
+    # (a preview pair, aligned=False: the views wait for the alignment; the panels follow the pair)
+    window.session.set_pair(dataclasses.replace(_pair(), audio_path=str(paths[1]), aligned=False))
+    assert panels.paces.model.file_id == second
+    assert panels.paces.file_combo.currentData() == second
+    assert [panels.paces.pace_list.item(i).text() for i in range(panels.paces.pace_list.count())] == ["130 bpm"]
+    window.session.set_pair(dataclasses.replace(_pair(), audio_path=str(tmp_path / "elsewhere.wav"), aligned=False))
+    assert panels.paces.model.file_id == second  # not in the project: the panel keeps its file
+    window.findChild(ts.TempoStrip).shutdown()
+    window.runner.wait()
+
+
 def _suggestion_buttons(panel):
     from PySide6.QtWidgets import QPushButton
 

@@ -125,7 +125,8 @@ def _install_tempo_strip(window, project: Project, paces: PaceLabelPanel) -> Non
     of the recording on screen, and the recording's labelled paces are drawn on the strip. The
     whole-song candidates the strip computes are stored in the project (a background job with its
     own connection) when the recording is in it — at once, or when a click adds it — and the pace
-    panel then offers them as one-click labels."""
+    panel then offers them as one-click labels. The pace panel follows the recording on screen
+    whenever the project has it."""
     from gui.panels.label_models import store_tempo_candidates_job
     from gui.views.tempo_strip import TempoStrip
 
@@ -159,7 +160,7 @@ def _install_tempo_strip(window, project: Project, paces: PaceLabelPanel) -> Non
             if file_id is None:
                 return
             if paces.model.file_id != file_id:
-                paces.model.select_file(file_id)
+                paces.select_file(file_id)
             paces.model.add(bpm)
             if not known and strip.song_candidates:  # just added to the project: its candidates too
                 store_song_candidates(window.session.pair.audio_path, strip.song_candidates)
@@ -173,8 +174,19 @@ def _install_tempo_strip(window, project: Project, paces: PaceLabelPanel) -> Non
         except EarwormError:
             strip.set_labelled_paces([])
 
+    def follow_pair(_=None) -> None:
+        """The pace panel shows the recording on screen when the project has it (as the
+        Library's double-click does), so its paces and suggestions are the strip's."""
+        try:
+            file_id = recording_id()
+        except EarwormError:
+            file_id = None
+        if file_id is not None and paces.model.file_id != file_id:
+            paces.select_file(file_id)
+        show_labelled()
+
     strip.pace_clicked.connect(add_clicked_pace)
     strip.song_candidates_ready.connect(store_song_candidates)
     paces.model.paces_changed.connect(show_labelled)
-    window.session.events.pair_changed.connect(show_labelled)
+    window.session.events.pair_changed.connect(follow_pair)
     window.destroyed.connect(lambda *_: strip.shutdown())
