@@ -439,7 +439,7 @@ def identify(query_vectors: np.ndarray, library: Library, threshold: float | Non
     library's are given, those pieces are also scored by the same in-order match of chroma frames
     (:func:`chroma_sequence_similarity`), and the final score adds the two sequence scores as robust
     z-scores among the candidates (:data:`EMBEDDING_WEIGHT` for the embeddings'; with fewer than
-    :data:`OPEN_SET_MIN_PIECES` candidates, the similarities themselves, weighted the same). Pieces past the
+    :data:`OPEN_SET_MIN_PIECES` candidates, the two similarities' mean, weighted the same). Pieces past the
     candidates keep their stage-1 order. The open-set score is :func:`known_score` of the final
     scores of the candidates.
 
@@ -479,8 +479,8 @@ def identify(query_vectors: np.ndarray, library: Library, threshold: float | Non
         chroma = np.array([chroma_sequence_similarity(query_chroma, library.chroma[i]) for i in first])
         if len(first) >= OPEN_SET_MIN_PIECES:
             final = robust_z(chroma) + EMBEDDING_WEIGHT * robust_z(final)
-        else:  # a z-score among one or two pieces says nothing (one piece: always 0); keep the similarities
-            final = chroma + EMBEDDING_WEIGHT * final
+        else:  # a z-score among one or two pieces says nothing (one piece: always 0): the similarities' weighted mean
+            final = (chroma + EMBEDDING_WEIGHT * final) / (1.0 + EMBEDDING_WEIGHT)
     ranked = list(first[np.argsort(-final, kind="stable")]) + list(np.argsort(-scores)[len(first):])
     listed = scores.copy()
     listed[first] = final
