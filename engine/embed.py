@@ -439,7 +439,8 @@ def identify(query_vectors: np.ndarray, library: Library, threshold: float | Non
     library's are given, those pieces are also scored by the same in-order match of chroma frames
     (:func:`chroma_sequence_similarity`), and the final score adds the two sequence scores as robust
     z-scores among the candidates (:data:`EMBEDDING_WEIGHT` for the embeddings'; with fewer than
-    :data:`OPEN_SET_MIN_PIECES` candidates, the two similarities' mean, weighted the same). Pieces past the
+    :data:`OPEN_SET_MIN_PIECES` candidates, the similarities' weighted mean ``(chroma + w · embeddings) / (1 + w)``,
+    ``w`` = :data:`EMBEDDING_WEIGHT`). Pieces past the
     candidates keep their stage-1 order. The open-set score is :func:`known_score` of the final
     scores of the candidates.
 

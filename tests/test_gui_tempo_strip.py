@@ -203,8 +203,18 @@ def test_pace_panel_follows_the_recording_on_screen(qtbot, tmp_path):
     assert panels.paces.model.file_id == second
     assert panels.paces.file_combo.currentData() == second
     assert [panels.paces.pace_list.item(i).text() for i in range(panels.paces.pace_list.count())] == ["130 bpm"]
-    window.session.set_pair(dataclasses.replace(_pair(), audio_path=str(tmp_path / "elsewhere.wav"), aligned=False))
+    elsewhere = tmp_path / "elsewhere.wav"
+    sf.write(elsewhere, click_track(96.0, 8.0), tempo.SR)
+    window.session.set_pair(dataclasses.replace(_pair(), audio_path=str(elsewhere), aligned=False))
     assert panels.paces.model.file_id == second  # not in the project: the panel keeps its file
+    # A click on a strip candidate adds that recording to the project and labels it; the panel's
+    # box shows the new file, also after the box is filled again.
+    window.findChild(ts.TempoStrip).pace_clicked.emit(96.0)
+    new_id = panels.paces.model.file_id
+    assert new_id not in (first, second) and panels.paces.model.paces == [96.0]
+    assert panels.paces.file_combo.currentData() == new_id
+    panels.paces.refresh_files()
+    assert panels.paces.file_combo.currentData() == new_id
     window.findChild(ts.TempoStrip).shutdown()
     window.runner.wait()
 

@@ -371,6 +371,8 @@ class PaceLabelPanel(_UndoMixin, QWidget):
             self.file_combo.setCurrentIndex(index)
         else:
             self._guard(lambda: self.model.select_file(file_id))
+            if index < 0:
+                self.refresh_files()  # added since the box was filled (e.g. by a click on the tempo strip)
 
     def tap(self) -> None:
         self.model.tap(self.clock())
@@ -386,7 +388,9 @@ class PaceLabelPanel(_UndoMixin, QWidget):
         self.file_combo.clear()
         for f in files:
             self.file_combo.addItem(f"{f.name}  ({'MIDI' if f.kind == 'midi' else 'recording'})", f.id)
-        self.file_combo.setCurrentIndex(self.file_combo.findData(current if current is not None else self.model.file_id))
+        # The model's file is the one being labelled; the box shows it (else keeps its choice).
+        shown = self.model.file_id if self.model.file_id is not None else current
+        self.file_combo.setCurrentIndex(self.file_combo.findData(shown))
         self.file_combo.blockSignals(False)
 
     def _on_paces(self, paces) -> None:
