@@ -182,8 +182,9 @@ def _install_tempo_strip(window, project: Project, paces: PaceLabelPanel) -> Non
         except EarwormError:
             file_id = None
         if file_id is not None and paces.model.file_id != file_id:
-            paces.select_file(file_id)
-        show_labelled()
+            paces.select_file(file_id)  # its paces_changed redraws the strip's labels
+        else:
+            show_labelled()
 
     strip.pace_clicked.connect(add_clicked_pace)
     strip.song_candidates_ready.connect(store_song_candidates)
