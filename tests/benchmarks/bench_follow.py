@@ -15,9 +15,10 @@ behind, measured in the performance's time. Chunks whose true MIDI position lies
 within 50 / 100 ms, and the mean with each error clipped at 0.5 s (as the alignment benchmark
 scores notes); compute time per chunk (features + online DTW): wall-clock mean, p95, p99, max,
 and the thread's CPU time (the machine may be shared). The pooled figures are also given apart
-for the recordings that kept every instrument and those that lost some, and the product's follower
-(``synth``: it finds the parts a recording lacks, :mod:`engine.follow_parts`) is run beside the
-same follower with every part all along (``synth_every_part``).
+for the recordings that kept every instrument and those that lost some, and by time since the
+recording's start (``misses_by_time``: where the chunks more than 100 ms off lie). The product's
+follower (``synth``: it finds the parts a recording lacks, :mod:`engine.follow_parts`) is run
+beside the same follower with every part all along (``synth_every_part``).
 
 Targets (issue 4): median ≤ 20 ms, mean ≤ 50 ms, ≥ 90 % within 100 ms, compute ≤ 10 ms per 20 ms
 hop. Dixon's OLTW reported mean 59 ms / median 20 ms on real piano.
@@ -47,16 +48,18 @@ ROOT = Path(__file__).resolve().parents[2]
 OUT_JSON = ROOT / "tests" / "benchmarks" / "out" / "bench_follow.json"
 PEER_VENV = ROOT / "data" / "peers" / "pmm-venv"
 PEER_SCRIPT = Path(__file__).with_name("peer_matchmaker.py")
+MISS_SPANS_S = (0.0, 3.0, 10.0, 20.0, 40.0, np.inf)  # time since the recording's start (see misses_by_time)
 TARGETS = {"median_ms": 20.0, "mean_ms": 50.0, "within_100ms": 0.90, "compute_ms_per_20ms": 10.0}
 
 
 def chunk_errors_s(trace_audio_s, trace_midi_s, warp_midi_s, warp_audio_s, midi_end_s):
-    """Signed error per chunk (s) and the mask of chunks inside the MIDI (see the module docstring)."""
+    """Signed error (s) and audio time (s, the chunk's end) of each chunk whose true position lies in
+    the MIDI (see the module docstring)."""
     audio_s = np.asarray(trace_audio_s, dtype=float)
     true_midi_s = synthetic.warp_times(audio_s, warp_audio_s, warp_midi_s)
     inside = (true_midi_s >= 0.0) & (true_midi_s <= midi_end_s)
     signed = synthetic.warp_times(np.asarray(trace_midi_s, dtype=float), warp_midi_s, warp_audio_s) - audio_s
-    return signed[inside]
+    return signed[inside], audio_s[inside]
 
 
 def summarise(signed_errors_s: np.ndarray, compute_ms: np.ndarray, cpu_ms: np.ndarray | None = None) -> dict:
@@ -78,6 +81,26 @@ def summarise(signed_errors_s: np.ndarray, compute_ms: np.ndarray, cpu_ms: np.nd
     }
 
 
+def misses_by_time(signed_errors, audio_times, edges_s=MISS_SPANS_S, miss_s: float = 0.1) -> list[dict]:
+    """Where the chunks more than ``miss_s`` off lie, by time since the recording's start.
+
+    Per span of ``edges_s`` (pooled over pairs; lists of per-pair arrays): its share of all
+    chunks, the miss rate within it, and the points of the whole it costs (100 × its misses / all
+    chunks; the spans' points add up to 100 − the percentage within ``miss_s``).
+    """
+    err = np.abs(np.concatenate(signed_errors))
+    t = np.concatenate(audio_times)
+    spans = []
+    for lo, hi in zip(edges_s[:-1], edges_s[1:]):
+        span = (t >= lo) & (t < hi)
+        missed = int(np.sum(span & (err > miss_s)))
+        spans.append({"from_s": lo, "to_s": hi if np.isfinite(hi) else None,
+                      "share_of_chunks": round(float(span.mean()), 4),
+                      "miss_rate": round(missed / int(span.sum()), 4) if span.any() else None,
+                      "points": round(100.0 * missed / err.size, 2)})
+    return spans
+
+
 # Our follower's variants: name -> parameters ("every_part": without finding the parts a recording lacks).
 VARIANTS = {"synth": FollowParams(), "synth_every_part": FollowParams(follow_parts=False),
             "pianoroll": FollowParams(reference="pianoroll")}
@@ -85,7 +108,7 @@ VARIANTS = {"synth": FollowParams(), "synth_every_part": FollowParams(follow_par
 
 def run_ours(pairs, variant: str, chunk_s: float, log=print) -> tuple[dict, dict]:
     params = VARIANTS[variant]
-    per_pair, errors, computes, cpus, lost = {}, [], [], [], []
+    per_pair, errors, times, computes, cpus, lost = {}, [], [], [], [], []
     for meta in pairs:
         midi = media.load_midi(meta["midi_path"])
         warp_m, warp_a = load_truth(meta)
@@ -94,13 +117,14 @@ def run_ours(pairs, variant: str, chunk_s: float, log=print) -> tuple[dict, dict
         setup_s = time.perf_counter() - t0
         y = media.load_audio(meta["audio_path"], sr=follower.sr)
         trace = follow_samples(follower, y, chunk_s)
-        signed = chunk_errors_s(trace.audio_time_s, trace.midi_time_s, warp_m, warp_a, midi.get_end_time())
+        signed, audio_s = chunk_errors_s(trace.audio_time_s, trace.midi_time_s, warp_m, warp_a, midi.get_end_time())
         summary = dict(summarise(signed, trace.compute_ms, trace.cpu_ms), setup_s=round(setup_s, 3))
         dropped = meta.get("corruption", {}).get("dropped_instruments", [])
         summary.update(instruments_dropped=dropped, part_changes=part_changes_json(trace.part_changes))
         per_pair[meta["id"]] = summary
         lost.append(bool(dropped))
         errors.append(signed)
+        times.append(audio_s)
         computes.append(trace.compute_ms)
         cpus.append(trace.cpu_ms)
         log(f"  {variant:16s} {meta['id'][:42]:42s} median {summary['median_ms']:7.1f}  mean {summary['mean_ms']:8.1f}"
@@ -113,6 +137,7 @@ def run_ours(pairs, variant: str, chunk_s: float, log=print) -> tuple[dict, dict
             part = summarise(np.concatenate([errors[i] for i in picked]), np.concatenate([computes[i] for i in picked]))
             summary[name] = {"n_pairs": len(picked)} | {k: part[k] for k in ("median_ms", "mean_clipped_500ms_ms",
                                                                               "within_100ms")}
+    summary["misses_by_time"] = misses_by_time(errors, times)
     return summary, per_pair
 
 
@@ -169,7 +194,7 @@ def run_peer(pairs, log=print) -> tuple[dict | None, dict, str | None]:
             continue
         warp_m, warp_a = load_truth(meta)
         midi_end = media.load_midi(meta["midi_path"]).get_end_time()
-        signed = chunk_errors_s(res["audio_time"], res["midi_time"], warp_m, warp_a, midi_end)
+        signed, _ = chunk_errors_s(res["audio_time"], res["midi_time"], warp_m, warp_a, midi_end)
         per_pair[meta["id"]] = summarise(signed, np.asarray(res["compute_ms"]))
         errors.append(signed)
         computes.append(np.asarray(res["compute_ms"]))
