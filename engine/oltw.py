@@ -23,7 +23,9 @@ Refinements after Arzt & Widmer (2008, 2010):
   little (silence, sustained chords) cannot hold the path in long horizontal or vertical runs;
 - **open start**: the first live frame may match any of the first ``open_start`` columns (the
   performance may begin a little into the score, e.g. a cropped intro), at a small cost per
-  frame skipped;
+  column skipped; these columns are laid at the tempo model's ``rate`` like all others, so a
+  path started at another tempo (:mod:`engine.follow`'s tempo hypotheses) is diagonal from its
+  first frame;
 - **bounded lead**: no new column while the frontier is more than ``max_lead`` columns ahead of
   the newest row's best cell (a frontier running alone into a repeat of the same music would
   drag the band away from the performer);
@@ -217,7 +219,7 @@ def oltw_push(X, Xcol, colpos, y, Yring, D, S, lo, hi, row_id, state, rate, c, m
     cells = 0
     if t == 0:
         j = -1
-        while j + 1 < open_start and _new_column(X, Xcol, colpos, j + 1, 1.0, start_pos):
+        while j + 1 < open_start and _new_column(X, Xcol, colpos, j + 1, rate, start_pos):
             j += 1
         cells += _add_row(Xcol, Yring, D, S, lo, hi, row_id, 0, j, c, w, diag_weight, open_start, penalty, start_cost)
         state[_RUN] = 0
@@ -268,14 +270,15 @@ class OnlineTimeWarping:
     diag_weight : float
         Weight of the diagonal step's cost (2 = Dixon).
     open_start_frames : int or None
-        The first live frame may match any of this many first reference frames (default ``c``;
-        1 forces the start at the reference's first frame).
+        The first live frame may match any of this many first columns (default ``c``; 1 forces
+        the start at the reference's first frame); they span ``open_start_frames * rate``
+        reference frames.
     penalty : float
         Extra cost of a non-diagonal step.
     min_rate : float
         Slowest reference pace the tempo model may be set to (sizes the column buffer).
     start_cost : float
-        Cost per reference frame of starting later than the first one (a prior for starting at
+        Cost per column of starting later than the first one (a prior for starting at
         the beginning; diluted as the path grows, so evidence soon outweighs it).
     max_lead_frames : int, optional
         No new column while the frontier is this many columns ahead of the newest row's best
@@ -307,9 +310,13 @@ class OnlineTimeWarping:
         self.restart(0.0)
 
     def restart(self, start_frame: float = 0.0, open_frames: int | None = None) -> None:
-        """Forget everything: the next live frame starts a new path in the ``open_frames`` frames
+        """Forget everything: the next live frame starts a new path in the ``open_frames`` columns
         (default ``open_start``, at most ``c``) from ``start_frame`` on (the tempo model's
-        ``rate`` is kept)."""
+        ``rate`` is kept).
+
+        The cost rings are left uninitialised: a cell is read only where ``row_id``, ``lo`` and
+        ``hi`` say it was written since (so a restart does not write the ~60 MB of a 16 s band).
+        """
         R, W = self.c + 1, 2 * self.c + 2 * self.max_run + 8
         n_ref, d = self.reference.shape
         self.start_pos = float(min(max(start_frame, 0.0), n_ref - 1))
@@ -317,8 +324,8 @@ class OnlineTimeWarping:
         self._Xcol = np.zeros((W, d), dtype=np.float32)
         self._colpos = np.zeros(int(np.ceil(n_ref / self.min_rate)) + self.c + 2, dtype=np.float64)
         self._Yring = np.zeros((R, d), dtype=np.float32)
-        self._D = np.full((R, W), np.inf, dtype=np.float64)
-        self._S = np.zeros((R, W), dtype=np.float64)  # path weights
+        self._D = np.empty((R, W), dtype=np.float64)
+        self._S = np.empty((R, W), dtype=np.float64)  # path weights
         self._lo = np.zeros(R, dtype=np.int64)
         self._hi = np.zeros(R, dtype=np.int64)
         self._row_id = np.full(R, -1, dtype=np.int64)
@@ -347,6 +354,16 @@ class OnlineTimeWarping:
     def frontier_position(self) -> float:
         """Reference position (frames) of the newest column (``j`` of Dixon's algorithm)."""
         return float(self._colpos[self._state[_J]]) if self.n_live_frames else 0.0
+
+    @property
+    def best_cost(self) -> float:
+        """Normalised cost of the newest row's best cell: the mean cost per unit of path weight of
+        the path to the reported position (inf before any frame). Paths over the same reference at
+        other tempos compare by it."""
+        t = int(self._state[_T])
+        if t < 0:
+            return _INF
+        return float(_best_in_row(self._D, self._S, self._lo, self._hi, t, self.diag_weight)[1])
 
     @property
     def position(self) -> float:

@@ -184,6 +184,28 @@ def test_open_start_finds_a_performance_that_begins_late():
     assert np.all(np.abs(found[20:] - (start + np.arange(20, 200))) <= 1)
 
 
+def test_the_open_start_is_laid_at_the_rate_and_path_costs_tell_the_tempo():
+    """A path started at the performer's tempo is diagonal from its first frame (the open start's
+    columns step by ``rate`` too) and costs less than one laid at the MIDI's own tempo."""
+    rng = np.random.default_rng(7)
+    X = _block_normalised(rng, 800)
+    start, pace = 90, 2.0  # begins beyond the open start's 60 columns at rate 1, played twice as fast
+    ref_pos = start + pace * np.arange(300)
+    Y = X[np.round(ref_pos).astype(int)] + 0.05 * rng.random((300, 25)).astype(np.float32)
+    paths = {}
+    for rate in (1.0, pace):
+        oltw = OnlineTimeWarping(X, weight_sum=2.0, window_frames=200, max_run=3, penalty=0.3,
+                                 open_start_frames=60, start_cost=0.001)
+        oltw.rate = rate
+        assert oltw.best_cost == np.inf  # nothing matched yet
+        paths[rate] = (oltw, np.array([oltw.push(y) for y in Y]))
+    at_pace, at_one = paths[pace], paths[1.0]
+    assert abs(at_pace[1][0] - start) <= 1   # 90 lies within 60 columns of 2 frames
+    assert at_one[1][0] < 60                 # but not within 60 columns of 1 frame
+    assert np.all(np.abs(at_pace[1] - ref_pos) <= pace + 0.5)  # within a column (and rounding)
+    assert at_pace[0].best_cost < at_one[0].best_cost - 0.05
+
+
 def test_a_restart_opens_only_a_narrow_span_at_the_proposed_position():
     rng = np.random.default_rng(5)
     X = _block_normalised(rng, 800)
@@ -230,6 +252,27 @@ def test_the_window_lag_is_corrected_at_the_followed_tempo(tmp_path):
     expected_shift_s = factor * StreamFeatureParams().window_lag_s * (1 - 1 / factor)  # in performance seconds
     assert uncorrected - corrected == pytest.approx(expected_shift_s, abs=0.008)
     assert abs(corrected) < abs(uncorrected)
+
+
+def test_a_tempo_hypothesis_takes_over_a_performance_far_from_the_midis_tempo(tmp_path):
+    """Played 25 % slower than the MIDI, the path laid at the MIDI's tempo lags and leaps until
+    the tempo model has a right path to learn from; the hypothesis at 0.85 takes over early."""
+    midi_path = write_rich_midi(tmp_path / "slow.mid", seed=3, bars=10)
+    midi = media.load_midi(midi_path)
+    factor = 1.25
+    audio_path = render_warped(midi, lambda t: factor * np.asarray(t), tmp_path / "slow.wav")
+
+    def first_seconds(hypotheses):
+        follower = ScoreFollower(midi_path, FollowParams(tempo_hypotheses=hypotheses))
+        trace = follow_samples(follower, media.load_audio(audio_path, sr=follower.sr), 0.02)
+        early = trace.audio_time_s <= 8.0
+        err = np.abs(factor * trace.midi_time_s[early] - trace.audio_time_s[early])
+        return float(np.median(err)), follower.tempo_switches
+
+    single, no_switch = first_seconds(())
+    raced, switches = first_seconds(FollowParams().tempo_hypotheses)
+    assert no_switch == 0 and switches >= 1
+    assert raced < 0.03 and raced < 0.6 * single
 
 
 def test_near_silent_chroma_fades_into_flat_without_a_jump():
