@@ -76,7 +76,8 @@ class FollowParams:
         Longest run of steps in one direction (the largest tempo ratio followed is max_run + 1).
     open_start_s : float
         The performance may start anywhere in the first ``open_start_s`` seconds of the MIDI
-        (at most ``window_s``).
+        (at most ``window_s``; a tempo hypothesis's span is this many seconds of columns at its
+        rate).
     max_backstep_s, confirm_back_s : float
         The reported position does not run backwards: when the path's best cell falls behind it
         by up to ``max_backstep_s`` the position is held; a larger step back is followed only
@@ -118,7 +119,8 @@ class FollowParams:
         (~21 ms of performance) ahead, at r = 1.25 ~21 ms of MIDI behind (as the benchmark's
         signed errors show).
     open_start_cost : float
-        Cost per frame of starting later than the MIDI's first frame (see :mod:`engine.oltw`).
+        Cost per column of starting later than the MIDI's first frame (per frame at the MIDI's
+        tempo; see :mod:`engine.oltw`).
     relocate_window_s, relocate_every_s, relocate_margin, relocate_min_jump_s : float
         Every ``relocate_every_s`` the last ``relocate_window_s`` of the performance are matched
         against the MIDI from ``relocate_max_back_s`` behind to ``relocate_max_ahead_s`` ahead of
@@ -203,8 +205,8 @@ class FollowParams:
     The tempo hypotheses were chosen on all 63 pairs in two halves (every other pair; quick runs,
     within 100 ms): 86.6 / 84.6 % without, 87.9 / 85.4 % with (all pairs 85.6 → 86.6 %, median
     24.2 → 22.9 ms). Rates 0.8, 0.9, 1.11, 1.25 gave 87.6 / 85.4 %; six rates from 0.75 to 1.33
-    87.4 % on the first half; a margin of 0.005 or 0.02 87.4 / 87.1 % there; checks from 1 s or
-    3 s 87.6 / 87.7 % there (3 s: 85.0 % on the second half); racing for 12 or 20 s changed
+    87.4 % on the first half; a margin of 0.005 or 0.02 87.4 / 87.1 % there; checks from 1.5 s or
+    3.5 s 87.6 / 87.7 % there (3.5 s: 85.0 % on the second half); racing for 12 or 20 s changed
     nothing. Without the test of nearness (any hypothesis could take over) a hypothesis that had
     started in another bar took a Palestrina Kyrie there for good (its pair 74 → 0 %).
 
@@ -246,7 +248,7 @@ class FollowParams:
     relocate_open_s: float = 1.0
     tempo_hypotheses: tuple[float, ...] = (0.85, 0.92, 1.08, 1.18)
     hypotheses_s: float = 8.0
-    hypotheses_min_s: float = 1.5
+    hypotheses_min_s: float = 2.0
     hypotheses_every_s: float = 0.5
     hypotheses_margin: float = 0.01
     hypotheses_near_s: float = 0.5
@@ -611,6 +613,7 @@ class ScoreFollower:
             oltw.rate = float(rate)
             self._hypotheses.append(_TempoHypothesis(oltw))
         self._hypothesis_frames = 0
+        self._followed_positions = []  # the follower's path's, as the hypotheses' positions
 
     def _race_hypotheses(self, frame, ref_pos: float) -> float:
         """Feed ``frame`` to the tempo hypotheses; at a check, let a cheaper one nearby take over.
@@ -623,13 +626,14 @@ class ScoreFollower:
         p = self.params
         self._hypothesis_frames += 1
         n = self._hypothesis_frames
+        self._followed_positions.append(ref_pos)
         for hypothesis in self._hypotheses:
             hypothesis.positions.append(hypothesis.oltw.push(frame))
         if n * self.frame_s > p.hypotheses_s:
             self._hypotheses = []  # (and their cost rings with them)
             return ref_pos
         every = max(1, int(round(p.hypotheses_every_s / self.frame_s)))
-        if n * self.frame_s < p.hypotheses_min_s or n % every:
+        if n < int(round(p.hypotheses_min_s / self.frame_s)) or n % every:
             return ref_pos
         main = self._oltw
         near = p.hypotheses_near_s / self.frame_s
@@ -640,7 +644,8 @@ class ScoreFollower:
             return ref_pos
         winner = self._hypotheses[k]
         # The path it replaces runs on at the tempo it had, with its own positions.
-        self._hypotheses[k] = _TempoHypothesis(main, self._history[-len(winner.positions):])
+        self._hypotheses[k] = _TempoHypothesis(main, self._followed_positions)
+        self._followed_positions = winner.positions
         self._oltw = winner.oltw
         self._history[:] = winner.positions[:-1]  # (_update_tempo appends the newest)
         self._anchor_rate = None
