@@ -422,15 +422,13 @@ class ScoreFollower:
 
     def reset(self) -> None:
         """Start over: a new performance from the beginning (or from anywhere in the open start)."""
-        fp = self.params.features
-        window = max(8, int(round(self.params.window_s / fp.frame_s)))
+        p, fp = self.params, self.params.features
         self.reference = self.full_reference
         self._extractor = StreamingFeatures(fp)
-        self._oltw = OnlineTimeWarping(self.reference, fp.weight_sum, window, self.params.max_run,
-                                       open_start_frames=max(1, int(round(self.params.open_start_s / fp.frame_s))),
-                                       penalty=self.params.step_penalty, start_cost=self.params.open_start_cost,
-                                       max_lead_frames=max(1, int(round(self.params.max_lead_s / fp.frame_s))))
-        self._hypotheses = []
+        self._oltw = self._new_path()
+        self._hypotheses_every = max(1, int(round(p.hypotheses_every_s / fp.frame_s)))
+        self._hypotheses_first = int(round(p.hypotheses_min_s / fp.frame_s))
+        self._hypotheses_last = int(np.floor(p.hypotheses_s / fp.frame_s))
         self._start_hypotheses(0.0, None)
         self._relocator = None
         if self.params.relocate_every_s > 0:
@@ -443,7 +441,6 @@ class ScoreFollower:
                                         max_back_frames=int(round(self.params.relocate_max_back_s / fp.frame_s)),
                                         min_window_frames=int(round(self.params.relocate_min_window_s / fp.frame_s)))
         self._relocate_every = max(1, int(round(self.params.relocate_every_s / fp.frame_s)))
-        p = self.params
         if self._relocator is not None and self.parts is not None and p.parts_search:
             if self._parts_search is None:  # every set of parts' features: once, at setup
                 self._parts_search = PartsSearch(self.parts, fp, self._relocator, p.parts_search_margin,
@@ -602,17 +599,23 @@ class ScoreFollower:
         if self._presence is not None:
             self._presence.reset()  # gathered along a path that was wrong
 
+    def _new_path(self) -> OnlineTimeWarping:
+        """An online DTW over the current reference with the follower's settings."""
+        p, fp = self.params, self.params.features
+        window = max(8, int(round(p.window_s / fp.frame_s)))
+        return OnlineTimeWarping(self.reference, fp.weight_sum, window, p.max_run,
+                                 open_start_frames=max(1, int(round(p.open_start_s / fp.frame_s))),
+                                 penalty=p.step_penalty, start_cost=p.open_start_cost,
+                                 max_lead_frames=max(1, int(round(p.max_lead_s / fp.frame_s))))
+
     def _start_hypotheses(self, start_frame: float, open_frames: int | None) -> None:
         """Start one online DTW per rate of ``tempo_hypotheses``, as the follower's restarts."""
-        main = self._oltw
         self._hypotheses = []
         for rate in self.params.tempo_hypotheses:
-            oltw = OnlineTimeWarping(main.reference, main.weight_sum, main.c, main.max_run, main.diag_weight,
-                                     main.open_start, main.penalty, main.min_rate, main.start_cost, main.max_lead)
+            oltw = self._new_path()
             oltw.restart(start_frame, open_frames)
             oltw.rate = float(rate)
             self._hypotheses.append(_TempoHypothesis(oltw))
-        self._hypothesis_frames = 0
         self._followed_positions = []  # the follower's path's, as the hypotheses' positions
 
     def _race_hypotheses(self, frame, ref_pos: float) -> float:
@@ -624,16 +627,14 @@ class ScoreFollower:
         if not self._hypotheses:
             return ref_pos
         p = self.params
-        self._hypothesis_frames += 1
-        n = self._hypothesis_frames
         self._followed_positions.append(ref_pos)
+        n = len(self._followed_positions)  # live frames since the (re)start
         for hypothesis in self._hypotheses:
             hypothesis.positions.append(hypothesis.oltw.push(frame))
-        if n * self.frame_s > p.hypotheses_s:
+        if n > self._hypotheses_last:
             self._hypotheses = []  # (and their cost rings with them)
             return ref_pos
-        every = max(1, int(round(p.hypotheses_every_s / self.frame_s)))
-        if n < int(round(p.hypotheses_min_s / self.frame_s)) or n % every:
+        if n < self._hypotheses_first or n % self._hypotheses_every:
             return ref_pos
         main = self._oltw
         near = p.hypotheses_near_s / self.frame_s
