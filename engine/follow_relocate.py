@@ -124,6 +124,13 @@ class Relocator:
         corrects small errors itself).
     max_ahead_frames, max_back_frames : int
         How far ahead of / behind the tracker's position proposals are searched.
+
+    Attributes
+    ----------
+    from_start : bool
+        Search back to the reference's first frame, however far behind the tracker (the
+        follower sets it during its first seconds, when its open start may have placed the
+        performance far too late).
     """
 
     def __init__(self, reference, weight_sum: float, window_frames: int, factor: int = 4, penalty: float = 0.3,
@@ -141,6 +148,7 @@ class Relocator:
         self.max_ahead_frames = int(max_ahead_frames)
         self.max_back_frames = int(max_back_frames)
         self._recent: list[np.ndarray] = []
+        self.from_start = False  # search back to the reference's start, however far behind
         self.searches = 0  # how many times propose() searched
         self.last = None   # what the last propose() found: search()'s answer
 
@@ -184,7 +192,7 @@ class Relocator:
         here = int(min(max(round(current_frame / self.factor), 0), n_ref - 1))
         # Performers lose their place forwards (a stall, a cut intro) more than backwards; far
         # leaps are more likely a repeat that sounds the same than a real move.
-        lo = max(0, here - self.max_back_frames // self.factor)
+        lo = 0 if self.from_start else max(0, here - self.max_back_frames // self.factor)
         hi = min(n_ref, here + self.max_ahead_frames // self.factor + 1)
         # Only the reference that paths ending in [lo, hi) can cover is searched (twice the query:
         # the steepest path it may take), so the work does not grow with the piece.

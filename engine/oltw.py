@@ -29,7 +29,11 @@ Refinements after Arzt & Widmer (2008, 2010):
 - **bounded lead**: no new column while the frontier is more than ``max_lead`` columns ahead of
   the newest row's best cell (a frontier running alone into a repeat of the same music would
   drag the band away from the performer);
-- the position reported is the best cell of the newest row.
+- the position reported is the best cell of the newest row;
+- **the path in hindsight**: each cell keeps the step that reached it, so the path to the newest
+  best cell can be traced back (:meth:`OnlineTimeWarping.path_positions`). Its earlier cells have
+  heard the frames since; the tempo model reads its slope there rather than from the best cells
+  reported frame by frame.
 
 Conventions
 -----------
@@ -49,6 +53,8 @@ ROW, COLUMN, BOTH = 1, 2, 3
 # Indices into the int64 state vector.
 _T, _J, _RUN, _PREV, _DECISION, _BEST_J = 0, 1, 2, 3, 4, 5
 _INF = np.inf
+# How a cell was reached (the predecessor ring P): the path can be traced back from any cell.
+_FROM_NONE, _FROM_START, _FROM_DIAGONAL, _FROM_ROW_BELOW, _FROM_COLUMN_BEFORE = 0, 1, 2, 3, 4
 
 
 @njit(cache=True, fastmath=True)
@@ -67,36 +73,42 @@ def _has(lo, hi, row_id, R, row, col):
 
 
 @njit(cache=True)
-def _eval_cell(Xcol, Yring, D, S, lo, hi, row_id, t, j, w, diag_weight, open_start, penalty, start_cost):
+def _eval_cell(Xcol, Yring, D, S, P, lo, hi, row_id, t, j, w, diag_weight, open_start, penalty, start_cost):
     """Accumulated cost of cell (t, j) from its three predecessors (or a free start in row 0).
 
     ``S`` holds each cell's path weight (the sum of its steps' weights), so ``D / S`` is the
-    weighted mean cost of the path.
+    weighted mean cost of the path; ``P`` the step that reached it (``_FROM_*``).
     """
     R, W = D.shape
     d = _dist(Xcol, W, j, Yring, t % R, w)
     best = _INF
     weight = 0.0
+    step = _FROM_NONE
     if t == 0 and j < open_start:
         best = diag_weight * d + start_cost * j
         weight = diag_weight
+        step = _FROM_START
     if t > 0 and j > 0 and _has(lo, hi, row_id, R, t - 1, j - 1):
         v = D[(t - 1) % R, (j - 1) % W] + diag_weight * d
         if v < best:
             best = v
             weight = S[(t - 1) % R, (j - 1) % W] + diag_weight
+            step = _FROM_DIAGONAL
     if t > 0 and _has(lo, hi, row_id, R, t - 1, j):
         v = D[(t - 1) % R, j % W] + d + penalty
         if v < best:
             best = v
             weight = S[(t - 1) % R, j % W] + 1.0
+            step = _FROM_ROW_BELOW
     if j > 0 and _has(lo, hi, row_id, R, t, j - 1):
         v = D[t % R, (j - 1) % W] + d + penalty
         if v < best:
             best = v
             weight = S[t % R, (j - 1) % W] + 1.0
+            step = _FROM_COLUMN_BEFORE
     D[t % R, j % W] = best
     S[t % R, j % W] = weight
+    P[t % R, j % W] = step
 
 
 @njit(cache=True)
@@ -121,7 +133,7 @@ def _new_column(X, Xcol, colpos, j, rate, start_pos=0.0):
 
 
 @njit(cache=True)
-def _add_row(Xcol, Yring, D, S, lo, hi, row_id, t, j, c, w, diag_weight, open_start, penalty, start_cost):
+def _add_row(Xcol, Yring, D, S, P, lo, hi, row_id, t, j, c, w, diag_weight, open_start, penalty, start_cost):
     R = D.shape[0]
     r = t % R
     row_id[r] = t
@@ -129,13 +141,13 @@ def _add_row(Xcol, Yring, D, S, lo, hi, row_id, t, j, c, w, diag_weight, open_st
     lo[r] = first
     hi[r] = first
     for k in range(first, j + 1):
-        _eval_cell(Xcol, Yring, D, S, lo, hi, row_id, t, k, w, diag_weight, open_start, penalty, start_cost)
+        _eval_cell(Xcol, Yring, D, S, P, lo, hi, row_id, t, k, w, diag_weight, open_start, penalty, start_cost)
         hi[r] = k + 1
     return j + 1 - first
 
 
 @njit(cache=True)
-def _add_column(Xcol, Yring, D, S, lo, hi, row_id, t, j, c, w, diag_weight, penalty):
+def _add_column(Xcol, Yring, D, S, P, lo, hi, row_id, t, j, c, w, diag_weight, penalty):
     R, W = D.shape
     n = 0
     for k in range(max(0, t - c + 1), t + 1):
@@ -144,7 +156,7 @@ def _add_column(Xcol, Yring, D, S, lo, hi, row_id, t, j, c, w, diag_weight, pena
             continue  # (cannot happen for rows inside the band; kept for safety)
         if hi[r] - lo[r] >= W - 1:  # keep the row inside its ring: forget its oldest cell
             lo[r] += 1
-        _eval_cell(Xcol, Yring, D, S, lo, hi, row_id, k, j, w, diag_weight, 0, penalty, 0.0)
+        _eval_cell(Xcol, Yring, D, S, P, lo, hi, row_id, k, j, w, diag_weight, 0, penalty, 0.0)
         hi[r] = j + 1
         n += 1
     return n
@@ -161,6 +173,35 @@ def _best_in_row(D, S, lo, hi, t, diag_weight):
             best = v
             best_j = k
     return best_j, best
+
+
+@njit(cache=True)
+def _trace_back(P, lo, hi, row_id, colpos, t, j, out):
+    """Follow the path that reaches cell (t, j) back through the predecessor ring.
+
+    Fills ``out[k]`` with the reference position of the path in row ``t - k`` (its last cell in
+    that row), for as many rows as ``out`` holds or until the path's start (or the ring's oldest
+    cell); returns how many rows were filled.
+    """
+    R, W = P.shape
+    n = 0
+    while n < out.shape[0] and _has(lo, hi, row_id, R, t, j):
+        out[n] = colpos[j]
+        n += 1
+        # Walk back over this row's cells to the step that came from the row before.
+        while True:
+            step = P[t % R, j % W]
+            if step == _FROM_COLUMN_BEFORE and _has(lo, hi, row_id, R, t, j - 1):
+                j -= 1
+            elif step == _FROM_DIAGONAL:
+                t, j = t - 1, j - 1
+                break
+            elif step == _FROM_ROW_BELOW:
+                t -= 1
+                break
+            else:
+                return n  # the path's start (or a cell no longer held)
+    return n
 
 
 @njit(cache=True)
@@ -199,7 +240,7 @@ def _count_run(state, step):
 
 
 @njit(cache=True)
-def oltw_push(X, Xcol, colpos, y, Yring, D, S, lo, hi, row_id, state, rate, c, max_run, w, diag_weight,
+def oltw_push(X, Xcol, colpos, y, Yring, D, S, P, lo, hi, row_id, state, rate, c, max_run, w, diag_weight,
               open_start, penalty, start_cost, start_pos, max_lead):
     """Consume one live frame ``y``: add its row, then the columns the frontier asks for.
 
@@ -221,14 +262,14 @@ def oltw_push(X, Xcol, colpos, y, Yring, D, S, lo, hi, row_id, state, rate, c, m
         j = -1
         while j + 1 < open_start and _new_column(X, Xcol, colpos, j + 1, rate, start_pos):
             j += 1
-        cells += _add_row(Xcol, Yring, D, S, lo, hi, row_id, 0, j, c, w, diag_weight, open_start, penalty, start_cost)
+        cells += _add_row(Xcol, Yring, D, S, P, lo, hi, row_id, 0, j, c, w, diag_weight, open_start, penalty, start_cost)
         state[_RUN] = 0
         state[_PREV] = BOTH
     else:
-        cells += _add_row(Xcol, Yring, D, S, lo, hi, row_id, t, j, c, w, diag_weight, open_start, penalty, start_cost)
+        cells += _add_row(Xcol, Yring, D, S, P, lo, hi, row_id, t, j, c, w, diag_weight, open_start, penalty, start_cost)
         if decision == BOTH and _new_column(X, Xcol, colpos, j + 1, rate):
             j += 1
-            cells += _add_column(Xcol, Yring, D, S, lo, hi, row_id, t, j, c, w, diag_weight, penalty)
+            cells += _add_column(Xcol, Yring, D, S, P, lo, hi, row_id, t, j, c, w, diag_weight, penalty)
             _count_run(state, BOTH)
         else:
             _count_run(state, ROW)
@@ -241,7 +282,7 @@ def oltw_push(X, Xcol, colpos, y, Yring, D, S, lo, hi, row_id, state, rate, c, m
             decision = ROW
             break
         j += 1
-        cells += _add_column(Xcol, Yring, D, S, lo, hi, row_id, t, j, c, w, diag_weight, penalty)
+        cells += _add_column(Xcol, Yring, D, S, P, lo, hi, row_id, t, j, c, w, diag_weight, penalty)
         _count_run(state, COLUMN)
         at_end = j + 1 >= colpos.shape[0] or colpos[j] + rate > X.shape[0] - 1
         decision = _decide(D, S, lo, hi, row_id, t, j, c, at_end, state[_RUN], state[_PREV], max_run, diag_weight,
@@ -326,6 +367,7 @@ class OnlineTimeWarping:
         self._Yring = np.zeros((R, d), dtype=np.float32)
         self._D = np.empty((R, W), dtype=np.float64)
         self._S = np.empty((R, W), dtype=np.float64)  # path weights
+        self._P = np.empty((R, W), dtype=np.int8)     # the step that reached each cell
         self._lo = np.zeros(R, dtype=np.int64)
         self._hi = np.zeros(R, dtype=np.int64)
         self._row_id = np.full(R, -1, dtype=np.int64)
@@ -365,6 +407,21 @@ class OnlineTimeWarping:
             return _INF
         return float(_best_in_row(self._D, self._S, self._lo, self._hi, t, self.diag_weight)[1])
 
+    def path_positions(self, n_frames: int) -> np.ndarray:
+        """The reference positions (fractional frames) of the path to the newest best cell, one
+        per live frame, for the last ``n_frames`` live frames of that path (fewer where it began
+        later), oldest first.
+
+        Unlike the positions reported frame by frame, each one is seen in hindsight: the path is
+        traced back from where it stands now, so its earlier cells have heard the frames since.
+        """
+        out = np.empty(max(0, int(n_frames)), dtype=np.float64)
+        if self.n_live_frames == 0 or out.size == 0:
+            return out[:0]
+        n = _trace_back(self._P, self._lo, self._hi, self._row_id, self._colpos, int(self._state[_T]),
+                        int(self._state[_BEST_J]), out)
+        return out[:n][::-1].copy()
+
     @property
     def position(self) -> float:
         """Reference position (fractional frame) best matching the newest live frame."""
@@ -375,7 +432,7 @@ class OnlineTimeWarping:
         y = np.ascontiguousarray(frame, dtype=np.float32).reshape(-1)
         rate = float(min(max(self.rate, self.min_rate), 1.0 / self.min_rate))
 
-        best_j, cells = oltw_push(self.reference, self._Xcol, self._colpos, y, self._Yring, self._D, self._S,
+        best_j, cells = oltw_push(self.reference, self._Xcol, self._colpos, y, self._Yring, self._D, self._S, self._P,
                                   self._lo, self._hi, self._row_id, self._state, rate, self.c, self.max_run,
                                   self.weight_sum, self.diag_weight, self._open_now, self.penalty,
                                   self.start_cost, self.start_pos, self.max_lead)

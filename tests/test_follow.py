@@ -17,7 +17,7 @@ from engine import media
 from engine.cli import main
 from engine.errors import DeviceError
 from engine.follow import (FollowParams, MicrophoneFollower, ScoreFollower, follow_file, follow_reference,
-                          follow_samples, path_slope)
+                          follow_samples, least_squares_slope, path_slope)
 from engine.follow_features import StreamFeatureParams, StreamingFeatures, stream_features
 from engine.follow_microphone import StreamResampler
 from engine.follow_parts import PartPresence, ReferenceParts
@@ -126,6 +126,30 @@ def test_oltw_follows_tempo_changes_with_bounded_work():
     assert max(cells[1:]) <= 60 * (3 + 2)
 
 
+def test_the_path_traced_back_lies_on_the_performance_one_position_per_live_frame():
+    """After a tempo change the path to the newest best cell, traced back (what the tempo model
+    reads), lies on the performance at least as closely as the best cells reported frame by
+    frame; it has one position per live frame since the (re)start (at most the band's rows), ends
+    at the reported position and never runs backwards."""
+    rng = np.random.default_rng(0)
+    X = _block_normalised(rng, 150)[np.repeat(np.arange(150), 6)]  # sustained: each chord 6 frames
+    truth = np.concatenate([np.arange(200.0), 200.0 + 1.3 * np.arange(1, 301)])  # 30 % faster from frame 200
+    Y = X[np.round(truth).astype(int)] + 0.1 * rng.random((len(truth), 25)).astype(np.float32)
+    oltw = OnlineTimeWarping(X, weight_sum=2.0, window_frames=150, max_run=3, penalty=0.3, open_start_frames=1)
+    reported = np.array([oltw.push(y) for y in Y])  # rate stays 1: the path must step to keep up
+    traced = oltw.path_positions(400)
+    assert len(traced) == 151  # the band's rows: what the ring holds
+    assert traced[-1] == oltw.position and np.all(np.diff(traced) >= 0)
+    span = slice(len(truth) - len(traced), len(truth))
+    hindsight_error = np.mean(np.abs(traced - truth[span]))
+    assert hindsight_error < 1.0 and hindsight_error <= np.mean(np.abs(reported[span] - truth[span]))
+    assert least_squares_slope(traced[-100:]) == pytest.approx(1.3, abs=0.01)
+    oltw.restart(float(truth[-1]), open_frames=5)
+    for y in Y[-3:]:
+        oltw.push(y)
+    assert len(oltw.path_positions(400)) == 3  # a restarted path begins at its restart
+
+
 def test_path_slope_is_robust_to_a_jump_and_says_nothing_on_a_stall():
     positions = list(1.1 * np.arange(400.0))
     assert path_slope(positions, 344, spread=0.5) == pytest.approx(1.1)
@@ -146,10 +170,14 @@ def test_the_tempo_model_follows_a_change_but_a_stall_does_not_drag_it_down(pair
     follower = ScoreFollower(midi, params, reference=_block_normalised(rng, 4000))
     frames_per_s = 1.0 / follower.frame_s
 
+    path = []
+    longest = max(follower._tempo_frames, follower._anchor_frames) + 1
+
     def feed_path(slope, seconds, position):
         for _ in range(int(round(seconds * frames_per_s))):
             position += slope
-            follower._update_tempo(position)
+            path.append(position)
+            follower._update_tempo(path[-longest:])
         return position
 
     position = feed_path(0.9, 12.0, 0.0)
@@ -233,6 +261,9 @@ def test_relocator_finds_a_performance_the_band_has_lost():
     assert proposal is not None and abs(proposal - truth[-1]) <= 4
     assert rel.propose(current_frame=float(truth[-1] - 20)) is None  # close enough: its band will fix it
     assert rel.propose(current_frame=float(truth[-1] + 600)) is None  # the truth lies further back than searched
+    rel.from_start = True  # (the follower's first seconds: its open start may have placed it far too late)
+    proposal = rel.propose(current_frame=float(truth[-1] + 600))
+    assert proposal is not None and abs(proposal - truth[-1]) <= 4
 
 
 def test_the_window_lag_is_corrected_at_the_followed_tempo(tmp_path):
