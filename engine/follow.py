@@ -757,6 +757,7 @@ def _warm_up_kernels() -> None:
     oltw = OnlineTimeWarping(reference, 2.0, window_frames=8, penalty=0.1, start_cost=0.01)
     for frame in reference[:20]:
         oltw.push(frame)
+    oltw.path_positions(20)
     StreamingFeatures().finish_energies(rng.random((2, 12), dtype=np.float32), rng.random((2, 72), dtype=np.float32))
     _kernels_ready = True
 
