@@ -262,11 +262,13 @@ def oltw_push(X, Xcol, colpos, y, Yring, D, S, P, lo, hi, row_id, state, rate, c
         j = -1
         while j + 1 < open_start and _new_column(X, Xcol, colpos, j + 1, rate, start_pos):
             j += 1
-        cells += _add_row(Xcol, Yring, D, S, P, lo, hi, row_id, 0, j, c, w, diag_weight, open_start, penalty, start_cost)
+        cells += _add_row(Xcol, Yring, D, S, P, lo, hi, row_id, 0, j, c, w, diag_weight, open_start, penalty,
+                          start_cost)
         state[_RUN] = 0
         state[_PREV] = BOTH
     else:
-        cells += _add_row(Xcol, Yring, D, S, P, lo, hi, row_id, t, j, c, w, diag_weight, open_start, penalty, start_cost)
+        cells += _add_row(Xcol, Yring, D, S, P, lo, hi, row_id, t, j, c, w, diag_weight, open_start, penalty,
+                          start_cost)
         if decision == BOTH and _new_column(X, Xcol, colpos, j + 1, rate):
             j += 1
             cells += _add_column(Xcol, Yring, D, S, P, lo, hi, row_id, t, j, c, w, diag_weight, penalty)
