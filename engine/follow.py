@@ -95,8 +95,9 @@ class FollowParams:
         cell (in hindsight: :meth:`engine.oltw.OnlineTimeWarping.path_positions`); 0 turns the
         model off.
     tempo_anchor_s, tempo_max_change : float
-        The tempo model stays within ``tempo_max_change`` (a share) of the same slope over the
-        longer ``tempo_anchor_s`` (0: no anchor): a stall that fills the short window would
+        The tempo model stays within ``tempo_max_change`` (a share) of the path's slope over the
+        longer ``tempo_anchor_s`` (the median of its pieces' slopes, :func:`path_slope`; 0: no
+        anchor; at most ``window_s``, the path's memory): a stall that fills the short window would
         otherwise drag the tempo to the bound of ``tempo_range``, after which the path cannot keep
         up. An anchor slope outside ``tempo_range`` (a stall that fills the anchor too) is ignored.
         The price: a sudden change larger than ``tempo_max_change`` is reached only as the anchor
@@ -106,8 +107,11 @@ class FollowParams:
         Bounds of the tempo model's ratio.
     tempo_spread : float
         The tempo (and its anchor) is only updated when the middle half of the window's piece
-        slopes agree within this (a stalling or leaping path says nothing about the tempo); the
-        anchor is the median of the pieces' slopes (:func:`path_slope`).
+        slopes agree within this (a path that stalls or leaps over much of the window says
+        nothing about the tempo); the anchor is the median of the pieces' slopes
+        (:func:`path_slope`). A single leap within one or two of the pieces passes the test, and
+        the least-squares slope takes it in, held by the anchor (falling back to the pieces'
+        median there changed nothing on the benchmark: 86.15 → 86.13 % within 100 ms).
     tempo_min_s : float
         The tempo model starts after this much performance (before: the MIDI's own tempo).
     report : {"best", "frontier"}
@@ -123,7 +127,9 @@ class FollowParams:
         signed errors show).
     open_start_cost : float
         Cost per column of starting later than the MIDI's first frame (per frame at the MIDI's
-        tempo; see :mod:`engine.oltw`).
+        tempo; see :mod:`engine.oltw`): the prior that a performance starts at the beginning. A
+        recording that starts later is still found there (the cost is diluted as the path grows,
+        and the global search reaches back and ahead).
     relocate_window_s, relocate_every_s, relocate_margin, relocate_min_jump_s : float
         Every ``relocate_every_s`` the last ``relocate_window_s`` of the performance are matched
         against the MIDI from ``relocate_max_back_s`` behind to ``relocate_max_ahead_s`` ahead of
@@ -132,8 +138,8 @@ class FollowParams:
         current position, the follower restarts there. ``relocate_every_s = 0`` turns it off.
     relocate_max_ahead_s, relocate_max_back_s : float
         Until the first move, during the first ``open_start_s`` of performance, the search
-        reaches back to the MIDI's start instead: the open start may have placed the performance
-        that far too late.
+        reaches back to the MIDI's start instead of ``relocate_max_back_s``: the open start may
+        have placed the performance that far too late.
     relocate_min_window_s : float
         The searches start once this much performance has arrived, matching all of it until
         ``relocate_window_s`` have (a recording that starts far into the piece is found sooner).
@@ -282,6 +288,8 @@ class FollowParams:
     def __post_init__(self):
         if min(self.tempo_window_s, self.tempo_anchor_s, self.tempo_max_change) < 0:
             raise ValueError("tempo_window_s, tempo_anchor_s and tempo_max_change must be >= 0")
+        if self.tempo_anchor_s > self.window_s:
+            raise ValueError("tempo_anchor_s must be <= window_s (the path is traced back at most that far)")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -685,13 +693,17 @@ class ScoreFollower:
                 return True
         return False
 
-    def _update_tempo(self, history=None) -> None:
+    def _update_tempo(self, positions=None) -> None:
         """Arzt's tempo model, read from the path in hindsight: the path to the newest best cell,
         traced back over the last ``tempo_window_s`` of performance
-        (:meth:`engine.oltw.OnlineTimeWarping.path_positions`; ``history``: such positions, oldest
-        first), gives its least-squares slope (:func:`least_squares_slope`), held within
-        ``tempo_max_change`` of the path's slope over the last ``tempo_anchor_s``; the slopes of
-        pieces of the path (:func:`path_slope`) tell a stall or a leap, where the tempo is kept."""
+        (:meth:`engine.oltw.OnlineTimeWarping.path_positions`; ``positions``: such positions,
+        oldest first, fed by the tests), gives its least-squares slope
+        (:func:`least_squares_slope`), held within ``tempo_max_change`` of the path's slope over
+        the last ``tempo_anchor_s``; where the slopes of pieces of the path (:func:`path_slope`)
+        disagree (the path stalls or leaps over much of the window) the tempo is kept."""
+        if self._tempo_frames == 0:
+            return  # the model is off: no need to trace the path back
+        history = positions
         if history is None:
             history = self._oltw.path_positions(max(self._tempo_frames, self._anchor_frames) + 1)
         if (len(history) - 1) * self.frame_s < self.params.tempo_min_s:

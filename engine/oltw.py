@@ -53,7 +53,7 @@ ROW, COLUMN, BOTH = 1, 2, 3
 # Indices into the int64 state vector.
 _T, _J, _RUN, _PREV, _DECISION, _BEST_J = 0, 1, 2, 3, 4, 5
 _INF = np.inf
-# How a cell was reached (the predecessor ring P): the path can be traced back from any cell.
+# How a cell was reached (the step ring P): the path can be traced back from any cell.
 _FROM_NONE, _FROM_START, _FROM_DIAGONAL, _FROM_ROW_BELOW, _FROM_COLUMN_BEFORE = 0, 1, 2, 3, 4
 
 
@@ -177,7 +177,7 @@ def _best_in_row(D, S, lo, hi, t, diag_weight):
 
 @njit(cache=True)
 def _trace_back(P, lo, hi, row_id, colpos, t, j, out):
-    """Follow the path that reaches cell (t, j) back through the predecessor ring.
+    """Follow the path that reaches cell (t, j) back through the step ring.
 
     Fills ``out[k]`` with the reference position of the path in row ``t - k`` (its last cell in
     that row), for as many rows as ``out`` holds or until the path's start (or the ring's oldest
@@ -358,7 +358,7 @@ class OnlineTimeWarping:
         ``rate`` is kept).
 
         The cost rings are left uninitialised: a cell is read only where ``row_id``, ``lo`` and
-        ``hi`` say it was written since (so a restart does not write the ~60 MB of a 16 s band).
+        ``hi`` say it was written since (so a restart does not write the ~64 MB of a 16 s band).
         """
         R, W = self.c + 1, 2 * self.c + 2 * self.max_run + 8
         n_ref, d = self.reference.shape
@@ -411,8 +411,9 @@ class OnlineTimeWarping:
 
     def path_positions(self, n_frames: int) -> np.ndarray:
         """The reference positions (fractional frames) of the path to the newest best cell, one
-        per live frame, for the last ``n_frames`` live frames of that path (fewer where it began
-        later), oldest first.
+        per live frame, for the last ``n_frames`` live frames of that path, oldest first. Fewer
+        where the path began later, and never more than the ``c + 1`` rows the rings hold (nor
+        past a cell the band has since dropped).
 
         Unlike the positions reported frame by frame, each one is seen in hindsight: the path is
         traced back from where it stands now, so its earlier cells have heard the frames since.

@@ -162,12 +162,16 @@ def test_path_slope_is_robust_to_a_jump_and_says_nothing_on_a_stall():
     assert path_slope(list(half_stalled), 344, spread=0.5) is None
 
 
+def _follower_fed_paths(pair, max_change, seed):
+    """A follower whose tempo model is fed made-up paths (``max_change=None``: no anchor)."""
+    params = FollowParams(tempo_max_change=10.0 if max_change is None else max_change)
+    reference = _block_normalised(np.random.default_rng(seed), 4000)
+    return ScoreFollower(pair[2], params, reference=reference), params
+
+
 @pytest.mark.parametrize("max_change", [0.15, None])
 def test_the_tempo_model_follows_a_change_but_a_stall_does_not_drag_it_down(pair, max_change):
-    _, _, midi = pair
-    rng = np.random.default_rng(6)
-    params = FollowParams(tempo_max_change=10.0 if max_change is None else max_change)
-    follower = ScoreFollower(midi, params, reference=_block_normalised(rng, 4000))
+    follower, params = _follower_fed_paths(pair, max_change, seed=6)
     frames_per_s = 1.0 / follower.frame_s
 
     path = []
@@ -200,6 +204,25 @@ def test_tempo_parameters_are_checked():
         FollowParams(tempo_max_change=-0.1)
     with pytest.raises(ValueError):
         FollowParams(tempo_anchor_s=-1.0)
+    with pytest.raises(ValueError):  # the path is traced back at most window_s
+        FollowParams(tempo_anchor_s=20.0, window_s=16.0)
+
+
+@pytest.mark.parametrize("max_change", [0.15, None])
+def test_a_leap_of_the_path_inside_the_window_moves_the_tempo_only_as_far_as_the_anchor_allows(pair, max_change):
+    # A leap within one of the pieces passes their spread test; the least-squares slope takes it
+    # in, and the anchor (the pieces' median over 12 s) bounds it.
+    follower, params = _follower_fed_paths(pair, max_change, seed=7)
+    n_steady = int(round(12.0 / follower.frame_s))
+    path = list(1.1 * np.arange(n_steady + 50.0))
+    path += list(path[-1] + 60.0 + 1.1 * np.arange(1, 51))  # 60 frames ahead, then on at 1.1
+    longest = max(follower._tempo_frames, follower._anchor_frames) + 1
+    follower._update_tempo(path[-longest:])
+    assert path_slope(path[-longest:], follower._tempo_frames, params.tempo_spread) == pytest.approx(1.1)
+    if max_change is None:
+        assert follower.tempo_ratio > 1.2  # the leap pulls the fitted slope up
+    else:
+        assert 1.1 < follower.tempo_ratio <= 1.1 * 1.15 + 1e-9
 
 
 def test_open_start_finds_a_performance_that_begins_late():

@@ -154,8 +154,9 @@ def setup_peer_venv(log=print) -> str | None:
         if r.returncode:
             return f"pip install pymatchmaker failed: {r.stderr.strip()[-300:]}"
     # partitura (a dependency) downloads MuseScore_General.sf3 over FTP at import when FluidSynth is
-    # present; offline, give it a local soundfont under that name instead.
-    r = subprocess.run([str(python), "-c", "import partitura, os; print(os.path.dirname(partitura.__file__))"],
+    # present; offline, give it a local soundfont under that name instead (found without importing it).
+    r = subprocess.run([str(python), "-c", "import importlib.util as u; "
+                        "print(u.find_spec('partitura').submodule_search_locations[0])"],
                        capture_output=True, text=True)
     if r.returncode == 0:
         target = Path(r.stdout.strip()) / "assets" / "MuseScore_General.sf3"
