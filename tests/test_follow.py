@@ -81,7 +81,8 @@ def test_positions_do_not_depend_on_the_chunk_size(pair):
 
 def test_streaming_features_equal_the_whole_signal_features():
     rng = np.random.default_rng(1)
-    y = (0.3 * np.sin(2 * np.pi * 440 * np.arange(22050 * 2) / 22050) + 0.01 * rng.standard_normal(44100)).astype(np.float32)
+    tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(22050 * 2) / 22050)
+    y = (tone + 0.01 * rng.standard_normal(44100)).astype(np.float32)
     whole = stream_features(y)
     extractor = StreamingFeatures()
     parts, pos = [], 0
