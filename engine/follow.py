@@ -236,15 +236,15 @@ class FollowParams:
     tempo model lost it for good (it changes no other pair).
 
     The open start's cost per column was 0.005 until the benchmark set was made again on a fresh
-    machine: the set differs from the one before (it replaces the works music21 fails to convert,
-    and the same code scores 86.15 % within 100 ms on it, 87.34 % on the old). On the new set
-    (quick runs, all 63 pairs in two halves, within 100 ms) 0.005 gave 88.05 / 84.36 %; 0.01 / 0.015 /
-    0.02 gave 87.2 / 87.4 / 87.3 % in all, 0.015 88.56 / 86.24 % (median 21.9 → 21.5 ms, clipped
-    mean 69.1 → 62.4 ms). It mends recordings that begin at the MIDI's start but that the open
-    start placed seconds later: a Haydn adagio without two of its four parts (long held notes:
-    at 1.5 s the path took the music of 14 s, and the searches then chased near-repeats for 45 s;
-    34 → 79 % of its chunks) and Bach chorales without some voices. A few pairs lose 1–5 % of
-    their chunks (Weber's concertino 93.6 → 89.1 %).
+    machine. Its pairs are the same (the same 194 540 chunks), but its sound is not: the same code
+    scores 86.15 % within 100 ms on it, 87.34 % on the old (FluidSynth, the soundfonts, the mp3
+    encoder, numpy and numba are not pinned). On the new set (quick runs, all 63 pairs in two
+    halves, within 100 ms) 0.005 gave 88.05 / 84.36 %; 0.01 / 0.015 / 0.02 gave 87.2 / 87.4 / 87.3 %
+    in all, 0.015 88.56 / 86.24 % (median 21.9 → 21.5 ms, clipped mean 69.1 → 62.4 ms). It mends
+    recordings that begin at the MIDI's start but that the open start placed seconds later: a Haydn
+    adagio without two of its four parts (long held notes: at 1.5 s the path took the music of 14 s,
+    and the searches then chased near-repeats for 45 s; 34 → 79 % of its chunks) and Bach chorales
+    without some voices. A few pairs lose 1–5 % of their chunks (Weber's concertino 93.6 → 89.1 %).
 
     The band, the open start and relocating always were chosen on a third of the alignment
     benchmark's pairs (every third; ``tests/benchmarks/bench_follow.py``): the open start must
