@@ -14,6 +14,13 @@ def test_param_overrides_read_python_literals_of_followparams_fields():
         param_overrides(["no_such_field=1"])
     with pytest.raises(ValueError, match="NAME=VALUE"):
         param_overrides(["open_start_cost"])
+    assert param_overrides(["window_s=12", "tempo_range=[0.6, 1.8]", "parts_switch_margin=None"]) == {
+        "window_s": 12.0, "tempo_range": (0.6, 1.8), "parts_switch_margin": None}
+    assert isinstance(param_overrides(["window_s=12"])["window_s"], float)
+    with pytest.raises(ValueError, match="takes a float"):
+        param_overrides(["open_start_cost=abc"])
+    with pytest.raises(ValueError, match="takes a bool"):
+        param_overrides(["follow_parts=1"])
 
 
 def test_pick_pairs_takes_every_other_pair_or_the_named_ones():

@@ -117,19 +117,28 @@ VARIANTS = {"synth": FollowParams(), "synth_every_part": FollowParams(follow_par
 def param_overrides(assignments) -> dict:
     """``["open_start_cost=0.02", "tempo_hypotheses=(0.9, 1.1)"]`` -> a dict of FollowParams fields.
 
-    Values are Python literals (a bare word is taken as a string); an unknown field is an error.
+    Values are Python literals (a bare word is taken as a string) of the field's type (an int
+    for a float field, a list for a tuple field are converted); an unknown field is an error.
     """
-    fields = set(FollowParams.__dataclass_fields__)
+    defaults = FollowParams()
     overrides = {}
     for assignment in assignments:
         name, sep, text = assignment.partition("=")
         name = name.strip()
-        if not sep or name not in fields:
+        if not sep or name not in FollowParams.__dataclass_fields__:
             raise ValueError(f"{assignment!r}: not NAME=VALUE with NAME a FollowParams field")
         try:
-            overrides[name] = ast.literal_eval(text.strip())
+            value = ast.literal_eval(text.strip())
         except (ValueError, SyntaxError):
-            overrides[name] = text.strip()
+            value = text.strip()
+        default = getattr(defaults, name)
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        elif isinstance(default, tuple) and isinstance(value, list):
+            value = tuple(value)
+        if default is not None and value is not None and type(value) is not type(default):
+            raise ValueError(f"{assignment!r}: {name} takes a {type(default).__name__}, not {value!r}")
+        overrides[name] = value
     return overrides
 
 
