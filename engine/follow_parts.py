@@ -146,6 +146,7 @@ class PartPresence:
         self._gram = np.zeros((n, n))
         self._xty = np.zeros(n)
         self._heard = np.zeros(self.parts.n_parts, dtype=np.int64)
+        self._verdict = None  # _judge's answer until new evidence arrives
 
     def add(self, live_chroma_energy, reference_frame: int) -> None:
         """One live frame's chroma energies (12), matched to ``reference_frame`` by the path."""
@@ -156,6 +157,7 @@ class PartPresence:
         self._gram += X.T @ X
         self._xty += X.T @ y
         self._heard += self._active[:, i]
+        self._verdict = None
 
     def playing(self) -> np.ndarray | None:
         """Per part: True unless the fit says it is not being played; None without evidence yet."""
@@ -169,7 +171,13 @@ class PartPresence:
 
     def _judge(self):
         """Which parts have been heard long enough to judge, and which of those are loud enough;
-        (None, None) without evidence."""
+        (None, None) without evidence. Solved once per evidence: the presence check and the parts
+        search may both ask after the same frame."""
+        if self._verdict is None:
+            self._verdict = self._solve()
+        return self._verdict
+
+    def _solve(self):
         judged = self._heard >= self.min_heard_frames
         if judged.sum() < 2:
             return None, None  # one part is always "the loudest": nothing to compare it with
