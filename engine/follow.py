@@ -716,9 +716,8 @@ class ScoreFollower:
         disagree (the path stalls or leaps over much of the window) the tempo is kept."""
         if self._tempo_frames == 0:
             return  # the model is off: no need to trace the path back
-        history = positions
-        if history is None:
-            history = self._oltw.path_positions(max(self._tempo_frames, self._anchor_frames) + 1)
+        history = positions if positions is not None else \
+            self._oltw.path_positions(max(self._tempo_frames, self._anchor_frames) + 1)
         if (len(history) - 1) * self.frame_s < self.params.tempo_min_s:
             return
         spread = self.params.tempo_spread

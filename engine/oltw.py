@@ -407,7 +407,8 @@ class OnlineTimeWarping:
         t = int(self._state[_T])
         if t < 0:
             return _INF
-        return float(_best_in_row(self._D, self._S, self._lo, self._hi, t, self.diag_weight)[1])
+        # push() found that cell already (_BEST_J): no need to scan the row again.
+        return float(_normalised(self._D, self._S, t, int(self._state[_BEST_J]), self.diag_weight))
 
     def path_positions(self, n_frames: int) -> np.ndarray:
         """The reference positions (fractional frames) of the path to the newest best cell, one

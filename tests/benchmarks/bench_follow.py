@@ -148,10 +148,11 @@ def pick_pairs(pairs, half: int | None = None, ids=None) -> list:
     if half is not None:
         pairs = [p for k, p in enumerate(pairs) if k % 2 == half]
     if ids:
-        unknown = set(ids) - {p["id"] for p in pairs}
+        wanted = set(ids)
+        unknown = wanted - {p["id"] for p in pairs}
         if unknown:
             raise ValueError(f"no such pair(s) in the set: {', '.join(sorted(unknown))}")
-        pairs = [p for p in pairs if p["id"] in set(ids)]
+        pairs = [p for p in pairs if p["id"] in wanted]
     return pairs
 
 
@@ -279,14 +280,13 @@ def main(argv=None) -> int:
     pairs = list({p["id"]: p for p in load_set(args.set)}.values())[: args.n]  # the manifest may list a pair twice
     try:
         overrides = param_overrides(args.param)
+        params = replace(FollowParams(), **overrides)  # a value FollowParams refuses fails here, before any pair runs
         pairs = pick_pairs(pairs, args.half, [i.strip() for i in args.pairs.split(",") if i.strip()])
-        for variant in VARIANTS.values():
-            replace(variant, **overrides)  # a value FollowParams refuses fails here, before any pair runs
-    except (ValueError, TypeError) as exc:
+    except ValueError as exc:
         parser.error(str(exc))
     chunk_s = args.chunk_ms / 1000.0
     report = {"set": str(args.set), "n_pairs": len(pairs), "chunk_ms": args.chunk_ms, "targets": TARGETS,
-              "params": replace(FollowParams(), **overrides).to_dict(), "overrides": overrides,
+              "params": params.to_dict(), "overrides": overrides,
               "half": args.half, "load_average_start": [round(x, 2) for x in os.getloadavg()],
               "results": {}, "per_pair": {}}
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
