@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from engine.errors import EarwormError
+from engine.text import count_noun
 
 
 def _add_gui(sub):
@@ -311,7 +312,7 @@ def _run_identify(args) -> int:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     result = embed.identify_recording(args.audio, library, top_k=args.top, query=query)
     print(f"{args.audio}: {result.verdict()}; {result.n_snippets} snippets, "
-          f"{len(library)} piece{'s' if len(library) != 1 else ''} in the library")
+          f"{count_noun(len(library), 'piece')} in the library")
     print(f"{'rank':>4}  {'score':>6}  {'votes':>5}  piece")
     for rank, piece in enumerate(result.pieces, 1):
         who = f"  ({piece.composer})" if piece.composer else ""

@@ -19,7 +19,8 @@ from PySide6.QtCore import QSettings, Qt
 from engine import embed
 from engine import embed_features as ef
 from engine import media
-from gui.panels.identify import IdentifyPanel, _count, composers_text, format_elapsed
+from engine.text import count_noun
+from gui.panels.identify import IdentifyPanel, composers_text, format_elapsed
 from gui.workers import JobRunner
 from tests.midi_fixtures import MUSESCORE_LITE
 from tests.test_follow import FakeInputStream
@@ -314,4 +315,4 @@ def test_verdict_and_composer_lines():
     assert composers_text(unknown) == ""
     assert embed.Identification([], float("-inf"), 2.0, 0).verdict().startswith("Unknown")
     assert format_elapsed(63.25) == "1:03.2"
-    assert (_count(1, "piece"), _count(0, "piece"), _count(5, "piece")) == ("1 piece", "0 pieces", "5 pieces")
+    assert [count_noun(n, "piece") for n in (1, 0, 5)] == ["1 piece", "0 pieces", "5 pieces"]

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (QFileDialog, QGridLayout, QHBoxLayout, QHeaderVie
                                QVBoxLayout, QWidget)
 
 from engine.errors import EarwormError
+from engine.text import count_noun
 from gui.panels.panel_common import FlowLayout, JobRow, RowsTableModel, rows_table, show_error
 from gui.workers import JobCancelled, JobRunner
 
@@ -90,11 +91,6 @@ def identify_job(audio_path, library, top_k: int = TOP_K, recorded: bool = False
     if cancel is not None and cancel():  # a few seconds of work at most: not interrupted, just not shown
         raise JobCancelled()
     return QueryResult(str(audio_path), identification, recorded)
-
-
-def _count(n: int, noun: str) -> str:
-    """"1 piece", "3 pieces"."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def composers_text(identification, n: int = 5) -> str:
@@ -299,9 +295,9 @@ class IdentifyPanel(QWidget):
     def _on_library(self, source: str, library) -> None:
         self.library, self.library_source, self.library_stale = library, source, False
         composers = len({c for c in library.composers if c})
-        text = _count(len(library), "piece") + (f" by {_count(composers, 'composer')}" if composers else "")
+        text = count_noun(len(library), "piece") + (f" by {count_noun(composers, 'composer')}" if composers else "")
         if library.bad_files:
-            text += f"; {_count(len(library.bad_files), 'unreadable file')} skipped"
+            text += f"; {count_noun(len(library.bad_files), 'unreadable file')} skipped"
             self.library_summary.setToolTip("\n".join(f"{p}: {r}" for p, r in library.bad_files[:40]))
         else:
             self.library_summary.setToolTip("")
@@ -346,7 +342,7 @@ class IdentifyPanel(QWidget):
                   else KNOWN_COLOUR if ident.open_set_tested else UNTESTED_COLOUR)
         self.verdict.setText(f'<span style="color:{colour}; font-weight:600">{html.escape(ident.verdict())}</span>')
         self.verdict.setToolTip(f"{ident.n_snippets} snippets of {Path(result.audio_path).name} against "
-                                f"{_count(len(self.library) if self.library is not None else 0, 'piece')}")
+                                f"{count_noun(len(self.library) if self.library is not None else 0, 'piece')}")
         self.composers.setText(composers_text(ident))
         self.composers.setVisible(bool(self.composers.text()))
         self.table.setColumnHidden(2, not any(p.composer for p in ident.pieces))

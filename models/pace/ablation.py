@@ -24,14 +24,11 @@ from engine import pace as engine_pace
 from models.pace import data as pace_data
 from models.pace.card import write_card
 from models.pace.evaluate import summarize
+from engine.text import count_noun
 from models.pace.train import CONFIG, MODELS_DIR, Songs, onnx_fn, predict, train
 
 VARIANTS = {"seed-like: band energies only": ("energy",), "+ band flux": ("energy", "flux")}
 ABLATIONS = MODELS_DIR / "pace" / "ablations.json"
-
-
-def _clips_name(n: int) -> str:
-    return f"{n} clip{'s' if n > 1 else ''}"
 
 
 def main(argv=None) -> dict:
@@ -47,13 +44,14 @@ def main(argv=None) -> dict:
     clip_counts = (1, engine_pace.N_CLIPS)
     fn = onnx_fn(MODELS_DIR / "pace.onnx")
     for n in clip_counts:
-        info["variants"][f"ours: + periodicity, {_clips_name(n)}"] = summarize(predict(fn, test, CONFIG["inputs"], n_clips=n))
+        info["variants"][f"ours: + periodicity, {count_noun(n, 'clip')}"] = summarize(
+            predict(fn, test, CONFIG["inputs"], n_clips=n))
     if args.flux_model:
         import onnxruntime as ort
 
         sess = ort.InferenceSession(args.flux_model, providers=["CPUExecutionProvider"])
         for n in clip_counts:
-            info["variants"][f"+ band flux, {_clips_name(n)}"] = summarize(predict(
+            info["variants"][f"+ band flux, {count_noun(n, 'clip')}"] = summarize(predict(
                 lambda clips, periodicity: sess.run(None, {"clips": clips})[0], test, ("energy", "flux"), n_clips=n))
         info["seconds"]["+ band flux"] = "from " + args.flux_model
     for key, (name, inputs) in zip(("seed", "flux"), VARIANTS.items()):
@@ -67,9 +65,10 @@ def main(argv=None) -> dict:
                 return model(torch.from_numpy(clips), torch.from_numpy(periodicity)).numpy()
 
         for n in clip_counts:
-            info["variants"][f"{name}, {_clips_name(n)}"] = summarize(predict(torch_fn, test, inputs, n_clips=n))
+            info["variants"][f"{name}, {count_noun(n, 'clip')}"] = summarize(predict(torch_fn, test, inputs, n_clips=n))
         info["seconds"][name] = time.time() - t0
-    order = [f"{name}, {_clips_name(n)}" for name in list(VARIANTS) + ["ours: + periodicity"] for n in clip_counts]
+    order = [f"{name}, {count_noun(n, 'clip')}"
+             for name in list(VARIANTS) + ["ours: + periodicity"] for n in clip_counts]
     info["variants"] = {k: info["variants"][k] for k in order if k in info["variants"]}
     info["note"] = ("Same data, recipe, epochs and seed; a variant zeroes the inputs it does without. "
                     "Held-out test songs; the clip count is the number of clips averaged per candidate at inference.")
