@@ -121,22 +121,31 @@ def make_batch(songs: Songs, index: list[int], rng, inputs, local_profile_fracti
     return clips, periodicity, np.concatenate(ys).astype(np.float32)
 
 
-def predict(model_fn, songs: Songs, inputs, n_clips: int = engine_pace.N_CLIPS, consistent: bool = True,
-            rank_weights: dict | None = None) -> list[dict]:
-    """Per-song probabilities on the tempogram candidates and the metrical set, with the engine's
-    fixed clip placement (``model_fn``: (clips, periodicity) → logits, torch or onnxruntime);
-    ``ranked`` orders the candidates by engine.pace.beat_scores with ``rank_weights`` (default:
-    the engine's)."""
+def song_probabilities(model_fn, songs: Songs, inputs, n_clips: int = engine_pace.N_CLIPS) -> list[np.ndarray]:
+    """Per song, the model's raw probabilities (rows: the tempogram candidates, then the metrical
+    set; columns: compatible, beat) with the engine's fixed clip placement (``model_fn``:
+    (clips, periodicity) → logits, torch or onnxruntime)."""
     out = []
     for i, rec in enumerate(songs.records):
-        cand = songs.candidates[i]
-        metrical = metrical_candidate_set(rec["paces"])
-        bpm = np.concatenate([cand, metrical])
+        bpm = np.concatenate([songs.candidates[i], metrical_candidate_set(rec["paces"])])
         starts = np.concatenate([engine_pace.clip_starts(songs.durations[i], b, n_clips) for b in bpm])
         clips = engine_pace.beat_clips(songs.frames[i], FRAME_RATE, np.repeat(bpm, n_clips), starts)
         periodicity = np.repeat(engine_pace.periodicity_features(songs.profiles[i], FRAME_RATE, bpm), n_clips, axis=0)
         logits = model_fn(*select_inputs(clips, periodicity, inputs)).reshape(bpm.size, n_clips, -1).mean(axis=1)
-        prob = 1 / (1 + np.exp(-logits))
+        out.append(1 / (1 + np.exp(-logits)))
+    return out
+
+
+def score_songs(songs: Songs, probabilities: list[np.ndarray], consistent: bool = True,
+                rank_weights: dict | None = None) -> list[dict]:
+    """Per-song results from :func:`song_probabilities`: ``consistent`` applies the engine's
+    consistency step within each candidate set; ``ranked`` orders the candidates by
+    engine.pace.beat_scores with ``rank_weights`` (default: the engine's)."""
+    out = []
+    for i, rec in enumerate(songs.records):
+        cand = songs.candidates[i]
+        metrical = metrical_candidate_set(rec["paces"])
+        prob = probabilities[i].copy()
         if consistent:  # as engine.pace.classify_paces does, within each candidate set
             prob[: cand.size, 0] = engine_pace.make_consistent(cand, prob[: cand.size, 0])
             prob[cand.size:, 0] = engine_pace.make_consistent(metrical, prob[cand.size:, 0])
@@ -149,6 +158,13 @@ def predict(model_fn, songs: Songs, inputs, n_clips: int = engine_pace.N_CLIPS, 
                     "candidate_prob": prob[: cand.size, 0], "candidate_beat_prob": prob[: cand.size, 1],
                     "metrical": metrical, "metrical_prob": prob[cand.size:, 0]})
     return out
+
+
+def predict(model_fn, songs: Songs, inputs, n_clips: int = engine_pace.N_CLIPS, consistent: bool = True,
+            rank_weights: dict | None = None) -> list[dict]:
+    """Per-song probabilities on the tempogram candidates and the metrical set, and the engine's
+    ranking (:func:`song_probabilities` then :func:`score_songs`)."""
+    return score_songs(songs, song_probabilities(model_fn, songs, inputs, n_clips), consistent, rank_weights)
 
 
 def train(config=CONFIG, records=None, log=print):
@@ -245,12 +261,6 @@ def onnx_fn(path: Path):
     return lambda clips, periodicity: models.run("pace", {"clips": clips, "periodicity": periodicity}, path=path)[0]
 
 
-def evaluate_onnx(path: Path, songs: Songs, inputs, rank_weights: dict | None = None) -> tuple[dict, list[dict]]:
-    """Held-out metrics with the exported model run through engine.models (onnxruntime)."""
-    results = predict(onnx_fn(path), songs, inputs, rank_weights=rank_weights)
-    return summarize(results), results
-
-
 def main(config=CONFIG, out_path: Path = MODELS_DIR / "pace.onnx") -> dict:
     t_start, cpu_start = time.time(), time.process_time()
     index_path = pace_data.DATA_DIR / "index.json"
@@ -299,13 +309,14 @@ def evaluate(info: dict, out_path: Path = MODELS_DIR / "pace.onnx") -> dict:
     if chosen is not None and any(abs(engine_pace.RANK_WEIGHTS[k] - v) > 1e-3 for k, v in chosen.items()):
         print("note: engine.pace.RANK_WEIGHTS differ from models/pace/ranking.json's chosen ranking; "
               "the metrics use the chosen one — copy it into engine/pace.py")
-    test_songs = Songs(test_records)  # read once: scored with and without the consistency step
-    metrics, results = evaluate_onnx(out_path, test_songs, info["config"]["inputs"], rank_weights=chosen)
+    test_songs = Songs(test_records)  # read and run once: scored with and without the consistency step
+    probabilities = song_probabilities(onnx_fn(out_path), test_songs, info["config"]["inputs"])  # run once
+    results = score_songs(test_songs, probabilities, rank_weights=chosen)
+    metrics = summarize(results)
     by_source = {}
     for src in sorted({r["source"] for r in test_records}):
         by_source[src] = summarize([res for res, r in zip(results, test_records) if r["source"] == src])
-    plain = summarize(predict(onnx_fn(out_path), test_songs, info["config"]["inputs"], consistent=False,
-                              rank_weights=chosen))
+    plain = summarize(score_songs(test_songs, probabilities, consistent=False, rank_weights=chosen))
 
     train_records = [r for r in index["records"] if r["split"] == "train"]
     metrics["label_ceiling_accuracy1"] = ranking.label_ceiling(test_records, train_records)
