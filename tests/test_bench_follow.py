@@ -1,4 +1,6 @@
 """The follower benchmark's options for trying a change (tests/benchmarks/bench_follow.py)."""
+import json
+
 import pytest
 
 from engine.follow import FollowParams
@@ -33,3 +35,40 @@ def test_pick_pairs_takes_every_other_pair_or_the_named_ones():
         pick_pairs(pairs, ids=["p9"])
     with pytest.raises(ValueError, match="p1"):  # p1 is not in half 0
         pick_pairs(pairs, half=0, ids=["p1"])
+
+
+def test_set_identity_tells_a_set_made_again_with_another_sound(tmp_path, monkeypatch):
+    from tests.benchmarks import make_alignment_set as bench_set
+
+    for pid in ("a", "b"):
+        for suffix, data in ((".mid", b"MThd"), (".mp3", b"ID3" + pid.encode()), (".truth.npz", b"PK")):
+            (tmp_path / f"{pid}{suffix}").write_bytes(data)
+        (tmp_path / f"{pid}.json").write_text(json.dumps(
+            {"id": pid, "midi": f"{pid}.mid", "audio": f"{pid}.mp3", "truth": f"{pid}.truth.npz"}))
+    (tmp_path / "manifest.json").write_text(json.dumps({"pairs": ["a", "b", "a"]}))  # a pair listed twice
+    digest = bench_set.set_digest(tmp_path)
+    measured = tmp_path / "align_set.sha256"
+    measured.write_text(digest + "  the set of the figures\n")
+    monkeypatch.setattr(bench_set, "MEASURED_SET_DIGEST", measured)
+    same = bench_set.set_identity(tmp_path)
+    assert same == {"digest": digest, "measured_in_docs": True, "made_with": None}
+    assert "NOT" not in bench_set.describe_identity(same)
+
+    (tmp_path / "b.mp3").write_bytes(b"ID3 encoded by another lame")  # the same pairs, another sound
+    other = bench_set.set_identity(tmp_path)
+    assert other["digest"] != digest and other["measured_in_docs"] is False
+    assert "NOT the set" in bench_set.describe_identity(other)
+    monkeypatch.setattr(bench_set, "MEASURED_SET_DIGEST", tmp_path / "missing.sha256")
+    assert bench_set.set_identity(tmp_path)["measured_in_docs"] is None
+
+
+def test_tool_versions_name_what_the_sound_depends_on(tmp_path):
+    from tests.benchmarks.make_alignment_set import tool_versions
+
+    font = tmp_path / "font.sf2"
+    font.write_bytes(b"RIFF")
+    versions = tool_versions([font, tmp_path / "gone.sf2"])
+    assert {"fluidsynth", "libsndfile", "numpy", "numba"} <= set(versions)
+    assert versions["fluidsynth"].count(".") == 2  # FluidSynth's own version string, e.g. 2.3.1
+    assert versions["soundfonts"]["font.sf2"] == "a40ff3d5900fb769"  # sha256(b"RIFF"), first 16 digits
+    assert versions["soundfonts"]["gone.sf2"].startswith("unreadable")

@@ -301,7 +301,8 @@ def run(set_dir: Path = bench_set.DEFAULT_OUT, n: int | None = None, methods=tup
     log("mismatched pairs …")
     mismatched = bench_mismatch(pairs, [m for m in methods if m != "synctoolbox"], work_dir)
     results = {
-        "n_pairs": len(pairs), "audio_minutes": sum(p["audio_duration_s"] for p in pairs) / 60,
+        "set_identity": bench_set.set_identity(set_dir), "n_pairs": len(pairs),
+        "audio_minutes": sum(p["audio_duration_s"] for p in pairs) / 60,
         "methods": list(methods), "summary": summarise(records, mismatched, methods),
         "worst": {m: worst_pairs(records, pairs, m) for m in methods if m.startswith("ours")},
         "records": records, "mismatched": mismatched, "machine": machine,

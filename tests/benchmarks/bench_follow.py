@@ -50,7 +50,7 @@ import numpy as np
 
 from engine import media, synthetic
 from engine.follow import FollowParams, ScoreFollower, follow_samples, part_changes_json
-from tests.benchmarks.make_alignment_set import DEFAULT_OUT, load_set, load_truth
+from tests.benchmarks.make_alignment_set import DEFAULT_OUT, describe_identity, load_set, load_truth, set_identity
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT_JSON = ROOT / "tests" / "benchmarks" / "out" / "bench_follow.json"
@@ -285,8 +285,10 @@ def main(argv=None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     chunk_s = args.chunk_ms / 1000.0
-    report = {"set": str(args.set), "n_pairs": len(pairs), "chunk_ms": args.chunk_ms, "targets": TARGETS,
-              "params": params.to_dict(), "overrides": overrides,
+    identity = set_identity(args.set)
+    print(describe_identity(identity))
+    report = {"set": str(args.set), "set_identity": identity, "n_pairs": len(pairs), "chunk_ms": args.chunk_ms,
+              "targets": TARGETS, "params": params.to_dict(), "overrides": overrides,
               "half": args.half, "load_average_start": [round(x, 2) for x in os.getloadavg()],
               "results": {}, "per_pair": {}}
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]

@@ -19,8 +19,14 @@ Files per pair ``<id>`` in the output folder:
 - ``<id>.json``: the recipe (work, bars, seed, soundfont, SNR), what the corruption drew,
   durations, note and instrument counts;
 
-and ``manifest.json`` listing the pairs. Idempotent: a pair whose files exist with the same recipe
-is not made again. Everything is seeded, so the same command makes the same set.
+and ``manifest.json`` listing the pairs and what they were made with (``made_with``: the
+FluidSynth, libsndfile, numpy and numba versions and the soundfonts' digests). Idempotent: a pair
+whose files exist with the same recipe is not made again. Everything is seeded, so the same
+command makes the same *pairs*, but their sound depends on those unpinned components: a set made
+on another machine may sound different (the follower scored 87.3 → 86.2 % within 100 ms on the
+same pairs made again). :func:`set_identity` tells whether a set is the one docs/BENCHMARKS.md's
+follower figures were measured on (its digest, :func:`set_digest`, against ``align_set.sha256``
+here); the benchmarks write it into their JSON, and the follower's prints it.
 
 The functions are reusable (the matching benchmark makes ≥150 pairs with them):
 :func:`candidate_works` lists works, :func:`make_pair` makes one pair from any PrettyMIDI.
@@ -47,6 +53,8 @@ RECORDING_SOUNDFONTS = (
     "/usr/share/sounds/sf2/FluidR3_GM.sf2",
 )
 RECIPE_VERSION = 1
+# The digest (set_digest) of the set docs/BENCHMARKS.md's follower figures were measured on.
+MEASURED_SET_DIGEST = Path(__file__).with_name("align_set.sha256")
 
 # Curated works, beyond the Bach chorales: (corpus path, bars or None, kind). Bars limit long
 # movements before conversion (conversion time grows with the score); the MIDI is then cut at
@@ -270,7 +278,8 @@ def make_set(out_dir: Path = DEFAULT_OUT, n_pairs: int = 64, seed: int = 0, max_
                 f"{meta['n_instruments']:2d} inst  {time.perf_counter() - t0:5.1f} s")
         pairs.append(meta)
     manifest = {"seed": seed, "n_pairs": len(pairs), "pairs": [p["id"] for p in pairs],
-                "max_duration_s": max_duration_s, "soundfonts": [Path(s).name for s in soundfonts]}
+                "max_duration_s": max_duration_s, "soundfonts": [Path(s).name for s in soundfonts],
+                "made_with": tool_versions(soundfonts)}
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return pairs
 
@@ -303,6 +312,55 @@ def make_long_pair(set_dir: Path, out_dir: Path, duration_s: float, pair_id: str
     meta = make_pair(long_midi, pair_id, out_dir, rng, soundfont, 30.0, params=params, recipe=recipe)
     return dict(meta, midi_path=str(Path(out_dir) / meta["midi"]), audio_path=str(Path(out_dir) / meta["audio"]),
                 truth_path=str(Path(out_dir) / meta["truth"]))
+
+
+def tool_versions(soundfonts=RECORDING_SOUNDFONTS) -> dict:
+    """The versions of what a set's sound depends on, and the soundfonts' SHA-256 (first 16 digits)."""
+    import ctypes
+
+    import fluidsynth
+    import numba
+    import soundfile
+
+    version_str = ctypes.CDLL(fluidsynth._fl._name).fluid_version_str
+    version_str.restype = ctypes.c_char_p
+    fonts = {}
+    for path in soundfonts:
+        try:
+            fonts[Path(path).name] = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+        except OSError as exc:
+            fonts[Path(path).name] = f"unreadable: {exc.strerror}"
+    return {"fluidsynth": version_str().decode(), "libsndfile": soundfile.__libsndfile_version__,
+            "numpy": np.__version__, "numba": numba.__version__, "soundfonts": fonts}
+
+
+def set_digest(out_dir: Path = DEFAULT_OUT) -> str:
+    """SHA-256 over every pair's MIDI, recording and truth, in the manifest's order (each pair once)."""
+    out_dir = Path(out_dir)
+    h = hashlib.sha256()
+    for meta in {m["id"]: m for m in load_set(out_dir)}.values():
+        for key in ("midi_path", "audio_path", "truth_path"):
+            h.update(Path(meta[key]).read_bytes())
+    return h.hexdigest()
+
+
+def set_identity(out_dir: Path = DEFAULT_OUT) -> dict:
+    """The set's digest, whether it is the set docs/BENCHMARKS.md's follower figures were measured on
+    (``MEASURED_SET_DIGEST``; None when that file is missing) and what it was made with (None for a
+    set made before the manifest recorded it)."""
+    digest = set_digest(out_dir)
+    measured = MEASURED_SET_DIGEST.read_text().split()[0] if MEASURED_SET_DIGEST.is_file() else None
+    manifest = json.loads((Path(out_dir) / "manifest.json").read_text())
+    return {"digest": digest, "measured_in_docs": None if measured is None else digest == measured,
+            "made_with": manifest.get("made_with")}
+
+
+def describe_identity(identity: dict) -> str:
+    """One line for a benchmark's output."""
+    same = {True: "the set of docs/BENCHMARKS.md's follower figures",
+            False: "NOT the set of docs/BENCHMARKS.md's follower figures: compare only with runs on this set",
+            None: f"no {MEASURED_SET_DIGEST.name} to compare with"}[identity["measured_in_docs"]]
+    return f"set digest {identity['digest'][:16]}: {same}"
 
 
 def load_set(out_dir: Path = DEFAULT_OUT) -> list[dict]:
