@@ -1,8 +1,10 @@
 """The follower benchmark's options for trying a change (tests/benchmarks/bench_follow.py)."""
 import json
 
+import numpy as np
 import pytest
 
+from engine import media
 from engine.follow import FollowParams
 from tests.benchmarks.bench_follow import param_overrides, pick_pairs
 
@@ -72,3 +74,26 @@ def test_tool_versions_name_what_the_sound_depends_on(tmp_path):
     assert versions["fluidsynth"].count(".") == 2  # FluidSynth's own version string, e.g. 2.3.1
     assert versions["soundfonts"]["font.sf2"] == "a40ff3d5900fb769"  # sha256(b"RIFF"), first 16 digits
     assert versions["soundfonts"]["gone.sf2"].startswith("unreadable")
+
+
+def test_the_true_tempo_diagnostic_reads_the_warp_counting_live_frames_across_restarts(tmp_path):
+    from tests.benchmarks.bench_follow import TrueTempoFollower
+    from tests.midi_fixtures import write_rich_midi
+
+    midi = media.load_midi(write_rich_midi(tmp_path / "piece.mid", seed=1, bars=4))
+    reference = np.random.default_rng(0).random((2000, 25)).astype(np.float32)
+    # The performance plays the MIDI 1.25 times slower, then (from 6 s) at the MIDI's pace.
+    warp_audio_s = np.array([0.0, 6.0, 60.0])
+    warp_midi_s = np.array([0.0, 6.0 / 1.25, 6.0 / 1.25 + 54.0])
+    follower = TrueTempoFollower(midi, FollowParams(), (warp_midi_s, warp_audio_s), reference=reference)
+    frames_per_s = 1.0 / follower.frame_s
+    for _ in range(int(0.4 * frames_per_s)):
+        follower._update_tempo()
+    assert follower.tempo_ratio == 1.0  # not yet half a second heard
+    for _ in range(int(2.6 * frames_per_s)):
+        follower._update_tempo()
+    assert follower.tempo_ratio == pytest.approx(0.8)
+    follower._restart_at(500.0, reference[0])  # a relocation starts a new path, not a new performance
+    for _ in range(int(4 * frames_per_s)):
+        follower._update_tempo()
+    assert follower.tempo_ratio == pytest.approx(1.0)  # 7 s in: the warp's second piece
