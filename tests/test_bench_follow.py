@@ -1,5 +1,6 @@
 """The follower benchmark's options for trying a change (tests/benchmarks/bench_follow.py)."""
 import json
+import zipfile
 
 import numpy as np
 import pytest
@@ -43,8 +44,9 @@ def test_set_identity_tells_a_set_made_again_with_another_sound(tmp_path, monkey
     from tests.benchmarks import make_alignment_set as bench_set
 
     for pid in ("a", "b"):
-        for suffix, data in ((".mid", b"MThd"), (".mp3", b"ID3" + pid.encode()), (".truth.npz", b"PK")):
+        for suffix, data in ((".mid", b"MThd"), (".mp3", b"ID3" + pid.encode())):
             (tmp_path / f"{pid}{suffix}").write_bytes(data)
+        np.savez(tmp_path / f"{pid}.truth.npz", warp_midi_s=np.arange(3.0), warp_audio_s=1.1 * np.arange(3.0))
         (tmp_path / f"{pid}.json").write_text(json.dumps(
             {"id": pid, "midi": f"{pid}.mid", "audio": f"{pid}.mp3", "truth": f"{pid}.truth.npz"}))
     (tmp_path / "manifest.json").write_text(json.dumps({"pairs": ["a", "b", "a"]}))  # a pair listed twice
@@ -55,6 +57,14 @@ def test_set_identity_tells_a_set_made_again_with_another_sound(tmp_path, monkey
     same = bench_set.set_identity(tmp_path)
     assert same == {"digest": digest, "measured_in_docs": True, "made_with": None}
     assert "NOT" not in bench_set.describe_identity(same)
+
+    # The same truth written again: an .npz is a zip whose entries carry the time they were written.
+    with zipfile.ZipFile(tmp_path / "a.truth.npz") as old:
+        entries = [(info.filename, old.read(info)) for info in old.infolist()]
+    with zipfile.ZipFile(tmp_path / "a.truth.npz", "w") as again:
+        for name, data in entries:
+            again.writestr(zipfile.ZipInfo(name, date_time=(2001, 2, 3, 4, 5, 6)), data)
+    assert bench_set.set_digest(tmp_path) == digest
 
     (tmp_path / "b.mp3").write_bytes(b"ID3 encoded by another lame")  # the same pairs, another sound
     other = bench_set.set_identity(tmp_path)

@@ -335,12 +335,19 @@ def tool_versions(soundfonts=RECORDING_SOUNDFONTS) -> dict:
 
 
 def set_digest(out_dir: Path = DEFAULT_OUT) -> str:
-    """SHA-256 over every pair's MIDI, recording and truth, in the manifest's order (each pair once)."""
+    """SHA-256 over every pair's MIDI, recording and truth, in the manifest's order (each pair once).
+
+    The truth counts by its arrays, not its file: an ``.npz`` is a zip, which stamps each entry
+    with the time it was written."""
     out_dir = Path(out_dir)
     h = hashlib.sha256()
     for meta in {m["id"]: m for m in load_set(out_dir)}.values():
-        for key in ("midi_path", "audio_path", "truth_path"):
-            h.update(Path(meta[key]).read_bytes())
+        h.update(Path(meta["midi_path"]).read_bytes())
+        h.update(Path(meta["audio_path"]).read_bytes())
+        with np.load(meta["truth_path"], allow_pickle=False) as truth:
+            for name in sorted(truth.files):
+                h.update(name.encode())
+                h.update(np.ascontiguousarray(truth[name]).tobytes())
     return h.hexdigest()
 
 
