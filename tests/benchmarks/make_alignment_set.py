@@ -24,7 +24,12 @@ FluidSynth, libsndfile, numpy and numba versions and the soundfonts' digests). I
 whose files exist with the same recipe is not made again. Everything is seeded, so the same
 command makes the same *pairs*, but their sound depends on those unpinned components: a set made
 on another machine may sound different (the follower scored 87.3 → 86.2 % within 100 ms on the
-same pairs made again). :func:`set_identity` tells whether a set is the one docs/BENCHMARKS.md's
+same pairs made again). It also depends on what was rendered before it in the same process:
+:mod:`engine.synth` keeps one FluidSynth per thread, and its state carries from one rendering to
+the next (the same MIDI rendered twice in one process differs by up to ~0.003 in amplitude, even
+after a ``system_reset``). A set made from scratch in one run is the same bytes on the same
+machine (checked on a pair: the same mp3 from two fresh processes); a set completed over several
+runs is not. :func:`set_identity` tells whether a set is the one docs/BENCHMARKS.md's
 follower figures were measured on (its digest, :func:`set_digest`, against ``align_set.sha256``
 here); the benchmarks write it into their JSON, and the follower's prints it.
 
