@@ -107,3 +107,18 @@ def test_the_true_tempo_diagnostic_reads_the_warp_counting_live_frames_across_re
     for _ in range(int(4 * frames_per_s)):
         follower._update_tempo()
     assert follower.tempo_ratio == pytest.approx(1.0)  # 7 s in: the warp's second piece
+
+
+def test_a_pair_whose_id_a_later_candidate_shares_is_not_made_again(tmp_path):
+    from tests.benchmarks.make_alignment_set import _made_by_a_later_candidate
+
+    for name in ("x.mid", "x.mp3", "x.truth.npz"):
+        (tmp_path / name).write_bytes(b"made")
+    stored = {"id": "x", "midi": "x.mid", "audio": "x.mp3", "truth": "x.truth.npz", "recipe": {"work": "b/x.mxl"}}
+    (tmp_path / "x.json").write_text(json.dumps(stored))
+    cantata, chorale = {"id": "x", "work": "b/x"}, {"id": "x", "work": "b/x.mxl"}
+    assert _made_by_a_later_candidate(tmp_path, cantata, [chorale]) == stored  # the chorale's files stand
+    assert _made_by_a_later_candidate(tmp_path, cantata, []) is None  # nothing later makes them: make it
+    assert _made_by_a_later_candidate(tmp_path, chorale, []) is None  # its own recipe decides (pair_is_current)
+    (tmp_path / "x.mp3").unlink()
+    assert _made_by_a_later_candidate(tmp_path, cantata, [chorale]) is None  # files missing: make it
