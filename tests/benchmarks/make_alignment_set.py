@@ -28,8 +28,8 @@ same pairs made again). It also depends on what was rendered before it in the sa
 :mod:`engine.synth` keeps one FluidSynth per thread, and its state carries from one rendering to
 the next (the same MIDI rendered twice in one process differs by up to ~0.003 in amplitude, even
 after a ``system_reset``). A set made from scratch in one run is the same bytes on the same
-machine (checked on a pair: the same mp3 from two fresh processes); a set completed over several
-runs is not. :func:`set_identity` tells whether a set is the one docs/BENCHMARKS.md's
+machine (checked: the whole set made again gave the same :func:`set_digest`); a set completed over
+several runs is not. :func:`set_identity` tells whether a set is the one docs/BENCHMARKS.md's
 follower figures were measured on (its digest, :func:`set_digest`, against ``align_set.sha256``
 here); the benchmarks write it into their JSON, and the follower's prints it.
 
