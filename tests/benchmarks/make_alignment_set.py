@@ -26,8 +26,8 @@ command makes the same *pairs*, but their sound depends on those unpinned compon
 on another machine may sound different (the follower scored 87.3 → 86.2 % within 100 ms on the
 same pairs made again). It also depends on what was rendered before it in the same process:
 :mod:`engine.synth` keeps one FluidSynth per thread, and its state carries from one rendering to
-the next (the same MIDI rendered twice in one process differs by up to ~0.003 in amplitude, even
-after a ``system_reset``). A set made from scratch in one run is the same bytes on the same
+the next (the same MIDI rendered twice in one process differs by up to ~0.003 in amplitude with
+the recordings' soundfonts, ~0.02 with TimGM6mb, even after a ``system_reset``). A set made from scratch in one run is the same bytes on the same
 machine (checked: the whole set made again gave the same :func:`set_digest`); a set completed over
 several runs is not. :func:`set_identity` tells whether a set is the one docs/BENCHMARKS.md's
 follower figures were measured on (its digest, :func:`set_digest`, against ``align_set.sha256``
