@@ -278,8 +278,14 @@ def _fluid_lib():
                            ("fluid_synth_noteoff", [ptr, c_int, c_int])):
             getattr(lib, name).argtypes = args
             getattr(lib, name).restype = c_int
+        lib.fluid_version_str.argtypes, lib.fluid_version_str.restype = [], ctypes.c_char_p
         _fluid = lib
     return _fluid
+
+
+def fluidsynth_version() -> str:
+    """libfluidsynth's version, e.g. "2.3.1" (what a rendering sounds like depends on it)."""
+    return _fluid_lib().fluid_version_str().decode()
 
 
 def _end_on_block(synth, n_rendered: int, render) -> None:

@@ -309,8 +309,9 @@ def evaluate(info: dict, out_path: Path = MODELS_DIR / "pace.onnx") -> dict:
     if chosen is not None and any(abs(engine_pace.RANK_WEIGHTS[k] - v) > 1e-3 for k, v in chosen.items()):
         print("note: engine.pace.RANK_WEIGHTS differ from models/pace/ranking.json's chosen ranking; "
               "the metrics use the chosen one — copy it into engine/pace.py")
-    test_songs = Songs(test_records)  # read and run once: scored with and without the consistency step
-    probabilities = song_probabilities(onnx_fn(out_path), test_songs, info["config"]["inputs"])  # run once
+    # Read and run once; scored with and without the consistency step.
+    test_songs = Songs(test_records)
+    probabilities = song_probabilities(onnx_fn(out_path), test_songs, info["config"]["inputs"])
     results = score_songs(test_songs, probabilities, rank_weights=chosen)
     metrics = summarize(results)
     by_source = {}

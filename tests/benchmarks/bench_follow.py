@@ -200,7 +200,7 @@ def run_ours(pairs, variant: str, chunk_s: float, log=print, overrides=None) -> 
         midi = media.load_midi(meta["midi_path"])
         warp_m, warp_a = load_truth(meta)
         t0 = time.perf_counter()
-        if variant == "synth_true_tempo":
+        if variant in DIAGNOSTICS:
             follower = TrueTempoFollower(meta["midi_path"], params, (warp_m, warp_a))
         else:
             follower = ScoreFollower(meta["midi_path"], params)
@@ -334,6 +334,7 @@ def main(argv=None) -> int:
     unknown = [v for v in variants if v not in VARIANTS and v not in DIAGNOSTICS]
     if unknown:
         parser.error(f"unknown variant(s) {', '.join(unknown)} (choose from {', '.join([*VARIANTS, *DIAGNOSTICS])})")
+    followers = [v for v in variants if v in VARIANTS]  # the targets are judged on the first
     for variant in variants:
         subset = pairs[: args.pianoroll_pairs] if variant == "pianoroll" else pairs
         print(f"ours, {variant}, {len(subset)} pairs")
@@ -346,7 +347,7 @@ def main(argv=None) -> int:
         summary, per_pair, why_run = (None, {}, why) if why else run_peer(peer_pairs)
         report["results"]["pymatchmaker_oltw_arzt"] = summary if summary else {"error": why_run}
         report["per_pair"]["pymatchmaker_oltw_arzt"] = per_pair
-        first = next((v for v in variants if v in VARIANTS), variants[0])
+        first = followers[0] if followers else variants[0]
         ours = report["per_pair"][f"ours_{first}"]
         ids = [p["id"] for p in peer_pairs if p["id"] in ours]
         # Ours on exactly the peer's pairs (pooled like the peer's summary), for a like-for-like row.
@@ -367,7 +368,6 @@ def main(argv=None) -> int:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report["results"], indent=1))
-    followers = [v for v in variants if v in VARIANTS]
     if not followers:
         print(f"diagnostics only: targets not judged; written {args.json}")
         return 0

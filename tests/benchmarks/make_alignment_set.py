@@ -27,11 +27,12 @@ on another machine may sound different (the follower scored 87.3 → 86.2 % with
 same pairs made again). It also depends on what was rendered before it in the same process:
 :mod:`engine.synth` keeps one FluidSynth per thread, and its state carries from one rendering to
 the next (the same MIDI rendered twice in one process differs by up to ~0.003 in amplitude with
-the recordings' soundfonts, ~0.02 with TimGM6mb, even after a ``system_reset``). A set made from scratch in one run is the same bytes on the same
-machine (checked: the whole set made again gave the same :func:`set_digest`); a set completed over
-several runs is not. :func:`set_identity` tells whether a set is the one docs/BENCHMARKS.md's
-follower figures were measured on (its digest, :func:`set_digest`, against ``align_set.sha256``
-here); the benchmarks write it into their JSON, and the follower's prints it.
+the recordings' soundfonts, ~0.02 with TimGM6mb, even after a ``system_reset``). A set made from
+scratch in one run is the same bytes on the same machine (checked: the whole set made again gave
+the same :func:`set_digest`); a set completed over several runs is not. :func:`set_identity`
+tells whether a set is the one docs/BENCHMARKS.md's follower figures were measured on (its
+digest, :func:`set_digest`, against ``align_set.sha256`` here); the benchmarks write it into
+their JSON, and the follower's prints it.
 
 The functions are reusable (the matching benchmark makes ≥150 pairs with them):
 :func:`candidate_works` lists works, :func:`make_pair` makes one pair from any PrettyMIDI.
@@ -225,19 +226,21 @@ def _jsonable(x):
     raise TypeError(type(x))
 
 
-def pair_is_current(out_dir: Path, pair_id: str, recipe: dict) -> dict | None:
-    """The stored metadata when the pair's files exist and were made with ``recipe``, else None."""
+def _stored_pair(out_dir: Path, pair_id: str) -> dict | None:
+    """The stored metadata of a pair whose files all exist, else None."""
     out_dir = Path(out_dir)
-    meta_path = out_dir / f"{pair_id}.json"
-    if not meta_path.is_file():
-        return None
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = json.loads((out_dir / f"{pair_id}.json").read_text())
     except (OSError, ValueError):
         return None
     files = (meta.get("midi"), meta.get("audio"), meta.get("truth"))
-    if meta.get("recipe") != json.loads(json.dumps(recipe, default=_jsonable)) or not all(
-            f and (out_dir / f).is_file() for f in files):
+    return meta if all(f and (out_dir / f).is_file() for f in files) else None
+
+
+def pair_is_current(out_dir: Path, pair_id: str, recipe: dict) -> dict | None:
+    """The stored metadata when the pair's files exist and were made with ``recipe``, else None."""
+    meta = _stored_pair(out_dir, pair_id)
+    if meta is None or meta.get("recipe") != json.loads(json.dumps(recipe, default=_jsonable)):
         return None
     return meta
 
@@ -322,21 +325,18 @@ def make_long_pair(set_dir: Path, out_dir: Path, duration_s: float, pair_id: str
 
 def tool_versions(soundfonts=RECORDING_SOUNDFONTS) -> dict:
     """The versions of what a set's sound depends on, and the soundfonts' SHA-256 (first 16 digits)."""
-    import ctypes
-
-    import fluidsynth
     import numba
     import soundfile
 
-    version_str = ctypes.CDLL(fluidsynth._fl._name).fluid_version_str
-    version_str.restype = ctypes.c_char_p
+    from engine.synth import fluidsynth_version
+
     fonts = {}
     for path in soundfonts:
         try:
             fonts[Path(path).name] = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
         except OSError as exc:
             fonts[Path(path).name] = f"unreadable: {exc.strerror}"
-    return {"fluidsynth": version_str().decode(), "libsndfile": soundfile.__libsndfile_version__,
+    return {"fluidsynth": fluidsynth_version(), "libsndfile": soundfile.__libsndfile_version__,
             "numpy": np.__version__, "numba": numba.__version__, "soundfonts": fonts}
 
 
@@ -384,15 +384,13 @@ def _made_by_a_later_candidate(out_dir: Path, spec: dict, later: list[dict]) -> 
     the manifest lists the id twice. Without this, every later run would make both again, and the
     pair would sound a little different each time (FluidSynth's state carries between renderings).
     """
-    try:
-        stored = json.loads((Path(out_dir) / f"{spec['id']}.json").read_text())
-    except (OSError, ValueError):
+    stored = _stored_pair(out_dir, spec["id"])
+    if stored is None:
         return None
     work = stored.get("recipe", {}).get("work")
     if work == spec["work"] or not any(c["id"] == spec["id"] and c["work"] == work for c in later):
         return None
-    files = (stored.get("midi"), stored.get("audio"), stored.get("truth"))
-    return stored if all(f and (Path(out_dir) / f).is_file() for f in files) else None
+    return stored
 
 
 def load_set(out_dir: Path = DEFAULT_OUT) -> list[dict]:
