@@ -21,10 +21,10 @@ import json
 import time
 
 from engine import pace as engine_pace
+from engine.text import count_noun
 from models.pace import data as pace_data
 from models.pace.card import write_card
 from models.pace.evaluate import summarize
-from engine.text import count_noun
 from models.pace.train import CONFIG, MODELS_DIR, Songs, onnx_fn, predict, train
 
 VARIANTS = {"seed-like: band energies only": ("energy",), "+ band flux": ("energy", "flux")}

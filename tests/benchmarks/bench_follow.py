@@ -52,7 +52,7 @@ import numpy as np
 
 from engine import media, synthetic
 from engine.follow import FollowParams, ScoreFollower, follow_samples, part_changes_json
-from tests.benchmarks.make_alignment_set import DEFAULT_OUT, describe_identity, load_set, load_truth, set_identity
+from tests.benchmarks.make_alignment_set import DEFAULT_OUT, describe_identity, distinct_pairs, load_truth, set_identity
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT_JSON = ROOT / "tests" / "benchmarks" / "out" / "bench_follow.json"
@@ -114,8 +114,6 @@ def misses_by_time(signed_errors, audio_times, edges_s=MISS_SPANS_S, miss_s: flo
 # Our follower's variants: name -> parameters ("every_part": without finding the parts a recording lacks).
 VARIANTS = {"synth": FollowParams(), "synth_every_part": FollowParams(follow_parts=False),
             "pianoroll": FollowParams(reference="pianoroll")}
-
-
 
 
 class TrueTempoFollower(ScoreFollower):
@@ -316,7 +314,7 @@ def main(argv=None) -> int:
                         help="a FollowParams field for our variants, e.g. open_start_cost=0.02 (repeatable)")
     args = parser.parse_args(argv)
 
-    pairs = list({p["id"]: p for p in load_set(args.set)}.values())[: args.n]  # the manifest may list a pair twice
+    pairs = distinct_pairs(args.set)[: args.n]
     try:
         overrides = param_overrides(args.param)
         params = replace(FollowParams(), **overrides)  # a value FollowParams refuses fails here, before any pair runs

@@ -347,7 +347,7 @@ def set_digest(out_dir: Path = DEFAULT_OUT) -> str:
     with the time it was written."""
     out_dir = Path(out_dir)
     h = hashlib.sha256()
-    for meta in {m["id"]: m for m in load_set(out_dir)}.values():
+    for meta in distinct_pairs(out_dir):
         h.update(Path(meta["midi_path"]).read_bytes())
         h.update(Path(meta["audio_path"]).read_bytes())
         with np.load(meta["truth_path"], allow_pickle=False) as truth:
@@ -404,6 +404,11 @@ def load_set(out_dir: Path = DEFAULT_OUT) -> list[dict]:
                     truth_path=str(out_dir / meta["truth"]))
         pairs.append(meta)
     return pairs
+
+
+def distinct_pairs(out_dir: Path = DEFAULT_OUT) -> list[dict]:
+    """:func:`load_set`'s pairs, each once (the manifest may list an id twice: ``bach_bwv248-42-4``)."""
+    return list({meta["id"]: meta for meta in load_set(out_dir)}.values())
 
 
 def load_truth(meta: dict) -> tuple[np.ndarray, np.ndarray]:
