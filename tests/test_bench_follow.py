@@ -1,4 +1,4 @@
-"""The follower benchmark's options for trying a change (tests/benchmarks/bench_follow.py)."""
+"""The follower benchmark's scoring and its options for trying a change (tests/benchmarks/bench_follow.py)."""
 import json
 import zipfile
 
@@ -7,7 +7,8 @@ import pytest
 
 from engine import media
 from engine.follow import FollowParams
-from tests.benchmarks.bench_follow import param_overrides, pick_pairs
+from tests.benchmarks.bench_follow import (accuracy_targets_met, chunk_errors_s, note_onset_errors_s, param_overrides,
+                                           pick_pairs)
 
 
 def test_param_overrides_read_python_literals_of_followparams_fields():
@@ -122,3 +123,31 @@ def test_a_pair_whose_id_a_later_candidate_shares_is_not_made_again(tmp_path):
     assert _made_by_a_later_candidate(tmp_path, chorale, []) is None  # its own recipe decides (pair_is_current)
     (tmp_path / "x.mp3").unlink()
     assert _made_by_a_later_candidate(tmp_path, cantata, [chorale]) is None  # files missing: make it
+
+
+def test_note_onsets_score_the_notes_the_recording_plays_once_per_onset():
+    import pretty_midi
+
+    midi = pretty_midi.PrettyMIDI()
+    kept, lost = pretty_midi.Instrument(0), pretty_midi.Instrument(41)
+    for start in (1.0, 3.0, 5.0, 7.0):  # a chord at each: two notes, one onset
+        kept.notes += [pretty_midi.Note(80, 60, start, start + 0.5), pretty_midi.Note(80, 64, start, start + 0.5)]
+    lost.notes.append(pretty_midi.Note(80, 48, 6.0, 9.0))  # the recording lost this part: its note is no onset
+    midi.instruments += [kept, lost]
+    # The recording starts 2 s into the MIDI (a crop: the onset at 1 s is not in it) at 1.25x the MIDI's time.
+    warp_midi_s, warp_audio_s = np.array([2.0, 10.0]), np.array([0.0, 10.0])
+    audio_s = np.arange(1, 501) * 0.02
+    reported_midi_s = 2.0 + audio_s / 1.25 + np.where(audio_s > 6.0, 0.4, 0.0)  # right, then 0.5 s ahead
+    signed, scored_s = chunk_errors_s(audio_s, reported_midi_s, warp_midi_s, warp_audio_s, midi.get_end_time())
+    at_onsets = note_onset_errors_s(signed, scored_s, midi, [1], warp_midi_s, warp_audio_s)
+    # onsets 3, 5, 7 s of the MIDI sound at 1.25, 3.75 and 6.25 s of the recording
+    np.testing.assert_allclose(at_onsets, [0.0, 0.0, 0.5], atol=1e-9)
+    assert note_onset_errors_s(signed, scored_s, midi, [], warp_midi_s, warp_audio_s).size == 4  # 6 s counts now
+    assert note_onset_errors_s(signed[:0], scored_s[:0], midi, [1], warp_midi_s, warp_audio_s).size == 0
+
+
+def test_accuracy_targets_are_judged_on_median_mean_and_share_within_100ms():
+    good = {"median_ms": 18.0, "mean_ms": 45.0, "within_100ms": 0.93}
+    assert accuracy_targets_met(good)
+    for key, worse in (("median_ms", 21.0), ("mean_ms", 137.0), ("within_100ms", 0.89)):
+        assert not accuracy_targets_met(dict(good, **{key: worse}))
