@@ -159,6 +159,8 @@ def _add_follow(sub):
     p.add_argument("--soundfont", metavar="SF2", help="soundfont for --reference synth")
     p.add_argument("--device", help="input device (name or index) without --simulate")
     p.add_argument("--seconds", type=float, default=None, help="stop listening after this many seconds")
+    p.add_argument("--start", type=float, default=0.0, metavar="SECONDS",
+                   help="where in the MIDI the performance starts (default: the beginning, or found by listening)")
     p.set_defaults(func=_run_follow)
 
 
@@ -175,7 +177,7 @@ def _run_follow(args) -> int:
         if not args.audio:
             print("error: --simulate needs AUDIO (the recording to stream)", file=sys.stderr)
             return 2
-        trace = follow_file(args.midi, args.audio, params, chunk_s=args.chunk_ms / 1000.0)
+        trace = follow_file(args.midi, args.audio, params, chunk_s=args.chunk_ms / 1000.0, start_s=args.start)
         if args.json:
             Path(args.json).write_text(json.dumps(trace.to_json()) + "\n")
         n = len(trace.audio_time_s)
@@ -193,7 +195,7 @@ def _follow_microphone(args, params) -> int:
 
     from engine.follow import MicrophoneFollower, ScoreFollower, part_changes_json
 
-    follower = ScoreFollower(args.midi, params)
+    follower = ScoreFollower(args.midi, params, start_s=args.start)
     positions, done = [], threading.Event()
 
     def on_position(audio_s, midi_s):

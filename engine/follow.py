@@ -422,11 +422,19 @@ class ScoreFollower:
         Precomputed reference features (skips synthesis; :func:`follow_reference`).
     parts : ReferenceParts, optional
         With ``reference``: its parts' energies (else the follower uses every part all along).
+    start_s : float, optional
+        Where the performance starts, in MIDI seconds (see the attribute).
 
     Attributes
     ----------
+    start_s : float
+        Where the performance starts, in MIDI seconds, as the player says ("from bar 17"; read at
+        each :meth:`reset`). 0: from the beginning, or from anywhere in the open start (a
+        recording that starts later is found by the searches). Later: the path opens in a span of
+        ``relocate_open_s`` around it, as after a move, and the first searches do not reach back
+        to the MIDI's start.
     position_s : float
-        The current MIDI position (0.0 before any frame).
+        The current MIDI position (``start_s`` before any frame).
     audio_time_s : float
         Audio received so far, in seconds.
     playing : np.ndarray of bool or None
@@ -440,7 +448,7 @@ class ScoreFollower:
 
     def __init__(self, midi, params: FollowParams | None = None, sr: int | None = None,
                  hop_length: int | None = None, reference: np.ndarray | None = None,
-                 parts: ReferenceParts | None = None):
+                 parts: ReferenceParts | None = None, start_s: float = 0.0):
         params = params or FollowParams()
         overrides = {k: v for k, v in (("sr", sr), ("hop_length", hop_length)) if v is not None}
         if overrides:
@@ -465,6 +473,10 @@ class ScoreFollower:
         self.hop_length = fp.hop_length
         self.frame_s = fp.frame_s
         self.midi_duration_s = float(midi.get_end_time())
+        if not 0.0 <= start_s < self.midi_duration_s:
+            raise MidiError(self.midi_path, f"cannot start following at {start_s:g} s: the MIDI lasts "
+                                            f"{self.midi_duration_s:.2f} s")
+        self.start_s = float(start_s)
         _warm_up_kernels()
         self._parts_search = None
         self.reset()
@@ -512,6 +524,8 @@ class ScoreFollower:
         self._anchor_rate = None    # the path's slope over tempo_anchor_s (None: not known yet)
         self.position_s = 0.0
         self.audio_time_s = 0.0
+        if self.start_s > 0.0:
+            self.position_s = (self._open_at(self.start_s / self.frame_s - 1.0) + 1) * self.frame_s
 
     @property
     def tempo_ratio(self) -> float:
@@ -605,8 +619,10 @@ class ScoreFollower:
             return False
         here = self._reported_frame
         # Until a first move, the open start may have placed the performance up to open_start_s
-        # too late: the search reaches back to the MIDI's start, however far behind that is.
-        relocator.from_start = self.relocations == 0 and live_frames * self.frame_s <= self.params.open_start_s
+        # too late: the search reaches back to the MIDI's start, however far behind that is (not
+        # when the player said where they start).
+        relocator.from_start = self.relocations == 0 and live_frames * self.frame_s <= self.params.open_start_s \
+            and self.start_s <= 0.0
         target = relocator.propose(here)
         if target is None:
             if self._parts_search is not None:
@@ -633,17 +649,24 @@ class ScoreFollower:
         self._restart_at(target, frame)
         return True
 
-    def _restart_at(self, target: float, frame) -> None:
-        """Restart the online DTW around reference frame ``target`` with the newest live frame."""
+    def _open_at(self, target: float) -> float:
+        """Open the online DTW and its tempo hypotheses anew, at the MIDI's own tempo, in a span of
+        ``relocate_open_s`` around reference frame ``target``; returns ``target`` within the MIDI."""
         target = min(max(target, 0.0), len(self.reference) - 1.0)
         open_frames = max(1, int(round(self.params.relocate_open_s / self.frame_s)))
         self._oltw.rate = 1.0
         self._oltw.restart(max(0.0, target - open_frames // 2), open_frames=open_frames)
         self._start_hypotheses(max(0.0, target - open_frames // 2), open_frames)
-        self._race_hypotheses(frame, self._oltw.push(frame))  # the restarted paths begin with the newest frame
         self._anchor_rate = None
         self._frame_position_s = (target + 1) * self.frame_s
         self._ahead_frames = self._behind_frames = 0
+        return target
+
+    def _restart_at(self, target: float, frame) -> None:
+        """Restart the online DTW around reference frame ``target`` with the newest live frame."""
+        self._open_at(target)
+        self._race_hypotheses(frame, self._oltw.push(frame))  # the restarted paths begin with the newest frame
+        self._anchor_rate = None
         self.relocations += 1
         if self._parts_search is not None:
             self._parts_search.cancel()  # its costs were found around the old position
@@ -889,8 +912,10 @@ def follow_samples(follower: ScoreFollower, y, chunk_s: float = 0.02) -> FollowT
                        part_changes=list(follower.part_changes))
 
 
-def follow_file(midi_path, audio_path, params: FollowParams | None = None, chunk_s: float = 0.02) -> FollowTrace:
-    """Simulate live following: stream a recording file through a follower of a MIDI file.
+def follow_file(midi_path, audio_path, params: FollowParams | None = None, chunk_s: float = 0.02,
+                start_s: float = 0.0) -> FollowTrace:
+    """Simulate live following: stream a recording file through a follower of a MIDI file
+    (``start_s``: where in the MIDI the recording starts, if known; :class:`ScoreFollower`).
 
     Raises
     ------
@@ -899,7 +924,7 @@ def follow_file(midi_path, audio_path, params: FollowParams | None = None, chunk
     """
     params = params or FollowParams()
     t0 = time.perf_counter()
-    follower = ScoreFollower(midi_path, params)
+    follower = ScoreFollower(midi_path, params, start_s=start_s)
     setup_s = time.perf_counter() - t0
     y = media.load_audio(audio_path, sr=follower.sr)
     if len(y) < follower.hop_length * 2:

@@ -5,7 +5,9 @@ Task
 :class:`LiveFollowController` builds an :class:`engine.follow.ScoreFollower` for the session's
 MIDI on a background job (its reference features need a FluidSynth rendering), opens the
 microphone with :class:`engine.follow.MicrophoneFollower` (at the device's own default sample
-rate; the engine resamples) and, while it runs, drives the session's playhead (through
+rate; the engine resamples) — the performance starts where the playhead stands, like playback
+from the cursor (at the MIDI's start: from the beginning, found by listening) — and, while it
+runs, drives the session's playhead (through
 :meth:`gui.transport.PlaybackController.drive_playhead`) to the followed score position — so
 the playhead line marks it in every view and the views scroll with it — and highlights the
 score position in the piano roll (:class:`gui.views.follow_highlight.FollowHighlight`: the
@@ -26,17 +28,20 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from engine.errors import EarwormError
 from gui.session import Session
+from gui.views.base import format_time_s
 
 HIGHLIGHT_INTERVAL_MS = 40  # the score highlight moves at 25 frames per second
+START_MARGIN_S = 1.0  # a playhead this close to the MIDI's start or end: follow from the beginning
 
 
-def build_follower(midi_path, progress=None, cancel=None):
-    """Worker job: a score follower for ``midi_path`` (synthesizes the reference once, cached)."""
+def build_follower(midi_path, start_s: float = 0.0, progress=None, cancel=None):
+    """Worker job: a score follower for ``midi_path`` (synthesizes the reference once, cached),
+    for a performance that starts at ``start_s`` of the MIDI (0: the beginning)."""
     from engine.follow import ScoreFollower
 
     if progress is not None:
         progress(0.1, "preparing the score follower")
-    return ScoreFollower(str(midi_path))
+    return ScoreFollower(str(midi_path), start_s=start_s)
 
 
 class LiveFollowController(QObject):
@@ -71,6 +76,7 @@ class LiveFollowController(QObject):
         self.mic = None
         self._job = None
         self._latest_midi_s: float | None = None
+        self.start_midi_s = 0.0  # where the performance followed now starts (playhead_midi_s)
         self._parts_reported = 0
         self.timer = QTimer(self)
         self.timer.setInterval(HIGHLIGHT_INTERVAL_MS)
@@ -105,7 +111,8 @@ class LiveFollowController(QObject):
             return True
         self.playback.pause()
         self._latest_midi_s = None
-        self._job = self.runner.submit(build_follower, pair.midi_path, name="follow:prepare")
+        self.start_midi_s = self.playhead_midi_s()
+        self._job = self.runner.submit(build_follower, pair.midi_path, self.start_midi_s, name="follow:prepare")
         self._job.succeeded.connect(self._on_follower_ready)
         self._job.failed.connect(self._on_failed)
         self.following_changed.emit(True)
@@ -129,8 +136,21 @@ class LiveFollowController(QObject):
             return
         self.playback.drive_playhead(self.current_audio_s)
         self.timer.start()
-        self.message.emit(f"Following the microphone ({self.mic.samplerate / 1000:g} kHz): "
-                          "play from the beginning of the piece.")
+        where = "the beginning of the piece" if self.start_midi_s == 0.0 else \
+            f"{format_time_s(self.start_midi_s, 1)} of the MIDI, where the playhead stood"
+        self.message.emit(f"Following the microphone ({self.mic.samplerate / 1000:g} kHz): play from {where}.")
+
+    def playhead_midi_s(self) -> float:
+        """Where a performance followed now starts: the playhead's score position, like playback
+        from the cursor; 0 (the beginning, found by listening) when the playhead is within
+        ``START_MARGIN_S`` of either end of the MIDI or there is none."""
+        pair, playhead_s = self.session.pair, self.session.playhead_s
+        if pair is None or playhead_s is None:
+            return 0.0
+        midi_s = float(pair.audio_to_midi(playhead_s)) if self.session.display.show_warped else float(playhead_s)
+        if not START_MARGIN_S <= midi_s <= pair.midi_duration_s - START_MARGIN_S:
+            return 0.0
+        return midi_s
 
     def _on_failed(self, exc) -> None:
         self._job = None

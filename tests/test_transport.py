@@ -266,6 +266,32 @@ def test_follow_microphone_drives_the_playhead_and_highlights_the_score(setup, q
     assert not highlight.visible and len(highlight.fill_item) == 0
 
 
+def test_follow_microphone_starts_where_the_playhead_stands(setup, qtbot, files):
+    """Like playback from the cursor: the performer starts at the playhead's score position (here
+    MIDI 4 s, 5.5 s into the recording), and the follower is there from the first chunks."""
+    window, controller, _ = setup
+    y, sr = sf.read(files[1], dtype="float32")
+    controller.seek(OFFSET_S + STRETCH * 4.0)
+    microphone = FakeMicrophone(y[int((OFFSET_S + STRETCH * 4.0) * sr):], native_sr=sr)
+    live = window.live_follow
+    live.stream_factory, live.query_devices = microphone.input_stream, microphone.query_devices
+    window.transport_bar.mic_action.setChecked(True)
+    qtbot.waitUntil(lambda: live.mic is not None and live.latest_midi_s is not None, timeout=60000)
+    assert live.start_midi_s == pytest.approx(4.0, abs=0.01)
+    assert live.mic.follower.start_s == live.start_midi_s
+    assert "play from 0:04.0 of the MIDI" in window.transport_bar.last_message
+    assert live.latest_midi_s >= 3.5  # (from the beginning the first positions would lie near 0)
+    window.transport_bar.mic_action.setChecked(False)
+    # Back at the start (or at the end), the follower starts from the beginning again.
+    controller.seek(0.3)
+    assert live.playhead_midi_s() == 0.0
+    controller.seek(window.session.pair.audio_duration_s - 0.1)
+    assert live.playhead_midi_s() == 0.0
+    window.session.set_display(show_warped=False)
+    controller.seek(4.0)  # the piano roll in the MIDI's own time: the axis is MIDI time
+    assert live.playhead_midi_s() == pytest.approx(4.0, abs=0.01)
+
+
 def test_score_highlight_marks_the_sounding_notes_in_either_timeline(setup, qtbot):
     window, _, _ = setup
     view, highlight = window.piano_roll_view, window.live_follow.highlight

@@ -34,7 +34,10 @@ not. The targets are judged on the chunks, the issue's wording; the onsets are r
 The product's follower (``synth``: it finds the parts a recording lacks, :mod:`engine.follow_parts`)
 is run beside the same follower with every part all along (``synth_every_part``). A diagnostic,
 ``synth_true_tempo`` (:class:`TrueTempoFollower`), runs the product's follower with the pair's true
-tempo in place of its tempo model: what a perfect tempo model would give.
+tempo in place of its tempo model: what a perfect tempo model would give. Another,
+``synth_told_start``, tells the product's follower where each cropped recording starts
+(``ScoreFollower.start_s``, what "follow from the playhead" does in the window): what finding
+the place costs.
 
 Targets (issue 4): median ≤ 20 ms, mean ≤ 50 ms, ≥ 90 % within 100 ms, compute ≤ 10 ms per 20 ms
 hop. Dixon's OLTW reported mean 59 ms / median 20 ms on real piano.
@@ -191,8 +194,25 @@ class TrueTempoFollower(ScoreFollower):
             self._oltw.rate = float(rate)
 
 
-# Diagnostics, not followers: name -> the variant of VARIANTS they change.
-DIAGNOSTICS = {"synth_true_tempo": "synth"}
+def told_start_s(meta, warp_midi_s, warp_audio_s) -> float:
+    """Where a cropped recording starts in the MIDI (its true position at 0 s); 0 for one that
+    starts at the beginning: what a player would tell the follower (``ScoreFollower.start_s``)."""
+    if not meta.get("corruption", {}).get("crop_start_s"):
+        return 0.0
+    return max(0.0, float(synthetic.warp_times(0.0, warp_audio_s, warp_midi_s)))
+
+
+def make_follower(variant: str, meta, params: FollowParams, warp) -> ScoreFollower:
+    """The follower of ``variant`` for the pair ``meta`` (``warp``: its true warp, MIDI and audio knots)."""
+    if variant == "synth_true_tempo":
+        return TrueTempoFollower(meta["midi_path"], params, warp)
+    start_s = told_start_s(meta, *warp) if variant == "synth_told_start" else 0.0
+    return ScoreFollower(meta["midi_path"], params, start_s=start_s)
+
+
+# Diagnostics, not followers: name -> the variant of VARIANTS they change. synth_told_start: the
+# product's follower told where each cropped recording starts (what "follow from here" gives).
+DIAGNOSTICS = {"synth_true_tempo": "synth", "synth_told_start": "synth"}
 
 
 def param_overrides(assignments) -> dict:
@@ -246,10 +266,7 @@ def run_ours(pairs, variant: str, chunk_s: float, log=print, overrides=None) -> 
         midi = media.load_midi(meta["midi_path"])
         warp_m, warp_a = load_truth(meta)
         t0 = time.perf_counter()
-        if variant in DIAGNOSTICS:
-            follower = TrueTempoFollower(meta["midi_path"], params, (warp_m, warp_a))
-        else:
-            follower = ScoreFollower(meta["midi_path"], params)
+        follower = make_follower(variant, meta, params, (warp_m, warp_a))
         setup_s = time.perf_counter() - t0
         y = media.load_audio(meta["audio_path"], sr=follower.sr)
         trace = follow_samples(follower, y, chunk_s)
