@@ -490,7 +490,6 @@ class ScoreFollower:
         self._hypotheses_every = max(1, int(round(p.hypotheses_every_s / fp.frame_s)))
         self._hypotheses_first = int(round(p.hypotheses_min_s / fp.frame_s))
         self._hypotheses_last = int(np.floor(p.hypotheses_s / fp.frame_s))
-        self._start_hypotheses(0.0, None)
         self._relocator = None
         if self.params.relocate_every_s > 0:
             from engine.follow_relocate import Relocator
@@ -526,6 +525,8 @@ class ScoreFollower:
         self.audio_time_s = 0.0
         if self.start_s > 0.0:
             self.position_s = (self._open_at(self.start_s / self.frame_s - 1.0) + 1) * self.frame_s
+        else:
+            self._start_hypotheses(0.0, None)  # from the MIDI's start, over the whole open start
 
     @property
     def tempo_ratio(self) -> float:
@@ -666,7 +667,6 @@ class ScoreFollower:
         """Restart the online DTW around reference frame ``target`` with the newest live frame."""
         self._open_at(target)
         self._race_hypotheses(frame, self._oltw.push(frame))  # the restarted paths begin with the newest frame
-        self._anchor_rate = None
         self.relocations += 1
         if self._parts_search is not None:
             self._parts_search.cancel()  # its costs were found around the old position

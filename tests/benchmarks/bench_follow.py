@@ -106,6 +106,19 @@ def note_onset_errors_s(signed_errors_s, audio_times_s, midi, dropped_instrument
     return signed[np.searchsorted(audio_s, onsets_audio_s[held])]
 
 
+def dropped_instruments(meta) -> list:
+    """The indices of the MIDI's instruments the pair's recording lost."""
+    return meta.get("corruption", {}).get("dropped_instruments", [])
+
+
+def score_trace(meta, midi, warp, trace_audio_s, trace_midi_s):
+    """One pair's trace against its true ``warp`` (MIDI and audio knots): the per-chunk signed errors,
+    their audio times (:func:`chunk_errors_s`) and the errors at note onsets (:func:`note_onset_errors_s`)."""
+    warp_m, warp_a = warp
+    signed, audio_s = chunk_errors_s(trace_audio_s, trace_midi_s, warp_m, warp_a, midi.get_end_time())
+    return signed, audio_s, note_onset_errors_s(signed, audio_s, midi, dropped_instruments(meta), warp_m, warp_a)
+
+
 def accuracy(signed_errors_s: np.ndarray) -> dict:
     """Median, mean, clipped mean (ms) and the fractions within 50 / 100 ms of the absolute errors."""
     err = np.abs(signed_errors_s)
@@ -264,16 +277,15 @@ def run_ours(pairs, variant: str, chunk_s: float, log=print, overrides=None) -> 
     per_pair, errors, times, computes, cpus, lost, onsets = {}, [], [], [], [], [], []
     for meta in pairs:
         midi = media.load_midi(meta["midi_path"])
-        warp_m, warp_a = load_truth(meta)
+        warp = load_truth(meta)
         t0 = time.perf_counter()
-        follower = make_follower(variant, meta, params, (warp_m, warp_a))
+        follower = make_follower(variant, meta, params, warp)
         setup_s = time.perf_counter() - t0
         y = media.load_audio(meta["audio_path"], sr=follower.sr)
         trace = follow_samples(follower, y, chunk_s)
-        signed, audio_s = chunk_errors_s(trace.audio_time_s, trace.midi_time_s, warp_m, warp_a, midi.get_end_time())
+        signed, audio_s, at_onsets = score_trace(meta, midi, warp, trace.audio_time_s, trace.midi_time_s)
         summary = dict(summarise(signed, trace.compute_ms, trace.cpu_ms), setup_s=round(setup_s, 3))
-        dropped = meta.get("corruption", {}).get("dropped_instruments", [])
-        at_onsets = note_onset_errors_s(signed, audio_s, midi, dropped, warp_m, warp_a)
+        dropped = dropped_instruments(meta)
         summary.update(instruments_dropped=dropped, part_changes=part_changes_json(trace.part_changes),
                        note_onsets=pair_onset_summary(at_onsets))
         per_pair[meta["id"]] = summary
@@ -362,11 +374,8 @@ def run_peer(pairs, log=print) -> tuple[dict | None, dict, str | None]:
         if "error" in res:
             per_pair[meta["id"]] = {"error": res["error"]}
             continue
-        warp_m, warp_a = load_truth(meta)
-        midi = media.load_midi(meta["midi_path"])
-        signed, audio_s = chunk_errors_s(res["audio_time"], res["midi_time"], warp_m, warp_a, midi.get_end_time())
-        dropped = meta.get("corruption", {}).get("dropped_instruments", [])
-        at_onsets = note_onset_errors_s(signed, audio_s, midi, dropped, warp_m, warp_a)
+        signed, _, at_onsets = score_trace(meta, media.load_midi(meta["midi_path"]), load_truth(meta),
+                                           res["audio_time"], res["midi_time"])
         per_pair[meta["id"]] = dict(summarise(signed, np.asarray(res["compute_ms"])),
                                     note_onsets=pair_onset_summary(at_onsets))
         onsets.append(at_onsets)
