@@ -320,16 +320,20 @@ def add_noise(y: np.ndarray, snr_db: float, rng: np.random.Generator, color: str
     power = float(np.mean(y.astype(np.float64) ** 2))
     if power == 0.0 or not np.isfinite(snr_db):
         return y.copy()
-    noise = rng.standard_normal(len(y))
+    return (y + gaussian_noise(len(y), power / 10.0 ** (snr_db / 10.0), rng, color)).astype(np.float32)
+
+
+def gaussian_noise(n_samples: int, power: float, rng: np.random.Generator, color: str = "pink") -> np.ndarray:
+    """``n_samples`` of Gaussian noise of mean power ``power`` (white, or pink: 1/f power), float64."""
+    noise = rng.standard_normal(n_samples)
     if color == "pink":  # 1/f power: scale the spectrum by 1/sqrt(f)
         spec = np.fft.rfft(noise)
         spec[1:] /= np.sqrt(np.arange(1, len(spec)))
         spec[0] = 0.0
-        noise = np.fft.irfft(spec, n=len(y))
+        noise = np.fft.irfft(spec, n=n_samples)
     elif color != "white":
         raise ValueError(f"noise color must be 'white' or 'pink', not {color!r}")
-    noise *= np.sqrt(power / 10.0 ** (snr_db / 10.0) / np.mean(noise ** 2))
-    return (y + noise).astype(np.float32)
+    return noise * np.sqrt(power / np.mean(noise ** 2))
 
 
 def render_recording(

@@ -7,8 +7,8 @@ import pytest
 
 from engine import media
 from engine.follow import FollowParams
-from tests.benchmarks.bench_follow import (accuracy_targets_met, chunk_errors_s, note_onset_errors_s, param_overrides,
-                                           pick_pairs)
+from tests.benchmarks.bench_follow import (PREROLL_S, accuracy_targets_met, chunk_errors_s, note_onset_errors_s,
+                                           param_overrides, pick_pairs, with_preroll)
 
 
 def test_param_overrides_read_python_literals_of_followparams_fields():
@@ -151,3 +151,14 @@ def test_accuracy_targets_are_judged_on_median_mean_and_share_within_100ms():
     assert accuracy_targets_met(good)
     for key, worse in (("median_ms", 21.0), ("mean_ms", 137.0), ("within_100ms", 0.89)):
         assert not accuracy_targets_met(dict(good, **{key: worse}))
+
+
+def test_the_preroll_is_room_tone_at_the_recordings_noise_level_before_it():
+    sr = 8000
+    y = np.sin(2 * np.pi * 220.0 * np.arange(3 * sr) / sr).astype(np.float32)
+    streamed = with_preroll(y, sr, snr_db=30.0)
+    lead = int(PREROLL_S * sr)
+    assert len(streamed) == lead + len(y) and np.array_equal(streamed[lead:], y)
+    room_db = 10 * np.log10(np.mean(streamed[:lead].astype(np.float64) ** 2))
+    assert room_db == pytest.approx(10 * np.log10(np.mean(y.astype(np.float64) ** 2)) - 30.0, abs=0.1)
+    assert lead % int(0.02 * sr) == 0  # whole chunks: the recording's chunks are the same as without it
