@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from engine.errors import EarwormError
@@ -161,6 +162,8 @@ def _add_follow(sub):
     p.add_argument("--seconds", type=float, default=None, help="stop listening after this many seconds")
     p.add_argument("--start", type=float, default=0.0, metavar="SECONDS",
                    help="where in the MIDI the performance starts (default: the beginning, or found by listening)")
+    p.add_argument("--no-wait", action="store_true",
+                   help="follow from the first sample (default: wait through the room's noise for the first notes)")
     p.set_defaults(func=_run_follow)
 
 
@@ -171,6 +174,8 @@ def _run_follow(args) -> int:
         print("error: --chunk-ms must be between 5 and 200", file=sys.stderr)
         return 2
     params = FollowParams(reference=args.reference, soundfont=args.soundfont)
+    if args.no_wait:
+        params = replace(params, start_rise_db=None)
     if args.simulate:
         from engine.follow import describe_part_change, follow_file
 
@@ -184,6 +189,10 @@ def _run_follow(args) -> int:
         print(f"{n} positions over {trace.audio_time_s[-1]:.2f} s of audio; MIDI position at the end "
               f"{trace.midi_time_s[-1]:.2f} s; compute {trace.compute_ms.mean():.2f} ms per "
               f"{args.chunk_ms:g} ms chunk (max {trace.compute_ms.max():.2f}); setup {trace.setup_s:.2f} s")
+        if trace.performance_start_s is None:
+            print("no performance heard: only the room's noise (or silence); --no-wait follows it anyway")
+        elif trace.performance_start_s > 2 * trace.chunk_s:
+            print(f"the performance starts {trace.performance_start_s:.2f} s in (waited until then)")
         for audio_s, left_out in trace.part_changes:
             print(f"from {audio_s:.1f} s: {describe_part_change(left_out)}")
         return 0
@@ -196,9 +205,12 @@ def _follow_microphone(args, params) -> int:
     from engine.follow import MicrophoneFollower, ScoreFollower, part_changes_json
 
     follower = ScoreFollower(args.midi, params, start_s=args.start)
-    positions, done = [], threading.Event()
+    positions, done, heard = [], threading.Event(), threading.Event()
 
     def on_position(audio_s, midi_s):
+        if follower.performance_start_s is not None and not heard.is_set():
+            heard.set()
+            print(f"heard the performance start at {follower.performance_start_s:.2f} s", flush=True)
         positions.append((audio_s, midi_s))
         if len(positions) % max(1, int(round(500 / args.chunk_ms))) == 0:
             print(f"{audio_s:8.2f} s  →  MIDI {midi_s:8.2f} s", flush=True)
@@ -206,7 +218,7 @@ def _follow_microphone(args, params) -> int:
     device = int(args.device) if args.device and args.device.isdigit() else args.device
     mic = MicrophoneFollower(follower, on_position, device=device, chunk_s=args.chunk_ms / 1000.0)
     mic.start()  # DeviceError (no microphone) → "error: ..." and exit 1
-    print("listening; Ctrl+C to stop", flush=True)
+    print("listening (waiting for the first notes); Ctrl+C to stop", flush=True)
     try:
         done.wait(args.seconds)
     finally:
@@ -214,6 +226,7 @@ def _follow_microphone(args, params) -> int:
         if args.json:
             Path(args.json).write_text(json.dumps({"positions": [
                 {"audio_time": round(a, 4), "midi_time": round(m, 4)} for a, m in positions],
+                "performance_start": follower.performance_start_s,
                 "part_changes": part_changes_json(follower.part_changes)}) + "\n")
     if mic.error is not None:
         raise mic.error

@@ -304,3 +304,73 @@ def stream_features(y, params: StreamFeatureParams | None = None) -> np.ndarray:
     """
     extractor = StreamingFeatures(params)
     return extractor.push(y)
+
+
+class SoundStart:
+    """Hears where a performance starts in a live input: the first frame clearly louder than the
+    room before it.
+
+    A microphone delivers the room's noise before the player begins (and a recording may open
+    with a silence); a follower fed that noise matches it somewhere in the score and starts the
+    performance there. So the follower waits until this detector says the sound has started.
+
+    Per feature frame (``hop_length`` samples), the level is the RMS in dBFS of the last
+    ``window_length`` samples (the mean removed: a DC offset is not sound). The sound starts at the
+    first frame whose level is at least ``level_dbfs`` (loud enough for any input), or at least
+    ``rise_db`` above the median level of the ``memory_frames`` frames before it (a rise above the
+    room's noise). Digital silence (below ``DIGITAL_SILENCE_DBFS``: a muted input, the zeros a
+    driver sends while it opens) is neither sound nor room: a noise that follows it is measured
+    as the room, not taken for a start. Until some room has been heard, only ``level_dbfs``
+    counts (a quiet first note is taken once it rises above itself).
+
+    Parameters
+    ----------
+    hop_length, window_length : int
+        Samples between frames; samples per level measurement.
+    rise_db, level_dbfs : float
+    memory_frames : int
+
+    Attributes
+    ----------
+    start_frame : int or None
+        Index of the frame at which the sound started (None while waiting).
+    """
+
+    DIGITAL_SILENCE_DBFS = -100.0
+
+    def __init__(self, hop_length: int, window_length: int, rise_db: float, level_dbfs: float,
+                 memory_frames: int):
+        self.hop_length, self.window_length = int(hop_length), int(window_length)
+        self.rise_db, self.level_dbfs, self.memory_frames = float(rise_db), float(level_dbfs), int(memory_frames)
+        self.reset()
+
+    def reset(self) -> None:
+        self.start_frame = None
+        self._buf = np.zeros(0)       # the newest samples (at most window_length before the next frame end)
+        self._buf_start = 0            # stream index of _buf[0]
+        self._n_frames = 0
+        self._room_db = []             # levels of the frames heard while waiting (newest memory_frames)
+
+    def push(self, samples) -> int | None:
+        """Feed the next samples; return ``start_frame`` (None while the sound has not started)."""
+        if self.start_frame is not None:
+            return self.start_frame
+        self._buf = np.concatenate([self._buf, np.asarray(samples, dtype=np.float64).reshape(-1)])
+        stream_end = self._buf_start + len(self._buf)
+        while (self._n_frames + 1) * self.hop_length <= stream_end:
+            end = (self._n_frames + 1) * self.hop_length - self._buf_start
+            segment = self._buf[max(0, end - self.window_length):end]
+            level_db = 10.0 * np.log10(max(float(np.var(segment)), 1e-30))
+            frame, self._n_frames = self._n_frames, self._n_frames + 1
+            if level_db < self.DIGITAL_SILENCE_DBFS:
+                continue
+            room = self._room_db[-self.memory_frames:]
+            if level_db >= self.level_dbfs or (room and level_db >= float(np.median(room)) + self.rise_db):
+                self.start_frame = frame
+                self._buf = np.zeros(0)
+                return frame
+            room.append(level_db)
+            self._room_db = room
+        keep = max(0, (self._n_frames + 1) * self.hop_length - self.window_length - self._buf_start)
+        self._buf, self._buf_start = self._buf[keep:], self._buf_start + keep
+        return None

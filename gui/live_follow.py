@@ -12,8 +12,9 @@ runs, drives the session's playhead (through
 the playhead line marks it in every view and the views scroll with it — and highlights the
 score position in the piano roll (:class:`gui.views.follow_highlight.FollowHighlight`: the
 notes sounding there and a score cursor). The follower's thread only stores the newest
-position; the GUI timer reads it, and says so in a message when the follower leaves out a part
-the performer does not play (:mod:`engine.follow_parts`).
+position; the GUI timer reads it, and says so in a message when the follower hears the performance
+start (it waits through the room's noise before the first notes: ``ScoreFollower.performance_start_s``)
+and when it leaves out a part the performer does not play (:mod:`engine.follow_parts`).
 
 No microphone, a busy device or a follower error → a ``message`` and following stops; nothing
 raises into Qt.
@@ -138,7 +139,9 @@ class LiveFollowController(QObject):
         self.timer.start()
         where = "the beginning of the piece" if self.start_midi_s == 0.0 else \
             f"{format_time_s(self.start_midi_s, 1)} of the MIDI, where the playhead stood"
-        self.message.emit(f"Following the microphone ({self.mic.samplerate / 1000:g} kHz): play from {where}.")
+        self._start_reported = False
+        self.message.emit(f"Following the microphone ({self.mic.samplerate / 1000:g} kHz): play from {where}; "
+                          f"waiting for the first notes.")
 
     def playhead_midi_s(self) -> float:
         """Where a performance followed now starts: the playhead's score position, like playback
@@ -184,6 +187,10 @@ class LiveFollowController(QObject):
             return
         if self.highlight is not None:
             self.highlight.show(self._latest_midi_s)
+        heard_s = mic.follower.performance_start_s  # set once, on the follower's thread
+        if heard_s is not None and not self._start_reported:
+            self._start_reported = True
+            self.message.emit(f"Heard the performance start ({heard_s:.1f} s after following began); following.")
         changes = list(mic.follower.part_changes)  # appended on the follower's thread
         if len(changes) > self._parts_reported:
             self._parts_reported = len(changes)

@@ -13,12 +13,12 @@ import time
 import numpy as np
 import pytest
 
-from engine import media
+from engine import media, synthetic
 from engine.cli import main
 from engine.errors import DeviceError
 from engine.follow import (FollowParams, MicrophoneFollower, ScoreFollower, follow_file, follow_reference,
                           follow_samples, least_squares_slope, path_slope)
-from engine.follow_features import StreamFeatureParams, StreamingFeatures, stream_features
+from engine.follow_features import SoundStart, StreamFeatureParams, StreamingFeatures, stream_features
 from engine.follow_microphone import StreamResampler
 from engine.follow_parts import PartPresence, ReferenceParts
 from engine.oltw import OnlineTimeWarping
@@ -348,6 +348,68 @@ def test_near_silent_chroma_fades_into_flat_without_a_jump():
     assert below[3] > 0.9 and above[3] > 0.9  # the faint note still shows
 
 
+def room_tone(seconds: float, level_dbfs: float, sr: int = 22050, seed: int = 1) -> np.ndarray:
+    """Pink noise at ``level_dbfs`` (RMS): a room heard through a microphone before the player begins."""
+    return synthetic.gaussian_noise(int(round(seconds * sr)), 10.0 ** (level_dbfs / 10.0),
+                                    np.random.default_rng(seed)).astype(np.float32)
+
+
+def sound_start_frame(y, chunk: int = 441, **kwargs):
+    """Feed ``y`` to a SoundStart (the follower's settings) in chunks; the frame it says the sound starts at."""
+    detector = SoundStart(**dict(dict(hop_length=256, window_length=1102, rise_db=10.0, level_dbfs=-35.0,
+                                      memory_frames=172), **kwargs))
+    for k in range(0, len(y), chunk):
+        detector.push(y[k:k + chunk])
+    return detector.start_frame
+
+
+def test_the_sound_start_is_the_first_frame_clearly_above_the_room():
+    sr, hop = 22050, 256
+    t = np.arange(int(1.0 * sr)) / sr
+    for note_dbfs in (-20.0, -42.0):  # loud, and quiet but 13 dB above the room
+        note = (np.sqrt(2.0) * 10.0 ** (note_dbfs / 20.0) * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
+        frame = sound_start_frame(np.concatenate([room_tone(1.5, -55.0), note]))
+        assert frame is not None and abs((frame + 1) * hop / sr - 1.5) < 0.03
+    # The room alone, however long, is no start; nor is a DC offset; nor the noise after digital
+    # silence (a driver opening the input): it is the room, not a rise.
+    assert sound_start_frame(room_tone(6.0, -55.0)) is None
+    assert sound_start_frame(np.full(sr, 0.2, dtype=np.float32)) is None
+    assert sound_start_frame(np.concatenate([np.zeros(sr // 2, np.float32), room_tone(2.0, -55.0)])) is None
+    # Loud from the first samples: the first frame.
+    assert sound_start_frame(room_tone(0.5, -20.0)) == 0
+
+
+def test_the_follower_waits_for_the_performance_through_the_rooms_noise(pair):
+    """1.5 s of room noise before the performance: the follower stays at the start until the
+    first notes, then follows as if the recording began there. Without waiting, the noise is
+    matched somewhere in the score and the first seconds are lost."""
+    midi_path, audio_path, midi = pair
+    lead_s = 1.5
+
+    def follow_after_the_room(params):
+        follower = ScoreFollower(midi_path, params)
+        y = np.concatenate([room_tone(lead_s, -60.0, follower.sr), media.load_audio(audio_path, sr=follower.sr)])
+        trace = follow_samples(follower, y, chunk_s=0.02)
+        in_room = trace.audio_time_s <= lead_s + 1e-9
+        audio_s = trace.audio_time_s[~in_room] - lead_s
+        err = position_errors_s(midi, audio_s, trace.midi_time_s[~in_room])
+        return follower, trace.midi_time_s[in_room], err, audio_s[: len(err)]
+
+    follower, in_room, err, t = follow_after_the_room(FollowParams())
+    assert follower.performance_start_s == pytest.approx(lead_s, abs=0.03)
+    assert np.all(in_room == 0.0)
+    assert np.mean(err[t < 4.0] <= 0.1) > 0.9
+    assert np.mean(err <= 0.1) > 0.9
+    unwaiting, in_room, err_unwaiting, t = follow_after_the_room(FollowParams(start_rise_db=None))
+    assert unwaiting.performance_start_s == 0.0
+    assert in_room.max() > 0.3  # the noise moved it
+    assert np.mean(err_unwaiting[t < 4.0] <= 0.1) < np.mean(err[t < 4.0] <= 0.1) - 0.1
+    # Told where the player starts, it waits there.
+    told = ScoreFollower(midi_path, FollowParams(), start_s=5.0)
+    assert [told.push(chunk) for chunk in np.split(room_tone(1.0, -60.0, told.sr), 50)] == [told.position_s] * 50
+    assert told.position_s == pytest.approx(5.0, abs=told.frame_s) and told.performance_start_s is None
+
+
 def test_pianoroll_reference_follows_too(pair):
     midi_path, audio_path, midi = pair
     trace = follow_file(midi_path, audio_path, FollowParams(reference="pianoroll"), chunk_s=0.04)
@@ -367,6 +429,26 @@ def test_cli_writes_one_position_per_chunk(pair, tmp_path, capsys):
     assert np.allclose(audio_t[:10], 0.04 * np.arange(1, 11), atol=1e-4)
     assert all(p["compute_ms"] >= 0 for p in positions)
     assert "positions over" in capsys.readouterr().out
+
+
+def test_cli_says_when_the_performance_starts_and_can_follow_from_the_first_sample(pair, tmp_path, capsys):
+    import soundfile as sf
+
+    midi_path, audio_path, _ = pair
+    y = media.load_audio(audio_path, sr=22050)
+    recording = tmp_path / "after_the_room.wav"
+    sf.write(recording, np.concatenate([room_tone(1.0, -60.0), y]), 22050)
+    out = tmp_path / "positions.json"
+    assert main(["follow", midi_path, str(recording), "--simulate", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["performance_start"] == pytest.approx(1.0, abs=0.03)
+    assert "the performance starts 1.0" in capsys.readouterr().out
+    assert main(["follow", midi_path, str(recording), "--simulate", "--json", str(out), "--no-wait"]) == 0
+    assert json.loads(out.read_text())["performance_start"] == 0.0
+    sf.write(recording, room_tone(2.0, -60.0), 22050)  # nothing but the room
+    assert main(["follow", midi_path, str(recording), "--simulate", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["performance_start"] is None and {p["midi_time"] for p in data["positions"]} == {0.0}
+    assert "no performance heard" in capsys.readouterr().out
 
 
 def test_cli_reports_bad_input(tmp_path, capsys):
@@ -536,9 +618,11 @@ def test_the_parts_make_the_whole_pianoroll_reference():
     assert np.abs(without_strings - whole).max() > 0.3
 
 
-def test_follower_leaves_out_a_part_the_performance_lacks(tmp_path):
+@pytest.mark.parametrize("lead_s", [0.0, 1.0])
+def test_follower_leaves_out_a_part_the_performance_lacks(tmp_path, lead_s):
     """A performance of the rich MIDI without its bass: the follower finds the bass missing, follows
-    with piano and drums only, and tracks at least as well as with every part."""
+    with piano and drums only, and tracks at least as well as with every part. After ``lead_s`` of
+    room noise the change is reported in the stream's time (the performance started later)."""
     import copy
 
     midi_path = write_rich_midi(tmp_path / "band.mid", seed=5, bars=14)
@@ -547,17 +631,23 @@ def test_follower_leaves_out_a_part_the_performance_lacks(tmp_path):
     no_bass.instruments[1].notes = []
     audio_path = render_warped(no_bass, perf_warp, tmp_path / "no_bass.wav")
     follower = ScoreFollower(midi_path)
-    trace = follow_samples(follower, media.load_audio(audio_path, sr=follower.sr), chunk_s=0.02)
+    y = media.load_audio(audio_path, sr=follower.sr)
+    if lead_s:
+        y = np.concatenate([room_tone(lead_s, -60.0, follower.sr), y])
+    trace = follow_samples(follower, y, chunk_s=0.02)
     assert [inst.program for inst in midi.instruments][:2] == [0, 33]
     assert follower.instruments_playing.tolist() == [True, False, True]
     assert follower.part_switches >= 1
     # `earworm follow --simulate --json` says when and which (the instruments by name).
     change = trace.to_json()["part_changes"][-1]
-    assert change["left_out"] == ["bass"] and 3.0 < change["audio_time"] < 0.9 * trace.audio_time_s[-1]
-    err = position_errors_s(midi, trace.audio_time_s, trace.midi_time_s)
-    everything = follow_samples(ScoreFollower(midi_path, FollowParams(follow_parts=False)),
-                                media.load_audio(audio_path, sr=follower.sr), chunk_s=0.02)
-    err_everything = position_errors_s(midi, everything.audio_time_s, everything.midi_time_s)
+    assert change["left_out"] == ["bass"] and 3.0 + lead_s < change["audio_time"] < 0.9 * trace.audio_time_s[-1]
+
+    def errors(trace):
+        heard = trace.audio_time_s > lead_s + 1e-9
+        return position_errors_s(midi, trace.audio_time_s[heard] - lead_s, trace.midi_time_s[heard])
+
+    err = errors(trace)
+    err_everything = errors(follow_samples(ScoreFollower(midi_path, FollowParams(follow_parts=False)), y, 0.02))
     assert np.mean(err <= 0.1) >= np.mean(err_everything <= 0.1) - 0.01
     assert np.median(err) < 0.05
 

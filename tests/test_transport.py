@@ -292,6 +292,29 @@ def test_follow_microphone_starts_where_the_playhead_stands(setup, qtbot, files)
     assert live.playhead_midi_s() == pytest.approx(4.0, abs=0.01)
 
 
+def test_follow_microphone_waits_for_the_first_notes(setup, qtbot, files):
+    """The microphone hears 1 s of the room, then the recording (its first note OFFSET_S in): the
+    follower stays at the start meanwhile, and the window says it is waiting, then that it heard the
+    performance start."""
+    from engine import synthetic
+
+    window, _, _ = setup
+    y, sr = sf.read(files[1], dtype="float32")
+    room = synthetic.gaussian_noise(sr, 10.0 ** (-60.0 / 10.0), np.random.default_rng(0)).astype(np.float32)
+    microphone = FakeMicrophone(np.concatenate([room, y]), native_sr=sr)
+    live = window.live_follow
+    live.stream_factory, live.query_devices = microphone.input_stream, microphone.query_devices
+    said = []
+    live.message.connect(said.append)
+    window.transport_bar.mic_action.setChecked(True)
+    qtbot.waitUntil(lambda: live.mic is not None and (live.latest_midi_s or 0) > 2.0, timeout=60000)
+    qtbot.waitUntil(lambda: any(text.startswith("Heard the performance start") for text in said), timeout=5000)
+    assert "play from the beginning of the piece; waiting for the first notes." in said[0]
+    assert f"Heard the performance start ({1.0 + OFFSET_S:.1f} s after following began); following." in said
+    assert live.mic.follower.performance_start_s == pytest.approx(1.0 + OFFSET_S, abs=0.03)
+    window.transport_bar.mic_action.setChecked(False)
+
+
 def test_score_highlight_marks_the_sounding_notes_in_either_timeline(setup, qtbot):
     window, _, _ = setup
     view, highlight = window.piano_roll_view, window.live_follow.highlight
