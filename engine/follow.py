@@ -906,6 +906,13 @@ class FollowTrace:
     part_changes: list = field(default_factory=list)
     performance_start_s: float | None = None
 
+    def after(self, lead_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """Audio times (counted from ``lead_s``) and MIDI positions of the chunks ending after
+        ``lead_s``: the recording's, when it was streamed after ``lead_s`` of something else (a
+        room's noise)."""
+        heard = self.audio_time_s > lead_s + 1e-9
+        return self.audio_time_s[heard] - lead_s, self.midi_time_s[heard]
+
     def to_json(self) -> dict:
         start = self.performance_start_s
         return {

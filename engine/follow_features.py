@@ -37,6 +37,7 @@ Conventions
 """
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -349,7 +350,7 @@ class SoundStart:
         self._buf = np.zeros(0)       # the newest samples (at most window_length before the next frame end)
         self._buf_start = 0            # stream index of _buf[0]
         self._n_frames = 0
-        self._room_db = []             # levels of the frames heard while waiting (newest memory_frames)
+        self._room_db = deque(maxlen=self.memory_frames)  # levels of the newest frames heard while waiting
 
     def push(self, samples) -> int | None:
         """Feed the next samples; return ``start_frame`` (None while the sound has not started)."""
@@ -364,13 +365,12 @@ class SoundStart:
             frame, self._n_frames = self._n_frames, self._n_frames + 1
             if level_db < self.DIGITAL_SILENCE_DBFS:
                 continue
-            room = self._room_db[-self.memory_frames:]
+            room = self._room_db
             if level_db >= self.level_dbfs or (room and level_db >= float(np.median(room)) + self.rise_db):
                 self.start_frame = frame
                 self._buf = np.zeros(0)
                 return frame
             room.append(level_db)
-            self._room_db = room
         keep = max(0, (self._n_frames + 1) * self.hop_length - self.window_length - self._buf_start)
         self._buf, self._buf_start = self._buf[keep:], self._buf_start + keep
         return None

@@ -79,6 +79,7 @@ class LiveFollowController(QObject):
         self._latest_midi_s: float | None = None
         self.start_midi_s = 0.0  # where the performance followed now starts (playhead_midi_s)
         self._parts_reported = 0
+        self._start_reported = False
         self.timer = QTimer(self)
         self.timer.setInterval(HIGHLIGHT_INTERVAL_MS)
         self.timer.timeout.connect(self._check)
@@ -125,7 +126,7 @@ class LiveFollowController(QObject):
         if self._job is None:  # stopped meanwhile
             return
         self._job = None
-        self._parts_reported = 0
+        self._parts_reported, self._start_reported = 0, False
         self.mic = MicrophoneFollower(follower, self._on_position, stream_factory=self.stream_factory,
                                       query_devices=self.query_devices)
         try:
@@ -139,7 +140,6 @@ class LiveFollowController(QObject):
         self.timer.start()
         where = "the beginning of the piece" if self.start_midi_s == 0.0 else \
             f"{format_time_s(self.start_midi_s, 1)} of the MIDI, where the playhead stood"
-        self._start_reported = False
         self.message.emit(f"Following the microphone ({self.mic.samplerate / 1000:g} kHz): play from {where}; "
                           f"waiting for the first notes.")
 

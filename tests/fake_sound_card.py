@@ -157,3 +157,11 @@ class FakeMicrophone:
         stream = FakeInputStream(self.samples, **kwargs)
         self.streams.append(stream)
         return stream
+
+
+def room_tone(seconds: float, level_dbfs: float, sr: int = 22050, seed: int = 1) -> np.ndarray:
+    """Pink noise at ``level_dbfs`` (RMS): the room a microphone hears before the player begins."""
+    from engine import synthetic
+
+    return synthetic.gaussian_noise(int(round(seconds * sr)), 10.0 ** (level_dbfs / 10.0),
+                                    np.random.default_rng(seed)).astype(np.float32)

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from engine import media, synthetic
+from engine import media
 from engine.cli import main
 from engine.errors import DeviceError
 from engine.follow import (FollowParams, MicrophoneFollower, ScoreFollower, follow_file, follow_reference,
@@ -22,7 +22,7 @@ from engine.follow_features import SoundStart, StreamFeatureParams, StreamingFea
 from engine.follow_microphone import StreamResampler
 from engine.follow_parts import PartPresence, ReferenceParts
 from engine.oltw import OnlineTimeWarping
-from tests.fake_sound_card import FakeInputStream, FakeMicrophone
+from tests.fake_sound_card import FakeInputStream, FakeMicrophone, room_tone
 from tests.midi_fixtures import render_warped, write_rich_midi
 
 SLOW_FACTOR = 1.12
@@ -348,12 +348,6 @@ def test_near_silent_chroma_fades_into_flat_without_a_jump():
     assert below[3] > 0.9 and above[3] > 0.9  # the faint note still shows
 
 
-def room_tone(seconds: float, level_dbfs: float, sr: int = 22050, seed: int = 1) -> np.ndarray:
-    """Pink noise at ``level_dbfs`` (RMS): a room heard through a microphone before the player begins."""
-    return synthetic.gaussian_noise(int(round(seconds * sr)), 10.0 ** (level_dbfs / 10.0),
-                                    np.random.default_rng(seed)).astype(np.float32)
-
-
 def sound_start_frame(y, chunk: int = 441, **kwargs):
     """Feed ``y`` to a SoundStart (the follower's settings) in chunks; the frame it says the sound starts at."""
     detector = SoundStart(**dict(dict(hop_length=256, window_length=1102, rise_db=10.0, level_dbfs=-35.0,
@@ -390,10 +384,10 @@ def test_the_follower_waits_for_the_performance_through_the_rooms_noise(pair):
         follower = ScoreFollower(midi_path, params)
         y = np.concatenate([room_tone(lead_s, -60.0, follower.sr), media.load_audio(audio_path, sr=follower.sr)])
         trace = follow_samples(follower, y, chunk_s=0.02)
-        in_room = trace.audio_time_s <= lead_s + 1e-9
-        audio_s = trace.audio_time_s[~in_room] - lead_s
-        err = position_errors_s(midi, audio_s, trace.midi_time_s[~in_room])
-        return follower, trace.midi_time_s[in_room], err, audio_s[: len(err)]
+        audio_s, midi_s = trace.after(lead_s)
+        err = position_errors_s(midi, audio_s, midi_s)
+        in_room = trace.midi_time_s[: len(trace.midi_time_s) - len(midi_s)]  # the chunks before the recording's
+        return follower, in_room, err, audio_s[: len(err)]
 
     follower, in_room, err, t = follow_after_the_room(FollowParams())
     assert follower.performance_start_s == pytest.approx(lead_s, abs=0.03)
@@ -641,13 +635,9 @@ def test_follower_leaves_out_a_part_the_performance_lacks(tmp_path, lead_s):
     # `earworm follow --simulate --json` says when and which (the instruments by name).
     change = trace.to_json()["part_changes"][-1]
     assert change["left_out"] == ["bass"] and 3.0 + lead_s < change["audio_time"] < 0.9 * trace.audio_time_s[-1]
-
-    def errors(trace):
-        heard = trace.audio_time_s > lead_s + 1e-9
-        return position_errors_s(midi, trace.audio_time_s[heard] - lead_s, trace.midi_time_s[heard])
-
-    err = errors(trace)
-    err_everything = errors(follow_samples(ScoreFollower(midi_path, FollowParams(follow_parts=False)), y, 0.02))
+    err = position_errors_s(midi, *trace.after(lead_s))
+    everything = follow_samples(ScoreFollower(midi_path, FollowParams(follow_parts=False)), y, 0.02)
+    err_everything = position_errors_s(midi, *everything.after(lead_s))
     assert np.mean(err <= 0.1) >= np.mean(err_everything <= 0.1) - 0.01
     assert np.median(err) < 0.05
 

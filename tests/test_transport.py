@@ -25,7 +25,7 @@ from gui.pipeline import note_table
 from gui.playback import PAUSED, PLAYING, Player
 from gui.session import DisplaySpectrogram, LoadedPair
 from gui.transport_bar import install_playback
-from tests.fake_sound_card import FakeMicrophone, FakeSoundCard
+from tests.fake_sound_card import FakeMicrophone, FakeSoundCard, room_tone
 
 OFFSET_S, STRETCH, SR = 0.5, 1.25, 22050
 
@@ -296,12 +296,9 @@ def test_follow_microphone_waits_for_the_first_notes(setup, qtbot, files):
     """The microphone hears 1 s of the room, then the recording (its first note OFFSET_S in): the
     follower stays at the start meanwhile, and the window says it is waiting, then that it heard the
     performance start."""
-    from engine import synthetic
-
     window, _, _ = setup
     y, sr = sf.read(files[1], dtype="float32")
-    room = synthetic.gaussian_noise(sr, 10.0 ** (-60.0 / 10.0), np.random.default_rng(0)).astype(np.float32)
-    microphone = FakeMicrophone(np.concatenate([room, y]), native_sr=sr)
+    microphone = FakeMicrophone(np.concatenate([room_tone(1.0, -60.0, sr), y]), native_sr=sr)
     live = window.live_follow
     live.stream_factory, live.query_devices = microphone.input_stream, microphone.query_devices
     said = []

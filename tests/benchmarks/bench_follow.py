@@ -298,9 +298,7 @@ def run_ours(pairs, variant: str, chunk_s: float, log=print, overrides=None) -> 
         if variant == "synth_preroll":
             y, lead_s = with_preroll(y, follower.sr, meta["snr_db"]), PREROLL_S
         trace = follow_samples(follower, y, chunk_s)
-        heard = trace.audio_time_s > lead_s + 1e-9  # the recording's chunks (after any room tone)
-        signed, audio_s, at_onsets = score_trace(meta, midi, warp, trace.audio_time_s[heard] - lead_s,
-                                                 trace.midi_time_s[heard])
+        signed, audio_s, at_onsets = score_trace(meta, midi, warp, *trace.after(lead_s))  # the recording's chunks
         summary = dict(summarise(signed, trace.compute_ms, trace.cpu_ms), setup_s=round(setup_s, 3))
         dropped = dropped_instruments(meta)
         summary.update(instruments_dropped=dropped, part_changes=part_changes_json(trace.part_changes),
