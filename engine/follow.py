@@ -155,6 +155,12 @@ class FollowParams:
         After a move, the new path may start anywhere in this span centred on the proposed
         position (the search is coarse; a wide open start would throw its answer away), and the
         tempo model starts over from the MIDI's own tempo (a tempo learnt while lost is wrong).
+    relocate_confirm : bool
+        A move needs two searches in a row: the second must find the performance where the first
+        match would have got to by then at a tempo within ``tempo_range`` (give or take
+        ``relocate_min_jump_s``). A passage can sound like another bar for a few seconds; a
+        performance that is really there is still there 2 s later. Not during the first
+        ``open_start_s`` before a first move, when the open start may have placed it far off.
     tempo_hypotheses : tuple of float
         During the first ``hypotheses_s`` after the start and after every restart, one more online
         DTW runs per rate here, at that fixed tempo (reference frames per live frame), from the
@@ -291,6 +297,20 @@ class FollowParams:
     (`josquin_milleRegrets` 65.2 -> 49.2 %, through a wrong move at 65 s). Kept: a performance
     always starts after some room, and with it the follower keeps what it scores without one.
 
+    Confirming a move (``relocate_confirm``) came in session 22. In the whole benchmark the
+    search made six moves: four in the first seconds (recordings cropped or placed late by the
+    open start, all right), one back from a wrong place, and one wrong: `josquin_milleRegrets` at
+    66 s, well followed (0.7 s ahead, near cost 0.082), leapt 30 s ahead to its closing chord
+    (cost 0.052) and was lost for 25 s. Confirmed, that leap is not made: on all 63 pairs in two
+    halves (quick runs, within 100 ms) 88.26 -> 88.82 % (88.90 / 88.74 %), the mean 490 -> 310 ms;
+    after 2 s of room tone 87.87 -> 88.44 %; not waiting for the first notes 89.07 -> 89.19 %; no
+    other pair changed in any of the three. (Session 20 had tried confirming only moves of more
+    than 8 s after a first move: 89.07 -> 88.72 %, the same pair's true moves delayed; with this
+    rule its wrong move is never made, so there is nothing to move back from.) The price is 2 s more for a
+    move after the open start: a recording cut in beyond it is found at ~6 s instead of ~4 s.
+    Dropped with it: a relocation margin of 0.2 (87.87 %: a Haydn adagio moved wrongly), and
+    ``confirm_jump_s`` 0.5 (88.61 %).
+
     The band, the open start and relocating always were chosen on a third of the alignment
     benchmark's pairs (every third; ``tests/benchmarks/bench_follow.py``): the open start must
     reach a recording cropped ~10 % into a 100 s piece; relocating always and restarting narrowly
@@ -327,6 +347,7 @@ class FollowParams:
     relocate_min_window_s: float = 3.0
     relocate_until_s: float = 0.0
     relocate_open_s: float = 1.0
+    relocate_confirm: bool = True
     tempo_hypotheses: tuple[float, ...] = (0.85, 0.92, 1.08, 1.18)
     hypotheses_s: float = 8.0
     hypotheses_min_s: float = 2.0
@@ -532,7 +553,8 @@ class ScoreFollower:
                                         min_jump_frames=int(round(self.params.relocate_min_jump_s / fp.frame_s)),
                                         max_ahead_frames=int(round(self.params.relocate_max_ahead_s / fp.frame_s)),
                                         max_back_frames=int(round(self.params.relocate_max_back_s / fp.frame_s)),
-                                        min_window_frames=int(round(self.params.relocate_min_window_s / fp.frame_s)))
+                                        min_window_frames=int(round(self.params.relocate_min_window_s / fp.frame_s)),
+                                        confirm_rates=self.params.tempo_range if self.params.relocate_confirm else None)
         self._relocate_every = max(1, int(round(self.params.relocate_every_s / fp.frame_s)))
         if self._relocator is not None and self.parts is not None and p.parts_search:
             if self._parts_search is None:  # every set of parts' features: once, at setup

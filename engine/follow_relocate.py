@@ -124,6 +124,10 @@ class Relocator:
         corrects small errors itself).
     max_ahead_frames, max_back_frames : int
         How far ahead of / behind the tracker's position proposals are searched.
+    confirm_rates : (float, float) or None
+        When set, a move must be proposed by two searches in a row: the second must end where
+        the first's match would have got to at a tempo ratio within this range (give or take
+        ``min_jump_frames``). Not while :attr:`from_start` is set.
 
     Attributes
     ----------
@@ -135,7 +139,8 @@ class Relocator:
 
     def __init__(self, reference, weight_sum: float, window_frames: int, factor: int = 4, penalty: float = 0.3,
                  margin: float = 0.3, min_jump_frames: int = 100, max_ahead_frames: int = 2600,
-                 max_back_frames: int = 860, min_window_frames: int | None = None):
+                 max_back_frames: int = 860, min_window_frames: int | None = None,
+                 confirm_rates: tuple[float, float] | None = None):
         self.factor = int(factor)
         self.set_reference(reference)
         self.weight_sum = float(weight_sum)
@@ -147,7 +152,10 @@ class Relocator:
         self.min_jump_frames = int(min_jump_frames)
         self.max_ahead_frames = int(max_ahead_frames)
         self.max_back_frames = int(max_back_frames)
+        self.confirm_rates = confirm_rates
         self._recent: list[np.ndarray] = []
+        self._n_added = 0
+        self._pending = None  # (frame, frames added then): a move one search proposed
         self.from_start = False  # search back to the reference's start, however far behind
         self.searches = 0  # how many times propose() searched
         self.last = None   # what the last propose() found: search()'s answer
@@ -158,11 +166,13 @@ class Relocator:
 
     def add(self, frame: np.ndarray) -> None:
         self._recent.append(np.asarray(frame, dtype=np.float32))
+        self._n_added += 1
         if len(self._recent) > self.window_frames:
             del self._recent[0]
 
     def clear(self) -> None:
         self._recent.clear()
+        self._pending = None
 
     @property
     def ready(self) -> bool:
@@ -174,9 +184,19 @@ class Relocator:
             return None
         self.searches += 1
         self.last = match = self.search(self.reference, current_frame)
-        if match.is_near:
+        pending, self._pending = self._pending, None
+        if match.is_near or not match.best_cost < (1.0 - self.margin) * match.near_cost:
             return None
-        return match.best_frame if match.best_cost < (1.0 - self.margin) * match.near_cost else None
+        if self.confirm_rates is None or self.from_start:
+            return match.best_frame
+        if pending is not None:
+            elapsed = self._n_added - pending[1]
+            lo = pending[0] + self.confirm_rates[0] * elapsed - self.min_jump_frames
+            hi = pending[0] + self.confirm_rates[1] * elapsed + self.min_jump_frames
+            if lo <= match.best_frame <= hi:
+                return match.best_frame
+        self._pending = (match.best_frame, self._n_added)
+        return None
 
     def search(self, reference_pooled, current_frame: float) -> Match:
         """Match the recent performance against ``reference_pooled`` (pooled like
