@@ -11,9 +11,9 @@ when the window closes — without the main window having to know more than one 
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QComboBox, QLabel, QMenu, QSlider, QStyle, QToolBar, QToolButton
+from PySide6.QtCore import QEvent, QObject, QSize, Qt
+from PySide6.QtGui import QAction, QKeySequence, QPainter
+from PySide6.QtWidgets import QComboBox, QLabel, QMenu, QSizePolicy, QSlider, QStyle, QToolBar, QToolButton
 
 from gui.live_follow import LiveFollowController
 from gui.playback import PLAYING, Player
@@ -23,6 +23,31 @@ from gui.views.base import TimeView, format_time_s
 SPEEDS = tuple(round(0.5 + 0.1 * k, 1) for k in range(11))  # 0.5× … 1.5×
 SOURCE_LABELS = {"recording": "Recording", "midi": "Aligned MIDI", "both": "Both (rec. L · MIDI R)"}
 FOLLOW_LABELS = {"page": "Follow: page", "continuous": "Follow: continuous", "off": "Follow: off"}
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that shrinks with its toolbar, ending its text in "…" (the whole text is
+    its tooltip). A plain QLabel asks for its whole text's width, so a narrow window pushed the
+    transport's messages into the toolbar's overflow menu, where nobody sees them."""
+
+    MIN_WIDTH_PX = 120
+
+    def __init__(self, text: str = "", parent=None):
+        super().__init__(text, parent)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(self.MIN_WIDTH_PX, super().minimumSizeHint().height())
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        rect = self.contentsRect()
+        shown = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, rect.width())
+        painter.drawText(rect, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), shown)
+
+    def shown_text(self) -> str:
+        """The text as drawn at the label's current width."""
+        return self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, self.contentsRect().width())
 
 
 class TransportBar(QToolBar):
@@ -98,7 +123,7 @@ class TransportBar(QToolBar):
         self.mic_action.setToolTip("Listen to a live performance and move the playhead to where it is in the MIDI")
         self.mic_action.toggled.connect(self._on_mic_toggled)
 
-        self.status = QLabel("")
+        self.status = ElidedLabel("")
         self.status.setObjectName("transportStatus")
         self.addWidget(self.status)
 

@@ -234,6 +234,23 @@ def test_loop_without_selection_and_device_errors_are_messages(qtbot, tmp_path, 
     window.close()
 
 
+def test_a_long_message_stays_in_view_in_a_narrow_window(setup, qtbot):
+    """At 1200 px the transport's buttons fill most of the bar; a long message is shortened with
+    "…" in the bar (whole in its tooltip) instead of vanishing into the toolbar's overflow menu."""
+    window, _, _ = setup
+    bar = window.transport_bar
+    text = ("Following the microphone (USB Audio, 48 kHz) from the start of the MIDI; "
+            "waiting for the first notes. Play when ready.")
+    bar.show_message(text)
+    qtbot.waitUntil(lambda: bar.status.isVisible() and bar.status.width() >= bar.status.MIN_WIDTH_PX, timeout=5000)
+    shown = bar.status.shown_text()
+    assert shown.endswith("…") and len(shown.strip()) > 10 and text.startswith(shown.strip()[:-1])
+    assert bar.status.toolTip() == text
+    assert bar.status.geometry().right() <= bar.width()
+    window.resize(2400, 800)  # wide enough: the whole text
+    qtbot.waitUntil(lambda: bar.status.shown_text() == bar.status.text(), timeout=5000)
+
+
 def test_follow_microphone_drives_the_playhead_and_highlights_the_score(setup, qtbot, files):
     import librosa
 
