@@ -9,7 +9,9 @@ does not resemble), the right place may be outside the band for good. Every few 
 reference at a coarse resolution (subsequence DTW over pooled features, as in Arzt & Widmer's
 "any-time" tracking, which keeps a rough global position estimate next to the fine tracker) and
 proposes a new position when that match is clearly better than the match ending where the
-tracker stands.
+tracker stands. A passage can sound like another bar for a few seconds, so (with ``confirm_rates``)
+a far match is only proposed once the next search finds the performance where that match would
+have got to by then.
 
 Conventions
 -----------
