@@ -172,10 +172,6 @@ class Relocator:
         if len(self._recent) > self.window_frames:
             del self._recent[0]
 
-    def clear(self) -> None:
-        self._recent.clear()
-        self._pending = None
-
     @property
     def ready(self) -> bool:
         return len(self._recent) >= self.min_window_frames

@@ -150,7 +150,7 @@ class LiveFollowController(QObject):
         pair, playhead_s = self.session.pair, self.session.playhead_s
         if pair is None or playhead_s is None:
             return 0.0
-        midi_s = float(pair.audio_to_midi(playhead_s)) if self.session.display.show_warped else float(playhead_s)
+        midi_s = self.session.axis_to_midi_s(playhead_s)
         if not START_MARGIN_S <= midi_s <= pair.midi_duration_s - START_MARGIN_S:
             return 0.0
         return midi_s
@@ -168,12 +168,9 @@ class LiveFollowController(QObject):
     def current_audio_s(self) -> float | None:
         """The followed position on the views' time axis (None before the first one)."""
         midi_s = self._latest_midi_s
-        pair = self.session.pair
-        if midi_s is None or pair is None:
+        if midi_s is None or self.session.pair is None:
             return None
-        if self.session.display.show_warped:
-            return float(pair.midi_to_audio(midi_s))
-        return float(midi_s)
+        return self.session.midi_to_axis_s(midi_s)
 
     def _check(self) -> None:
         """GUI timer: surface a follower error, or move the score highlight to the newest position."""

@@ -380,6 +380,15 @@ class Session:
         self.set_view_range(*self._selection_s)
         return True
 
+    # -- the views' time axis: audio time, or MIDI time when the MIDI is not warped ---------------
+    def midi_to_axis_s(self, midi_s: float) -> float:
+        """Where MIDI time ``midi_s`` lies on the views' time axis (needs a pair)."""
+        return float(self.pair.midi_to_audio(midi_s)) if self._display.show_warped else float(midi_s)
+
+    def axis_to_midi_s(self, axis_s: float) -> float:
+        """The MIDI time at ``axis_s`` of the views' time axis (needs a pair)."""
+        return float(self.pair.audio_to_midi(axis_s)) if self._display.show_warped else float(axis_s)
+
     # -- display options ------------------------------------------------------------------------
     @property
     def display(self) -> DisplayOptions:

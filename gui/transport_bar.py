@@ -40,10 +40,8 @@ class ElidedLabel(QLabel):
         return QSize(self.MIN_WIDTH_PX, super().minimumSizeHint().height())
 
     def paintEvent(self, event) -> None:
-        painter = QPainter(self)
-        rect = self.contentsRect()
-        shown = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, rect.width())
-        painter.drawText(rect, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), shown)
+        QPainter(self).drawText(self.contentsRect(), int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
+                                self.shown_text())
 
     def shown_text(self) -> str:
         """The text as drawn at the label's current width."""

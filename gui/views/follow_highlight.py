@@ -78,7 +78,7 @@ class FollowHighlight:
             return
         warped = bool(self.view.session.display.show_warped)
         self.midi_s = float(midi_s)
-        self.cursor_s = float(pair.midi_to_audio(midi_s)) if warped else float(midi_s)
+        self.cursor_s = self.view.session.midi_to_axis_s(midi_s)
         sounding = np.flatnonzero((notes.start_midi_s <= midi_s) & (notes.end_midi_s > midi_s))
         key = (warped, id(notes), sounding.tobytes())
         if key != self._drawn_key:  # redraw the boxes only when the set of sounding notes changes
