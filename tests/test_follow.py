@@ -17,7 +17,7 @@ from engine import media
 from engine.cli import main
 from engine.errors import DeviceError
 from engine.follow import (FollowParams, MicrophoneFollower, ScoreFollower, follow_file, follow_reference,
-                          follow_samples, least_squares_slope, path_slope)
+                          follow_samples, least_squares_slope, path_carried_forward, path_slope)
 from engine.follow_features import SoundStart, StreamFeatureParams, StreamingFeatures, stream_features
 from engine.follow_microphone import StreamResampler
 from engine.follow_parts import PartPresence, ReferenceParts
@@ -161,6 +161,28 @@ def test_path_slope_is_robust_to_a_jump_and_says_nothing_on_a_stall():
     assert path_slope(list(jumped), 344, spread=0.5) == pytest.approx(1.1)
     half_stalled = np.concatenate([1.1 * np.arange(200.0), np.full(200, 219.0)])
     assert path_slope(list(half_stalled), 344, spread=0.5) is None
+
+
+def test_a_path_carried_forward_is_its_newest_position_with_single_cells_noise_averaged_out():
+    straight = 40.0 + 1.1 * np.arange(26.0)
+    assert path_carried_forward(straight, 1.1) == pytest.approx(straight[-1])
+    jittered = straight.copy()
+    jittered[-1] += 2.0  # the newest cell two frames off: a 26th of it is left
+    assert path_carried_forward(jittered, 1.1) == pytest.approx(straight[-1] + 2.0 / 26)
+    noisy = straight + np.random.default_rng(0).normal(0.0, 1.0, 26)
+    assert abs(path_carried_forward(noisy, 1.1) - straight[-1]) < 0.5
+
+
+def test_the_reported_position_is_smoothed_by_the_path_behind_it(pair):
+    midi_path, audio_path, midi = pair
+    traces = {s: follow_file(midi_path, audio_path, FollowParams(report_smooth_s=s), chunk_s=0.02) for s in (0.0, 0.3)}
+    median_error_s = {s: np.median(position_errors_s(midi, t.audio_time_s, t.midi_time_s)) for s, t in traces.items()}
+    quarter = len(traces[0.0].midi_time_s) // 4
+    jitter_s = {s: np.std(np.diff(t.midi_time_s[quarter:-quarter], 2)) for s, t in traces.items()}
+    assert median_error_s[0.3] < median_error_s[0.0]
+    assert jitter_s[0.3] < 0.85 * jitter_s[0.0]
+    with pytest.raises(ValueError):
+        FollowParams(report_smooth_s=-0.1)
 
 
 def _follower_fed_paths(pair, max_change, seed):
