@@ -350,6 +350,11 @@ def test_score_highlight_marks_the_sounding_notes_in_either_timeline(setup, qtbo
             r, g, b = QColor(image.pixel(int(p.x()), int(p.y()))).getRgb()[:3]
             lit += min(r, g, b) > 230
     assert lit >= 5
+    # The cursor's "score" label can be read: it lies clear of the view's title and legend.
+    label = highlight.cursor.label
+    assert label.isVisible() and label.toPlainText() == "score"
+    assert not label.sceneBoundingRect().intersects(view.title_item.sceneBoundingRect())
+    assert view.viewbox.sceneBoundingRect().contains(label.sceneBoundingRect())
     # In the MIDI's own timeline the highlight moves with the notes.
     session.set_display(show_warped=False)
     highlight.show(2.1)

@@ -4,7 +4,8 @@ Task
 ----
 While "Follow microphone" runs, show where in the score the performer is: the MIDI notes that
 sound at the followed position are drawn again on top of the piano roll, lit up (white, with a
-soft halo: white is in no instrument's palette), and a score cursor (a vertical line labelled "score") marks the position.
+soft halo: white is in no instrument's palette), and a score cursor (a vertical line labelled
+"score") marks the position.
 :class:`FollowHighlight` owns these graphics items in a
 :class:`gui.views.piano_roll_view.PianoRollView`'s view box and never touches the view's own
 notes; :class:`gui.live_follow.LiveFollowController` calls :meth:`FollowHighlight.show` on its
@@ -30,6 +31,7 @@ HALO_HALF_HEIGHT = 0.9                   # rows; the lit notes themselves fill t
 SCORE_CURSOR = "#ffffff"
 HIGHLIGHT_Z = 25                         # above the notes, under the cursor/playhead lines (30, 31)
 CURSOR_Z = 32
+CURSOR_LABEL_POSITION = 0.1              # of the line's height, from the foot: the view's title covers its top
 
 
 class FollowHighlight:
@@ -53,7 +55,7 @@ class FollowHighlight:
         self.halo_item = NotesItem(style="fill", half_height=HALO_HALF_HEIGHT, min_width_px=8.0)
         self.fill_item = NotesItem(style="fill", half_height=0.5, min_width_px=3.0)
         self.cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(SCORE_CURSOR, width=2),
-                                      label="score", labelOpts={"position": 0.97, "color": SCORE_CURSOR,
+                                      label="score", labelOpts={"position": CURSOR_LABEL_POSITION, "color": SCORE_CURSOR,
                                                                 "fill": (20, 21, 26, 200)})
         for item, z in ((self.halo_item, HIGHLIGHT_Z), (self.fill_item, HIGHLIGHT_Z + 1), (self.cursor, CURSOR_Z)):
             item.setZValue(z)
