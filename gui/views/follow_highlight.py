@@ -55,8 +55,8 @@ class FollowHighlight:
         self.halo_item = NotesItem(style="fill", half_height=HALO_HALF_HEIGHT, min_width_px=8.0)
         self.fill_item = NotesItem(style="fill", half_height=0.5, min_width_px=3.0)
         self.cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(SCORE_CURSOR, width=2),
-                                      label="score", labelOpts={"position": CURSOR_LABEL_POSITION, "color": SCORE_CURSOR,
-                                                                "fill": (20, 21, 26, 200)})
+                                      label="score", labelOpts={"position": CURSOR_LABEL_POSITION,
+                                                                "color": SCORE_CURSOR, "fill": (20, 21, 26, 200)})
         for item, z in ((self.halo_item, HIGHLIGHT_Z), (self.fill_item, HIGHLIGHT_Z + 1), (self.cursor, CURSOR_Z)):
             item.setZValue(z)
             item.setVisible(False)
