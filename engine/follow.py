@@ -570,10 +570,11 @@ class ScoreFollower:
         self._extractor = StreamingFeatures(fp)
         self._oltw = self._new_path()
         self._hypotheses_every = max(1, int(round(p.hypotheses_every_s / fp.frame_s)))
-        self._smooth_frames = int(round(p.report_smooth_s / fp.frame_s))
-        self._smooth_max_frames = p.report_smooth_max_s / fp.frame_s
         self._hypotheses_first = int(round(p.hypotheses_min_s / fp.frame_s))
         self._hypotheses_last = int(np.floor(p.hypotheses_s / fp.frame_s))
+        # The report's smoothing: 0 frames turns it off (and "frontier" reports are not smoothed).
+        self._smooth_frames = int(round(p.report_smooth_s / fp.frame_s)) if p.report == "best" else 0
+        self._smooth_max_frames = p.report_smooth_max_s / fp.frame_s
         self._relocator = None
         if self.params.relocate_every_s > 0:
             from engine.follow_relocate import Relocator
@@ -824,7 +825,7 @@ class ScoreFollower:
         """The newest best cell ``ref_pos`` (reference frames) smoothed by the path behind it
         (``FollowParams.report_smooth_s``)."""
         n = self._smooth_frames
-        if n == 0 or self.params.report != "best":
+        if n == 0:
             return ref_pos
         path = self._oltw.path_positions(n + 1)
         if len(path) < n + 1:
