@@ -86,7 +86,9 @@ class StreamFeatureParams:
     window; onsets: gamma 100, floor 0.2, "no onset" 0.5, 2048-sample window), and the onset
     weight by following seven pairs (piano and string quartets): 0.25 kept 72 % of the chunks
     within 100 ms against 50 % with 1.0 (onsets of bowed strings and voices are soft; chroma
-    carries them), at a cost of a few ms of median error on piano.
+    carries them), at a cost of a few ms of median error on piano. A chroma gamma of 10 followed
+    the recordings that lost instruments better but those that kept every one worse (91.4 → 90.3 %
+    within 100 ms; docs/BENCHMARKS.md, session 24).
     """
 
     sr: int = 22050
