@@ -8,7 +8,7 @@ import pytest
 from engine import media
 from engine.follow import FollowParams
 from tests.benchmarks.bench_follow import (PREROLL_S, accuracy_targets_met, chunk_errors_s, note_onset_errors_s,
-                                           param_overrides, pick_pairs, with_preroll)
+                                           param_overrides, pick_pairs, with_overrides, with_preroll)
 
 
 def test_param_overrides_read_python_literals_of_followparams_fields():
@@ -27,6 +27,24 @@ def test_param_overrides_read_python_literals_of_followparams_fields():
         param_overrides(["open_start_cost=abc"])
     with pytest.raises(ValueError, match="takes a bool"):
         param_overrides(["follow_parts=1"])
+
+
+def test_param_overrides_reach_the_features_and_stay_json():
+    overrides = param_overrides(["features.chroma_gamma=10", "step_penalty=0.3", "features.onset_weight=0.5"])
+    assert overrides == {"features": {"chroma_gamma": 10.0, "onset_weight": 0.5}, "step_penalty": 0.3}
+    assert json.loads(json.dumps(overrides)) == overrides
+    params = with_overrides(FollowParams(), overrides)
+    defaults = FollowParams()
+    assert (params.features.chroma_gamma, params.features.onset_weight, params.step_penalty) == (10.0, 0.5, 0.3)
+    assert params.features.hop_length == defaults.features.hop_length  # the rest as it was
+    assert defaults.features.chroma_gamma == 1.0  # the defaults untouched
+    assert with_overrides(defaults, {}) == defaults == with_overrides(defaults, None)
+    with pytest.raises(ValueError, match="StreamFeatureParams"):
+        param_overrides(["features.no_such_field=1"])
+    with pytest.raises(ValueError, match="StreamFeatureParams"):
+        param_overrides(["tempo.window_s=1"])
+    with pytest.raises(ValueError, match="takes a int"):
+        param_overrides(["features.hop_length=256.5"])
 
 
 def test_pick_pairs_takes_every_other_pair_or_the_named_ones():

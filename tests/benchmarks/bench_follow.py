@@ -245,27 +245,45 @@ def param_overrides(assignments) -> dict:
 
     Values are Python literals (a bare word is taken as a string) of the field's type (an int
     for a float field, a list for a tuple field are converted); an unknown field is an error.
+    ``features.NAME=VALUE`` sets a field of the features (:class:`StreamFeatureParams`); those are
+    gathered under ``"features"`` as a dict (JSON as it is; :func:`with_overrides` applies them).
     """
     defaults = FollowParams()
     overrides = {}
     for assignment in assignments:
         name, sep, text = assignment.partition("=")
         name = name.strip()
-        if not sep or name not in FollowParams.__dataclass_fields__:
-            raise ValueError(f"{assignment!r}: not NAME=VALUE with NAME a FollowParams field")
-        try:
-            value = ast.literal_eval(text.strip())
-        except (ValueError, SyntaxError):
-            value = text.strip()
-        default = getattr(defaults, name)
-        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        elif isinstance(default, tuple) and isinstance(value, list):
-            value = tuple(value)
-        if default is not None and value is not None and type(value) is not type(default):
-            raise ValueError(f"{assignment!r}: {name} takes a {type(default).__name__}, not {value!r}")
-        overrides[name] = value
+        group, dot, field_name = name.rpartition(".")
+        owner, target = (defaults, overrides) if not dot else (defaults.features, overrides.setdefault("features", {}))
+        if not sep or group not in ("", "features") or field_name not in type(owner).__dataclass_fields__:
+            raise ValueError(f"{assignment!r}: not NAME=VALUE with NAME a FollowParams field "
+                             "(or features.NAME, a StreamFeatureParams field)")
+        target[field_name] = _literal_like(assignment, field_name, text, getattr(owner, field_name))
     return overrides
+
+
+def _literal_like(assignment: str, name: str, text: str, default):
+    """``text`` read as a Python literal of ``default``'s type (see :func:`param_overrides`)."""
+    try:
+        value = ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError):
+        value = text.strip()
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    elif isinstance(default, tuple) and isinstance(value, list):
+        value = tuple(value)
+    if default is not None and value is not None and type(value) is not type(default):
+        raise ValueError(f"{assignment!r}: {name} takes a {type(default).__name__}, not {value!r}")
+    return value
+
+
+def with_overrides(params: FollowParams, overrides: dict | None) -> FollowParams:
+    """``params`` with the fields of :func:`param_overrides`' dict replaced."""
+    overrides = dict(overrides or {})
+    features = overrides.pop("features", None)
+    if features:
+        overrides["features"] = replace(params.features, **features)
+    return replace(params, **overrides)
 
 
 def pick_pairs(pairs, half: int | None = None, ids=None) -> list:
@@ -284,8 +302,7 @@ def pick_pairs(pairs, half: int | None = None, ids=None) -> list:
 
 def run_ours(pairs, variant: str, chunk_s: float, log=print, overrides=None) -> tuple[dict, dict]:
     params = VARIANTS[DIAGNOSTICS.get(variant, variant)]
-    if overrides:
-        params = replace(params, **overrides)
+    params = with_overrides(params, overrides)
     per_pair, errors, times, computes, cpus, lost, onsets = {}, [], [], [], [], [], []
     for meta in pairs:
         midi = media.load_midi(meta["midi_path"])
@@ -421,13 +438,14 @@ def main(argv=None) -> int:
                         help="every other pair only (0: the first, third, ...; 1: the second, fourth, ...)")
     parser.add_argument("--pairs", default="", help="only these pairs (ids, comma-separated)")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                        help="a FollowParams field for our variants, e.g. open_start_cost=0.02 (repeatable)")
+                        help="a FollowParams field for our variants, e.g. open_start_cost=0.02, or a field of its "
+                             "features, e.g. features.chroma_gamma=10 (repeatable)")
     args = parser.parse_args(argv)
 
     pairs = distinct_pairs(args.set)[: args.n]
     try:
         overrides = param_overrides(args.param)
-        params = replace(FollowParams(), **overrides)  # a value FollowParams refuses fails here, before any pair runs
+        params = with_overrides(FollowParams(), overrides)  # a value refused fails here, before any pair runs
         pairs = pick_pairs(pairs, args.half, [i.strip() for i in args.pairs.split(",") if i.strip()])
     except ValueError as exc:
         parser.error(str(exc))
