@@ -9,6 +9,8 @@ To try a change of the follower's parameters on both halves of the pairs at once
     for h in 0 1; do python -m tests.benchmarks.bench_follow --variants synth --peer-pairs 0 --half $h \
         --param open_start_cost=0.02 --json tests/benchmarks/out/try_$h.json & done; wait
 
+(``--param features.chroma_gamma=10`` sets a field of the features, :class:`StreamFeatureParams`.)
+
 Each pair of the set (tests/benchmarks/make_alignment_set.py: a MIDI and a recording of it made
 with another soundfont, a smooth random tempo curve, crops, dropped instruments, noise, mp3) is
 streamed through :class:`engine.follow.ScoreFollower` in chunks of ``--chunk-ms``, exactly as
