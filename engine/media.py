@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -199,7 +200,7 @@ def load_audio(path, sr: int = DEFAULT_SR, mono: bool = True) -> np.ndarray:
             native_sr = f.samplerate
             y = f.read(dtype="float32", always_2d=True)
     except Exception as exc:
-        raise AudioError(p, f"cannot decode audio ({_short(exc)})") from None
+        raise AudioError(p, f"cannot decode audio ({_audio_reason(exc)})") from None
     if y.shape[0] == 0:
         raise AudioError(p, "no audio frames (zero-length or truncated file)")
     if y.shape[0] / native_sr < MIN_AUDIO_SECONDS:
@@ -239,7 +240,7 @@ def audio_blocks(path, sr: int = DEFAULT_SR, block_s: float = 4.0):
     try:
         f = SequentialSoundFile(str(p))
     except Exception as exc:
-        raise AudioError(p, f"cannot decode audio ({_short(exc)})") from None
+        raise AudioError(p, f"cannot decode audio ({_audio_reason(exc)})") from None
     with f:
         native_sr = f.samplerate
         if 0 < f.frames < MIN_AUDIO_SECONDS * native_sr:  # the header says so: before any work
@@ -254,7 +255,7 @@ def audio_blocks(path, sr: int = DEFAULT_SR, block_s: float = 4.0):
             try:
                 data = f.read(block, dtype="float32", always_2d=True)
             except Exception as exc:
-                raise AudioError(p, f"cannot decode audio ({_short(exc)})") from None
+                raise AudioError(p, f"cannot decode audio ({_audio_reason(exc)})") from None
             last = len(data) < block
             if len(data):
                 if not np.all(np.isfinite(data)):
@@ -281,7 +282,7 @@ def audio_duration(path) -> float:
     try:
         info = sf.info(str(p))
     except Exception as exc:
-        raise AudioError(p, f"cannot read audio header ({_short(exc)})") from None
+        raise AudioError(p, f"cannot read audio header ({_audio_reason(exc)})") from None
     return info.frames / info.samplerate
 
 
@@ -338,3 +339,16 @@ def instrument_label(inst) -> str:
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:200]
+
+
+def _audio_reason(exc: BaseException) -> str:
+    """libsndfile's reason for refusing a file, without the path (the error names it already).
+
+    libsndfile says "File does not exist or is not a regular file" of any file it cannot open,
+    also of one that exists in a format it does not know; the callers have checked that the file
+    exists, so that is what it means here.
+    """
+    text = re.sub(r"^Error opening '.*?': ", "", _short(exc))
+    if "does not exist or is not a regular file" in text:
+        return "not in a format libsndfile can read, such as WAV, FLAC, Ogg or MP3"
+    return text

@@ -83,6 +83,13 @@ def test_load_audio_bad_files(tmp_path):
         with pytest.raises(AudioError) as err:
             media.load_audio(path)
         assert str(path) in str(err.value) and reason in str(err.value)
+    # libsndfile calls any file it cannot open missing; an existing file in no format it reads is not.
+    for read in (media.load_audio, media.audio_duration, lambda path: list(media.audio_blocks(path))):
+        with pytest.raises(AudioError) as err:
+            read(garbage)
+        message = str(err.value)
+        assert "not in a format libsndfile can read" in message and "does not exist" not in message
+        assert message.count(str(garbage)) == 1  # named once, not again in libsndfile's words
 
 
 def test_soundfont_discovery_order(tmp_path, monkeypatch):
