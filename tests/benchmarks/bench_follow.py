@@ -256,10 +256,11 @@ def param_overrides(assignments) -> dict:
         name, sep, text = assignment.partition("=")
         name = name.strip()
         group, dot, field_name = name.rpartition(".")
-        owner, target = (defaults, overrides) if not dot else (defaults.features, overrides.setdefault("features", {}))
+        owner = defaults.features if dot else defaults
         if not sep or group not in ("", "features") or field_name not in type(owner).__dataclass_fields__:
             raise ValueError(f"{assignment!r}: not NAME=VALUE with NAME a FollowParams field "
                              "(or features.NAME, a StreamFeatureParams field)")
+        target = overrides.setdefault("features", {}) if dot else overrides
         target[field_name] = _literal_like(assignment, field_name, text, getattr(owner, field_name))
     return overrides
 
