@@ -150,14 +150,16 @@ def test_onnx_reproduces_pytorch_outputs_stored_at_export():
 
 def test_onnx_matches_pytorch_model():
     torch = pytest.importorskip("torch", reason="torch is a training-time dependency (make models)")
-    from models.pace.net import PaceNet, load_arrays
+    from models.pace.net import PaceEnsemble, PaceNet, load_arrays
 
     path = models.model_path("pace")
     with np.load(path.with_suffix(".fixture.npz")) as z:
         fixed, fixed_p = z["clips"], z["periodicity"]
         widths, p_width = tuple(int(w) for w in z["widths"]), int(z["periodicity_width"])
-    net = PaceNet(in_channels=pace.PACE_CHANNELS, widths=widths, periodicity_width=p_width,
-                  periodicity_size=fixed_p.shape[1] * fixed_p.shape[2])
+        n_members = int(z["n_members"]) if "n_members" in z.files else 1
+    nets = [PaceNet(in_channels=pace.PACE_CHANNELS, widths=widths, periodicity_width=p_width,
+                    periodicity_size=fixed_p.shape[1] * fixed_p.shape[2]) for _ in range(n_members)]
+    net = nets[0] if n_members == 1 else PaceEnsemble(nets)
     with np.load(path.with_suffix(".weights.npz")) as w:
         load_arrays(net, w)
     net.eval()
@@ -278,6 +280,26 @@ def test_ranking_choice_takes_the_best_sum_on_validation_and_ties_go_to_the_simp
 
     assert choose({"product": row(0.85, 0.98), "prior": row(0.80, 0.99), "fitted": row(0.87, 0.97)}) == "fitted"
     assert choose({"product": row(0.85, 0.98), "prior": row(0.86, 0.97), "fitted": row(0.84, 0.99)}) == "product"
+
+
+def test_model_card_names_each_members_kept_epoch_and_the_ensembles_validation_score():
+    from models.pace.card import _members_text
+
+    def history(*scores):  # one entry per epoch, both accuracies equal to the score
+        return [{"epoch": i + 1, "accuracy_candidates": s, "accuracy_metrical": s} for i, s in enumerate(scores)]
+
+    cfg = {"seed": 0, "threads": 2}
+    single = _members_text({"history": history(0.9, 0.95, 0.93), "train_seconds": 60, "train_cpu_seconds": 90}, cfg)
+    assert single.startswith("Seed 0;") and "0.9500 (epoch 2)" in single and "1.0 min wall clock" in single
+    members = [{"seed": s, "history": history(*h), "threads": 1, "train_seconds": 60, "train_cpu_seconds": 60}
+               for s, h in ((0, (0.96, 0.97)), (1, (0.98, 0.94)))]
+    both = _members_text({"members": members, "validation": {"score": 0.975, "accuracy_candidates": 0.97,
+                                                             "accuracy_metrical": 0.98},
+                          "train_seconds": 120, "train_cpu_seconds": 120}, cfg)
+    assert "2 members trained alike from seeds 0, 1" in both
+    assert "seed 0 0.9700 (epoch 2), seed 1 0.9800 (epoch 1)" in both
+    assert "The ensemble on the validation songs: 0.9750" in both
+    assert "2.0 min wall clock" in both and "1 thread(s) per member" in both
 
 
 def test_candidates_are_stored_in_a_project_and_read_back(tmp_path):

@@ -4,6 +4,9 @@ Inputs: ``clips`` (N, C, N_BEATS, STEPS_PER_BEAT) beat-synchronous clips (engine
 and ``periodicity`` (N, PERIODICITY_CHANNELS, n_ratios): the song's autocorrelation at simple
 multiples of the candidate period (engine.pace.periodicity_features).
 Output: (N, 2) logits: [compatible with the candidate pace, the candidate is the notated beat].
+:class:`PaceEnsemble` averages the logits of PaceNets trained alike from different seeds (one ONNX
+graph; ``python -m models.pace.train --seeds 0,1,2``). Tried in session 25 and not shipped: the model
+card says why.
 
 Narrow convolutions alternate along time-within-beat (1×k: the rhythm inside a beat) and across
 beats (k×1: does the next beat look the same, i.e. do the onsets stay in their columns), each
@@ -45,6 +48,21 @@ class PaceNet(nn.Module):
         h = self.features(clips)
         pooled = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3)), self.periodicity(periodicity)], dim=1)
         return self.head(pooled)
+
+
+class PaceEnsemble(nn.Module):
+    """Members trained alike from different seeds; the output is the mean of their logits.
+
+    Why: models of the same recipe disagree on a few songs' meters (held-out Acc2 0.970–0.982
+    across seeds); averaging keeps what they agree on and shrinks that spread. Each member costs
+    as much as the single model at inference (the benchmark asks ≥ 200 candidates/s)."""
+
+    def __init__(self, members):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, clips: torch.Tensor, periodicity: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(clips, periodicity) for m in self.members]).mean(dim=0)
 
 
 def state_to_arrays(model: nn.Module) -> dict[str, np.ndarray]:

@@ -21,12 +21,20 @@ beat phase), with the song's periodicity vector (30 % of the time the vector of 
 segment instead, as the live strip computes it). Loss: binary cross-entropy on
 [compatible, is-the-beat] (the second weighted 0.5), AdamW, one-cycle learning rate.
 Validation (10 % of the training songs) picks the epoch.
+
+One model per seed in ``CONFIG["seeds"]`` (the shipped model: seed 0 alone); with several seeds
+(``--seeds 0,1,2``) the exported model averages their logits (:class:`models.pace.net.PaceEnsemble`;
+tried in session 25 and not taken, see the model card). Each member is kept in
+``data/pace/members/`` once trained, so members can be trained in parallel first
+(``python -m models.pace.train --member 1 --threads 1``, one process per seed) and the full run only
+assembles them.
 """
 from __future__ import annotations
 
 import json
 import os
 import time
+import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -38,9 +46,10 @@ from models.pace import data as pace_data
 from models.pace.evaluate import CONFUSABLE_RATIOS, metrical_candidate_set, paces_in_range, summarize
 
 MODELS_DIR = Path(__file__).resolve().parents[1]
+MEMBERS_DIR = pace_data.DATA_DIR / "members"
 CONFIG = {"widths": (16, 24, 32), "periodicity_width": 48, "feature_version": engine_pace.FEATURE_VERSION,
           "dropout": 0.1, "head_dropout": 0.3, "epochs": 30, "batch_size": 128, "lr": 3e-3, "weight_decay": 1e-3,
-          "beat_loss_weight": 0.5, "seed": 0, "threads": 2,
+          "beat_loss_weight": 0.5, "seed": 0, "seeds": (0,), "threads": 2,
           "inputs": ("energy", "flux", "periodicity"), "local_profile_fraction": 0.3, "val_fraction": 0.1}
 
 
@@ -250,7 +259,8 @@ def export(model, path: Path, fixture_clips: np.ndarray, fixture_periodicity: np
         expected = model(torch.from_numpy(fixture_clips), torch.from_numpy(fixture_periodicity)).numpy()
     np.savez_compressed(path.with_suffix(".fixture.npz"), clips=fixture_clips, periodicity=fixture_periodicity,
                         logits=expected, widths=np.array(CONFIG["widths"]),
-                        periodicity_width=np.array(CONFIG["periodicity_width"]))
+                        periodicity_width=np.array(CONFIG["periodicity_width"]),
+                        n_members=np.array(len(getattr(model, "members", [model]))))
 
 
 def onnx_fn(path: Path):
@@ -262,15 +272,19 @@ def onnx_fn(path: Path):
 
 
 def main(config=CONFIG, out_path: Path = MODELS_DIR / "pace.onnx") -> dict:
-    t_start, cpu_start = time.time(), time.process_time()
+    t_start = time.time()
     index_path = pace_data.DATA_DIR / "index.json"
     if not index_path.exists():
         print("building the data set (models.pace.data) …")
         pace_data.build(workers=int(os.environ.get("EARWORM_WORKERS", "2")))
     index = pace_data.load_index()
     records = index["records"]
-    model, history, _ = train(config, [r for r in records if r["split"] == "train"])
-    t_train, cpu_train = time.time() - t_start, time.process_time() - cpu_start
+    train_records = [r for r in records if r["split"] == "train"]
+    trained = [train_member(config, seed, train_records) for seed in config["seeds"]]
+    from models.pace.net import PaceEnsemble
+
+    model = trained[0][0] if len(trained) == 1 else PaceEnsemble([m for m, _ in trained]).eval()
+    members = [{"seed": seed, **info} for seed, (_, info) in zip(config["seeds"], trained)]
     test_records = [r for r in records if r["split"] == "test"]
     # Fixed inputs for the equivalence test: clips of the first test song at its implied paces.
     songs = Songs(test_records[:1])
@@ -281,9 +295,53 @@ def main(config=CONFIG, out_path: Path = MODELS_DIR / "pace.onnx") -> dict:
     from models.pace import ranking
 
     ranking.main()  # the rankings compared on this model's validation songs (models/pace/ranking.json)
-    info = {"config": {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}, "history": history,
-            "train_seconds": t_train, "train_cpu_seconds": cpu_train}
+    info = {"config": {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}, "members": members,
+            "validation": validation_scores(onnx_fn(out_path), train_records, config),
+            "train_seconds": sum(m["train_seconds"] for m in members),
+            "train_cpu_seconds": sum(m["train_cpu_seconds"] for m in members),
+            "assemble_seconds": time.time() - t_start}
     return evaluate(info, out_path)
+
+
+def member_recipe(config, records) -> str:
+    """What makes a member besides its seed: the config (without the seeds and the thread count)
+    and the training songs."""
+    recipe = {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()
+              if k not in ("seed", "seeds", "threads")}
+    recipe["songs"] = zlib.crc32(" ".join(sorted(r["song_id"] for r in records)).encode())
+    return json.dumps(recipe, sort_keys=True)
+
+
+def train_member(config, seed: int, records, log=print):
+    """One member (the recipe with ``seed``): (eval-mode model, {history, seconds}), trained or read
+    from ``MEMBERS_DIR`` when a member of the same recipe and seed is kept there."""
+    from models.pace.net import load_arrays, state_to_arrays
+
+    path = MEMBERS_DIR / f"seed{seed}.npz"
+    meta_path = path.with_suffix(".json")
+    if path.exists() and meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("recipe") == member_recipe(config, records):
+            log(f"member seed {seed}: kept in {path}")
+            with np.load(path) as arrays:
+                model = load_arrays(build_model(config), arrays).eval()
+            return model, {k: v for k, v in meta.items() if k != "recipe"}
+    t0, cpu0 = time.time(), time.process_time()
+    model, history, _ = train(dict(config, seed=seed), records, log=log)
+    meta = {"history": history, "train_seconds": time.time() - t0, "train_cpu_seconds": time.process_time() - cpu0,
+            "threads": config["threads"]}
+    MEMBERS_DIR.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **state_to_arrays(model))
+    meta_path.write_text(json.dumps({"recipe": member_recipe(config, records), **meta}, indent=1))
+    return model, meta
+
+
+def validation_scores(model_fn, train_records, config) -> dict:
+    """The validation songs' classification metrics for ``model_fn`` (the score that picks each
+    member's epoch is the mean of the two accuracies)."""
+    val = [r for r in train_records if pace_data.is_validation(r["song_id"], config["val_fraction"])]
+    metrics = summarize(predict(model_fn, Songs(val), config["inputs"]))
+    return {**metrics, "score": 0.5 * (metrics["accuracy_candidates"] + metrics["accuracy_metrical"])}
 
 
 def data_summary(index: dict) -> dict:
@@ -333,9 +391,24 @@ def evaluate(info: dict, out_path: Path = MODELS_DIR / "pace.onnx") -> dict:
 
 
 if __name__ == "__main__":
-    import sys
+    import argparse
 
-    if sys.argv[1:] == ["--evaluate-only"]:  # re-evaluate the exported model (no training)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--evaluate-only", action="store_true", help="re-evaluate the exported model (no training)")
+    ap.add_argument("--member", type=int, metavar="SEED", help="train one member into data/pace/members/ and stop")
+    ap.add_argument("--threads", type=int, help=f"torch threads (default {CONFIG['threads']})")
+    ap.add_argument("--seeds", help="comma-separated seeds of the members to average (default: "
+                    + ",".join(map(str, CONFIG["seeds"])) + ")")
+    args = ap.parse_args()
+    config = dict(CONFIG)
+    if args.threads is not None:
+        config["threads"] = args.threads
+    if args.seeds:
+        config["seeds"] = tuple(int(v) for v in args.seeds.split(","))
+    if args.evaluate_only:
         evaluate(json.loads((MODELS_DIR / "pace" / "metrics.json").read_text()))
+    elif args.member is not None:
+        records = [r for r in pace_data.load_index()["records"] if r["split"] == "train"]
+        train_member(config, args.member, records)
     else:
-        main()
+        main(config)
