@@ -88,7 +88,8 @@ class StreamFeatureParams:
     within 100 ms against 50 % with 1.0 (onsets of bowed strings and voices are soft; chroma
     carries them), at a cost of a few ms of median error on piano. A chroma gamma of 10 followed
     the recordings that lost instruments better but those that kept every one worse (91.4 → 90.3 %
-    within 100 ms; docs/BENCHMARKS.md, session 24).
+    within 100 ms; docs/BENCHMARKS.md, session 24), so the follower's path takes gamma 10 only
+    once it leaves parts out (``engine.follow.FollowParams.parts_chroma_gamma``).
     """
 
     sr: int = 22050

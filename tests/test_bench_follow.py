@@ -122,7 +122,8 @@ def test_the_true_tempo_diagnostic_reads_the_warp_counting_live_frames_across_re
     for _ in range(int(2.6 * frames_per_s)):
         follower._update_tempo()
     assert follower.tempo_ratio == pytest.approx(0.8)
-    follower._restart_at(500.0, reference[0])  # a relocation starts a new path, not a new performance
+    follower._newest_frames = (reference[0], reference[0])
+    follower._restart_at(500.0)  # a relocation starts a new path, not a new performance
     for _ in range(int(4 * frames_per_s)):
         follower._update_tempo()
     assert follower.tempo_ratio == pytest.approx(1.0)  # 7 s in: the warp's second piece

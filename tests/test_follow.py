@@ -7,6 +7,7 @@ only fake is the sound card (a stand-in input stream for the microphone follower
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
@@ -229,6 +230,9 @@ def test_tempo_parameters_are_checked():
         FollowParams(tempo_anchor_s=-1.0)
     with pytest.raises(ValueError):  # the path is traced back at most window_s
         FollowParams(tempo_anchor_s=20.0, window_s=16.0)
+    with pytest.raises(ValueError, match="parts_chroma_gamma"):
+        FollowParams(parts_chroma_gamma=0.0)
+    assert FollowParams(parts_chroma_gamma=None).parts_chroma_gamma is None
 
 
 @pytest.mark.parametrize("max_change", [0.15, None])
@@ -654,6 +658,18 @@ def test_follower_leaves_out_a_part_the_performance_lacks(tmp_path, lead_s):
     assert [inst.program for inst in midi.instruments][:2] == [0, 33]
     assert follower.instruments_playing.tolist() == [True, False, True]
     assert follower.part_switches >= 1
+    # Without the bass, the path reads chroma compressed harder (parts_chroma_gamma), live and
+    # reference alike; the global search keeps the shipped features.
+    fp = follower.params.features
+    harder = dataclasses.replace(fp, chroma_gamma=follower.params.parts_chroma_gamma)
+    assert follower.params.parts_chroma_gamma > fp.chroma_gamma
+    path_reference = follower.parts.features(follower.playing, harder)
+    np.testing.assert_allclose(follower._oltw.reference, path_reference, atol=1e-6)
+    searched = follower._relocator.pool(follower.parts.features(follower.playing, fp))
+    np.testing.assert_allclose(follower._relocator.reference, searched, atol=1e-6)
+    newest, newest_harder = follower._newest_frames
+    assert np.abs(newest - newest_harder).max() > 0.01 and follower._path_frame is newest_harder
+    np.testing.assert_array_equal(follower._relocator._recent[-1], newest)
     # `earworm follow --simulate --json` says when and which (the instruments by name).
     change = trace.to_json()["part_changes"][-1]
     assert change["left_out"] == ["bass"] and 3.0 + lead_s < change["audio_time"] < 0.9 * trace.audio_time_s[-1]
