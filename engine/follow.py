@@ -598,7 +598,6 @@ class ScoreFollower:
         # fed the same energies, so its running state is there when the parts change.
         self._parts_extractor = None if self.parts is None or p.parts_chroma_gamma is None else \
             StreamingFeatures(self._parts_features())
-        self._path_on_parts_features = False
         self._newest_frames = None  # (features, parts features) of the live frame being followed
         self._oltw = self._new_path()
         self._hypotheses_every = max(1, int(round(p.hypotheses_every_s / fp.frame_s)))
@@ -737,7 +736,6 @@ class ScoreFollower:
         self._proposed_playing = None
         self.playing = playing
         searched = self.full_reference if playing.all() else self.parts.features(playing, self.params.features)
-        self._path_on_parts_features = self._parts_extractor is not None and not playing.all()
         self.reference = self.parts.features(playing, self._parts_features()) if self._path_on_parts_features \
             else searched
         for oltw in [self._oltw] + self._hypotheses:
@@ -806,6 +804,11 @@ class ScoreFollower:
     def _parts_features(self) -> StreamFeatureParams:
         """The path's features while parts are left out (``parts_chroma_gamma``)."""
         return replace(self.params.features, chroma_gamma=self.params.parts_chroma_gamma)
+
+    @property
+    def _path_on_parts_features(self) -> bool:
+        """Whether the path reads the parts' features now: parts are left out and the parameters ask for it."""
+        return self._parts_extractor is not None and not self.playing.all()
 
     @property
     def _path_frame(self) -> np.ndarray:

@@ -38,7 +38,7 @@ import numpy as np
 
 from engine.pace import RANK_FEATURES, RANK_REFERENCE_BPM, rank_features
 from engine.tempo import metrical_paces
-from models.pace.evaluate import paces_in_range, tempo_accuracy
+from models.pace.evaluate import paces_in_range, summarize, tempo_accuracy
 
 OUT = Path(__file__).resolve().parent / "ranking.json"
 N_FOLDS = 5
@@ -154,11 +154,14 @@ def main() -> dict:
     ceiling = {group: label_ceiling([records[i] for i in np.where(mask)[0]], records)
                for group, mask in (("classifier_training_songs", ~is_val), ("validation_songs", is_val))}
     chosen = choose(table)
+    validation = summarize([results[i] for i in np.where(is_val)[0]])  # the classifier's, on the same run
+    validation["score"] = 0.5 * (validation["accuracy_candidates"] + validation["accuracy_metrical"])
     info = {"chosen": chosen, "chosen_engine_form": engine_form(w_fitted if chosen == "fitted" else rules[chosen]),
             "features": RANK_FEATURES, "fitted_weights": w_fitted.tolist(), "fitted_log_normal_prior": log_normal_prior(w_fitted),
             "n_classifier_training_songs": int((~is_val).sum()), "n_validation_songs": int(is_val.sum()),
             "l2_penalty": L2_PENALTY, "n_folds": N_FOLDS, "rankings": table,
-            "beat_in_candidates": float(np.mean([y.any() for _, y in songs])), "label_ceiling_accuracy1": ceiling}
+            "beat_in_candidates": float(np.mean([y.any() for _, y in songs])), "label_ceiling_accuracy1": ceiling,
+            "validation_classification": validation}
     OUT.write_text(json.dumps(info, indent=1))
     print(json.dumps(info, indent=1))
     return info

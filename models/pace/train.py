@@ -294,9 +294,11 @@ def main(config=CONFIG, out_path: Path = MODELS_DIR / "pace.onnx") -> dict:
     export(model, out_path, fixture, fixture_periodicity)
     from models.pace import ranking
 
-    ranking.main()  # the rankings compared on this model's validation songs (models/pace/ranking.json)
+    # The rankings compared on this model's validation songs (models/pace/ranking.json), and its
+    # classification there (the score that picks each member's epoch: the mean of the two accuracies).
+    validation = ranking.main()["validation_classification"]
     info = {"config": {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}, "members": members,
-            "validation": validation_scores(onnx_fn(out_path), train_records, config),
+            "validation": validation,
             "train_seconds": sum(m["train_seconds"] for m in members),
             "train_cpu_seconds": sum(m["train_cpu_seconds"] for m in members),
             "assemble_seconds": time.time() - t_start}
@@ -334,14 +336,6 @@ def train_member(config, seed: int, records, log=print):
     np.savez_compressed(path, **state_to_arrays(model))
     meta_path.write_text(json.dumps({"recipe": member_recipe(config, records), **meta}, indent=1))
     return model, meta
-
-
-def validation_scores(model_fn, train_records, config) -> dict:
-    """The validation songs' classification metrics for ``model_fn`` (the score that picks each
-    member's epoch is the mean of the two accuracies)."""
-    val = [r for r in train_records if pace_data.is_validation(r["song_id"], config["val_fraction"])]
-    metrics = summarize(predict(model_fn, Songs(val), config["inputs"]))
-    return {**metrics, "score": 0.5 * (metrics["accuracy_candidates"] + metrics["accuracy_metrical"])}
 
 
 def data_summary(index: dict) -> dict:
