@@ -282,6 +282,58 @@ def test_ranking_choice_takes_the_best_sum_on_validation_and_ties_go_to_the_simp
     assert choose({"product": row(0.85, 0.98), "prior": row(0.86, 0.97), "fitted": row(0.84, 0.99)}) == "product"
 
 
+def test_choice_group_is_the_songs_after_the_data_sets_own():
+    """The model-choice songs continue each source's draw where the data set stops: none of them
+    is in the data set, and together they are the draw of the larger counts."""
+    from models.pace.data import corpus_songs
+
+    small = {"ryans": 2, "oneills": 0, "essen": 0, "bach": 0, "groove": 3}
+    more = {"ryans": 2, "oneills": 0, "essen": 0, "bach": 0, "groove": 2}
+    data_set = [(song.song_id, split) for song, split in corpus_songs(small)]
+    choice = [(song.song_id, split) for song, split in corpus_songs(more, after=small)]
+    larger = [song.song_id for song, _ in corpus_songs({k: small[k] + more[k] for k in small})]
+    assert {split for _, split in data_set} <= {"train", "test"} and {split for _, split in choice} == {"choice"}
+    assert not {i for i, _ in data_set} & {i for i, _ in choice}
+    assert sorted(larger) == sorted([i for i, _ in data_set] + [i for i, _ in choice])
+    assert [i for i, _ in choice if i.startswith("groove")] == ["groove-0003", "groove-0004"]
+
+
+def test_a_model_replaces_another_only_finding_more_tempi_without_classifying_worse():
+    from models.pace.choice import ACCURACY_SLACK, replaces
+
+    def summary(accuracy, acc1, acc2):
+        return {"accuracy_candidates": accuracy, "tempo_accuracy1": acc1, "tempo_accuracy2": acc2}
+
+    current = summary(0.96, 0.90, 0.97)
+    assert replaces(summary(0.96, 0.91, 0.97), current)
+    assert replaces(summary(0.96 - ACCURACY_SLACK / 2, 0.90, 0.98), current)
+    assert not replaces(summary(0.96 - 2 * ACCURACY_SLACK, 0.95, 0.99), current)  # classifies worse
+    assert not replaces(summary(0.97, 0.91, 0.96), current)  # the same tempo figures are not enough
+    assert not replaces(current, current)
+
+
+def test_model_card_reports_the_model_choice_songs_verdict(tmp_path):
+    from models.pace.card import _choice_text
+
+    def model(acc1, ranking):
+        return {"ranking": ranking, "accuracy_candidates": 0.967, "tempo_accuracy1": acc1, "tempo_accuracy2": 0.975,
+                "rankings": {ranking: {"accuracy1": acc1, "accuracy2": 0.975}, "other": {"accuracy1": 0.5,
+                                                                                         "accuracy2": 0.99}}}
+
+    doc = {"n_songs": 636, "by_source": {"bach": 155, "groove": 481}, "label_ceiling_accuracy1": 0.895,
+           "models": {"shipped": model(0.890, "fitted"), "ensemble": model(0.877, "product")},
+           "paired_tempo": {"accuracy1": {"only_first": 23, "only_second": 15}}, "second_replaces_first": False}
+    path = tmp_path / "choice.json"
+    assert _choice_text(path) == ""  # not run yet: no step
+    path.write_text(json.dumps(doc))
+    text = " ".join(_choice_text(path).split())
+    assert "on 636 songs" in text and "155 bach, 481 groove" in text and "**not taken**" in text
+    assert "Acc1 / Acc2 0.890 / 0.975 with its fitted ranking" in text and "0.877 / 0.975" in text
+    assert "38 songs (23 only shipped, 15 only ensemble)" in text and "ensemble with its other: 0.500 / 0.990" in text
+    path.write_text(json.dumps(dict(doc, second_replaces_first=True)))
+    assert "**taken**" in _choice_text(path)
+
+
 def test_model_card_names_each_members_kept_epoch_and_the_ensembles_validation_score():
     from models.pace.card import _members_text
 

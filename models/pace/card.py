@@ -141,6 +141,37 @@ def _reused(data: dict) -> str:
     return f"; {n} of the songs were made by an earlier, smaller build and only read" if n else ""
 
 
+def _choice_text(path: Path = MODELS_DIR / "pace" / "choice.json") -> str:
+    """Step 8 of the history: the finished models compared on the model-choice songs
+    (models.pace.choice), when that comparison has been run."""
+    if not path.exists():
+        return ""
+    doc = json.loads(path.read_text())
+    (first, a), (second, b) = list(doc["models"].items())[:2]
+    sources = ", ".join(f"{n} {s}" for s, n in doc["by_source"].items())
+    pair = doc.get("paired_tempo", {}).get("accuracy1", {})
+
+    def figures(m):
+        return (f"{_pct(m['accuracy_candidates'])} (candidates), Acc1 / Acc2 {m['tempo_accuracy1']:.3f} / "
+                f"{m['tempo_accuracy2']:.3f} with its {m['ranking']} ranking")
+
+    others = "; ".join(f"{name} with its {r}: {v['accuracy1']:.3f} / {v['accuracy2']:.3f}"
+                       for name, m in ((first, a), (second, b)) for r, v in m["rankings"].items() if r != m["ranking"])
+    verdict = "**taken**" if doc.get("second_replaces_first") else "**not taken**: this model stays"
+    text = (f"8. The {second} of step 7 compared again, on {doc['n_songs']} songs made only to choose between "
+            f"finished models (`python -m models.pace.data --choice`: the songs each source's draw yields after "
+            f"the data set's, never trained on, validated on or tested; {sources}; label ceiling of Acc1 "
+            f"{doc['label_ceiling_accuracy1']:.3f}), by a rule written down before they were built "
+            f"(`models.pace.choice.replaces`: its candidate accuracy no more than 0.2 points lower, and a higher "
+            f"Acc1 + Acc2, each model with the ranking its own validation songs chose). `python -m "
+            f"models.pace.choice --model {first} … --model {second} …` → models/pace/choice.json. This model "
+            f"({first}): {figures(a)}; the {second}: {figures(b)}. The Acc1 verdicts differ on "
+            f"{pair.get('only_first', 0) + pair.get('only_second', 0)} songs ({pair.get('only_first', 0)} only "
+            f"{first}, {pair.get('only_second', 0)} only {second}). Verdict: {verdict}. For the record, the other "
+            f"rankings: {others}; the rankings trade Acc1 for Acc2 on these songs as on the test songs.")
+    return "\n" + textwrap.indent(textwrap.fill(text, width=97, break_on_hyphens=False), "   ")[3:] + "\n"
+
+
 def write_card(info: dict, ranking_doc: dict | None = None, path: Path = MODELS_DIR / "MODEL_CARD_pace.md") -> Path:
     """Write the card for the metrics ``info`` (as written by models.pace.train.main) and the
     rankings ``ranking_doc`` (models/pace/ranking.json; read when not given)."""
@@ -291,7 +322,7 @@ generated 3/4 grooves whose half-beat is taken for a pace. {_misses(info)}
    0.937, 0.910 / 0.972 (product rule: 0.892 / 0.980). The ensemble looks better there, but taking
    it now would be choosing on the test songs; the validation songs are too few to tell the two
    apart (one song = 0.0055 of Acc1).
-
+{_choice_text()}
 Because step 3 was informed by test-split errors of the earlier data set, treat the final numbers
 as slightly optimistic; the ablation above (same final data for every row) is the fair
 comparison.

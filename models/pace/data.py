@@ -11,6 +11,12 @@ long as the earlier index has the same ``DATA_VERSION`` and ``SEED``.
 
 Splits are by song (a tune, chorale or generated groove is in exactly one split), drawn per
 source so that every source is represented in the held-out test split.
+
+``python -m models.pace.data --choice`` makes a second, separate group in ``data/pace/choice/``:
+the songs each source's draw yields *after* ``COUNTS`` (``CHOICE_COUNTS`` more of each, as many
+as the corpus has), all in split ``"choice"``. They are never trained on, never used to pick an
+epoch or a ranking and never in the test split: they exist to choose between finished models
+(:mod:`models.pace.choice`) with more songs than the validation split holds.
 """
 from __future__ import annotations
 
@@ -31,6 +37,10 @@ SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/Tim
 COUNTS = {"ryans": 900, "oneills": 200, "essen": 150, "bach": 250, "groove": 900}
 GROOVE_METERS = {"4/4": 0.3, "3/4": 0.2, "2/4": 0.1, "2/2": 0.05, "6/8": 0.15, "12/8": 0.12, "9/8": 0.08}
 TEST_FRACTION = 0.2
+# The model-choice group: how many songs of each source after COUNTS (the corpus may hold fewer;
+# O'Neill's first three books are used up by COUNTS).
+CHOICE_COUNTS = {"ryans": 200, "oneills": 0, "essen": 150, "bach": 200, "groove": 300}
+CHOICE_DIR = DATA_DIR / "choice"
 SEED = 7
 # Bump when the songs, their rendering or the stored analysis change: a build reuses an earlier
 # build's songs only when its index carries the same DATA_VERSION and SEED.
@@ -46,8 +56,12 @@ def is_validation(song_id: str, fraction: float) -> bool:
     return (_seed_of(song_id + ":val") % 1000) / 1000 < fraction
 
 
-def corpus_songs(counts=COUNTS):
-    """Yield (Song, split) from the music21 corpus, then generated grooves (seeded)."""
+def corpus_songs(counts=COUNTS, after=None):
+    """Yield (Song, split) from the music21 corpus, then generated grooves (seeded).
+
+    With ``after`` (songs per source, e.g. ``COUNTS``): skip that many songs of each source's
+    draw, then yield the next ``counts`` of them, all with split ``"choice"``.
+    """
     from music21 import corpus
 
     from models.pace.songs import Meter, groove, score_to_song
@@ -55,21 +69,31 @@ def corpus_songs(counts=COUNTS):
     paths = [str(p) for p in corpus.getCorePaths()]
     rng = np.random.default_rng(SEED)
 
+    after = after or {}
+
     def split_of(song_id):
+        if after:
+            return "choice"
         return "test" if (_seed_of(song_id) % 1000) / 1000 < TEST_FRACTION else "train"
 
     def take(source, scores, n):
-        made = 0
+        skip, made, seen = after.get(source, 0), 0, set()
+        if n <= 0:
+            return
         for song_id, get_score in scores:
-            if made >= n:
+            if made >= skip + n:
                 return
+            if made >= skip and song_id in seen:
+                continue  # the same piece in another file (bwv281.krn and .mxl): not a new song
             try:
                 song = score_to_song(get_score(), song_id, source)
             except Exception:  # a tune music21 cannot read: skip it, the corpus is large
                 continue
             if song is not None:
                 made += 1
-                yield song, split_of(song_id)
+                seen.add(song_id)
+                if made > skip:
+                    yield song, split_of(song_id)
 
     ryans = sorted(p for p in paths if "/ryansMammoth/" in p)
     rng.shuffle(ryans)
@@ -86,7 +110,8 @@ def corpus_songs(counts=COUNTS):
                     yield f"{source}-{Path(f).stem}-{i}", (lambda s=score: s)
         yield from take(source, scores(), counts[source])
     meters = list(GROOVE_METERS)
-    for i in range(counts["groove"]):
+    first_groove = after.get("groove", 0)
+    for i in range(first_groove, first_groove + counts["groove"]):
         song_id = f"groove-{i:04d}"
         g_rng = np.random.default_rng(_seed_of(song_id))
         meter = Meter(str(g_rng.choice(meters, p=list(GROOVE_METERS.values()))))
@@ -132,8 +157,10 @@ def render_song(job):
             "candidates": [[c.bpm, c.salience] for c in candidates]}, False
 
 
-def build(out_dir: Path = DATA_DIR, workers: int = 2, counts=COUNTS) -> list[dict]:
-    """Make the whole data set (see the module docstring); returns the index records."""
+def build(out_dir: Path = DATA_DIR, workers: int = 2, counts=COUNTS, after=None) -> list[dict]:
+    """Make the whole data set (see the module docstring); returns the index records. With
+    ``after``, the songs after those (the model-choice group: ``build(CHOICE_DIR, counts=CHOICE_COUNTS,
+    after=COUNTS)``)."""
     feature_dir = out_dir / "features"
     feature_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -144,7 +171,7 @@ def build(out_dir: Path = DATA_DIR, workers: int = 2, counts=COUNTS) -> list[dic
         if (old.get("data_version"), old.get("seed")) == (DATA_VERSION, SEED):
             earlier = {r["song_id"]: r for r in old["records"]}
     records, n_reused = [], 0
-    jobs = ((song, split, feature_dir, earlier.get(song.song_id)) for song, split in corpus_songs(counts))
+    jobs = ((song, split, feature_dir, earlier.get(song.song_id)) for song, split in corpus_songs(counts, after))
     with get_context("fork").Pool(workers) as pool:
         for i, (rec, reused) in enumerate(pool.imap(render_song, jobs, chunksize=2)):
             if rec is not None:
@@ -154,7 +181,7 @@ def build(out_dir: Path = DATA_DIR, workers: int = 2, counts=COUNTS) -> list[dic
                 print(f"  {i + 1} songs ({time.time() - t0:.0f} s)", flush=True)
     # seconds: this run's; songs an earlier build made (n_reused) cost it only their reading.
     info = {"records": records, "seconds": time.time() - t0, "n_reused": n_reused, "counts": counts, "seed": SEED,
-            "data_version": DATA_VERSION}
+            "data_version": DATA_VERSION, "after": after}
     index_path.write_text(json.dumps(info, indent=0))
     print(f"{len(records)} songs in {info['seconds']:.0f} s → {out_dir}")
     return records
@@ -174,4 +201,14 @@ def load_features(song_id: str, out_dir: Path | None = None):
 
 
 if __name__ == "__main__":
-    build(workers=int(os.environ.get("EARWORM_WORKERS", "2")))
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--choice", action="store_true",
+                    help=f"make the model-choice group in {CHOICE_DIR.relative_to(ROOT)}")
+    args = ap.parse_args()
+    workers = int(os.environ.get("EARWORM_WORKERS", "2"))
+    if args.choice:
+        build(CHOICE_DIR, workers, counts=CHOICE_COUNTS, after=COUNTS)
+    else:
+        build(workers=workers)

@@ -24,7 +24,8 @@ Validation (10 % of the training songs) picks the epoch.
 
 One model per seed in ``CONFIG["seeds"]`` (the shipped model: seed 0 alone); with several seeds
 (``--seeds 0,1,2``) the exported model averages their logits (:class:`models.pace.net.PaceEnsemble`;
-tried in session 25 and not taken, see the model card). Each member is kept in
+tried in sessions 25 and 26 and not taken, see the model card; :mod:`models.pace.choice`
+compares finished models on songs kept for that). Each member is kept in
 ``data/pace/members/`` once trained, so members can be trained in parallel first
 (``python -m models.pace.train --member 1 --threads 1``, one process per seed) and the full run only
 assembles them.
