@@ -186,9 +186,10 @@ def test_the_reported_position_is_smoothed_by_the_path_behind_it(pair):
         FollowParams(report_smooth_s=-0.1)
 
 
-def _follower_fed_paths(pair, max_change, seed):
-    """A follower whose tempo model is fed made-up paths (``max_change=None``: no anchor)."""
-    params = FollowParams(tempo_max_change=10.0 if max_change is None else max_change)
+def _follower_fed_paths(pair, max_change, seed, lead_s=0.0):
+    """A follower whose tempo model is fed made-up paths (``max_change=None``: no anchor; the
+    model's own ratio unless ``lead_s`` carries it ahead)."""
+    params = FollowParams(tempo_max_change=10.0 if max_change is None else max_change, tempo_lead_s=lead_s)
     reference = _block_normalised(np.random.default_rng(seed), 4000)
     return ScoreFollower(pair[2], params, reference=reference), params
 
@@ -223,6 +224,34 @@ def test_the_tempo_model_follows_a_change_but_a_stall_does_not_drag_it_down(pair
     assert follower.tempo_ratio == pytest.approx(held)
 
 
+def test_the_tempo_lead_catches_up_with_a_gradual_change_and_adds_nothing_to_a_steady_tempo(pair):
+    # 6 s steady, then an accelerando of 1 % per second: the model's slope over 3 s lags it by
+    # ~1.5 s (1.5 %); carried 1.5 s ahead along its own trend it is on time.
+    def ratios(lead_s):
+        follower, params = _follower_fed_paths(pair, 0.15, seed=8, lead_s=lead_s)
+        longest = max(follower._tempo_frames, follower._anchor_frames) + 1
+        path, position, out, truth = [], 0.0, [], []
+        for k in range(int(round(14.0 / follower.frame_s))):
+            slope = 1.0 + 0.01 * max(0.0, k * follower.frame_s - 6.0)
+            position += slope
+            path.append(position)
+            follower._update_tempo(path[-longest:])
+            out.append(follower.tempo_ratio)
+            truth.append(slope)
+        return np.array(out), np.array(truth), follower, params
+
+    assert FollowParams().tempo_lead_s > 0
+    led, truth, follower, params = ratios(FollowParams().tempo_lead_s)
+    plain, _, _, _ = ratios(0.0)
+    steady = slice(int(5.0 / follower.frame_s), int(6.0 / follower.frame_s))
+    assert led[steady] == pytest.approx(1.0) and plain[steady] == pytest.approx(1.0)
+    ramp = slice(int(10.0 / follower.frame_s), None)
+    plain_error, led_error = (np.mean(np.abs(r[ramp] / truth[ramp] - 1)) for r in (plain, led))
+    assert plain_error > 0.01 and led_error < 0.3 * plain_error
+    # Never more than tempo_lead_max from the model's own ratio (the same model, fed the same path).
+    assert np.all(np.abs(led / plain - 1) <= params.tempo_lead_max + 1e-9)
+
+
 def test_tempo_parameters_are_checked():
     with pytest.raises(ValueError):
         FollowParams(tempo_max_change=-0.1)
@@ -230,6 +259,10 @@ def test_tempo_parameters_are_checked():
         FollowParams(tempo_anchor_s=-1.0)
     with pytest.raises(ValueError):  # the path is traced back at most window_s
         FollowParams(tempo_anchor_s=20.0, window_s=16.0)
+    with pytest.raises(ValueError, match="tempo_lead_s"):
+        FollowParams(tempo_lead_s=-1.0)
+    with pytest.raises(ValueError, match="tempo_trend_s"):
+        FollowParams(tempo_trend_s=0.0)
     with pytest.raises(ValueError, match="parts_chroma_gamma"):
         FollowParams(parts_chroma_gamma=0.0)
     assert FollowParams(parts_chroma_gamma=None).parts_chroma_gamma is None
