@@ -19,9 +19,10 @@ tempos run beside the follower's, and a cheaper one close by takes over: a path 
 tempo stalls and leaps while it is wrong, so the tempo model cannot learn the performer's tempo
 from it. The tempo model reads the path's slope over the last seconds, which describes the
 tempo of a moment ago; it is carried ahead along its own trend. The reported position is
-smoothed: small steps back are held, leaps either way must last a moment. Before all this, the follower waits for the performance to start: a microphone
-hears the room before the player begins, and noise fed to the path is matched somewhere in the
-score (:class:`engine.follow_features.SoundStart`).
+smoothed: small steps back are held, leaps either way must last a moment. Before all this, the
+follower waits for the performance to start: a microphone hears the room before the player
+begins, and noise fed to the path is matched somewhere in the score
+(:class:`engine.follow_features.SoundStart`).
 
 - :class:`ScoreFollower` — ``push(chunk) -> midi_time_s`` and ``position_s``;
 - :func:`follow_samples` / :func:`follow_file` — stream a whole recording through a follower in
