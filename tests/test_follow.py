@@ -225,14 +225,18 @@ def test_the_tempo_model_follows_a_change_but_a_stall_does_not_drag_it_down(pair
 
 
 def test_the_tempo_lead_catches_up_with_a_gradual_change_and_adds_nothing_to_a_steady_tempo(pair):
-    # 6 s steady, then an accelerando of 1 % per second: the model's slope over 3 s lags it by
-    # ~1.5 s (1.5 %); carried 1.5 s ahead along its own trend it is on time.
+    # 6 s steady, then an accelerando of 1 % per second for 8 s: the model's slope over 3 s lags
+    # it by ~1.5 s (1.5 %); carried 1.5 s ahead along its own trend it is on time. Then a sudden
+    # change of 10 %, whose steep trend the cap must hold.
+    def tempo_now(t_s):
+        return 1.0 + 0.01 * min(max(0.0, t_s - 6.0), 8.0) + (0.1 if t_s >= 14.0 else 0.0)
+
     def ratios(lead_s):
         follower, params = _follower_fed_paths(pair, 0.15, seed=8, lead_s=lead_s)
         longest = max(follower._tempo_frames, follower._anchor_frames) + 1
         path, position, out, truth = [], 0.0, [], []
-        for k in range(int(round(14.0 / follower.frame_s))):
-            slope = 1.0 + 0.01 * max(0.0, k * follower.frame_s - 6.0)
+        for k in range(int(round(18.0 / follower.frame_s))):
+            slope = tempo_now(k * follower.frame_s)
             position += slope
             path.append(position)
             follower._update_tempo(path[-longest:])
@@ -243,13 +247,20 @@ def test_the_tempo_lead_catches_up_with_a_gradual_change_and_adds_nothing_to_a_s
     assert FollowParams().tempo_lead_s > 0
     led, truth, follower, params = ratios(FollowParams().tempo_lead_s)
     plain, _, _, _ = ratios(0.0)
-    steady = slice(int(5.0 / follower.frame_s), int(6.0 / follower.frame_s))
+
+    def at(t_s):
+        return int(round(t_s / follower.frame_s))
+
+    steady = slice(at(5.0), at(6.0))
     assert led[steady] == pytest.approx(1.0) and plain[steady] == pytest.approx(1.0)
-    ramp = slice(int(10.0 / follower.frame_s), None)
+    ramp = slice(at(10.0), at(14.0))
     plain_error, led_error = (np.mean(np.abs(r[ramp] / truth[ramp] - 1)) for r in (plain, led))
     assert plain_error > 0.01 and led_error < 0.3 * plain_error
-    # Never more than tempo_lead_max from the model's own ratio (the same model, fed the same path).
-    assert np.all(np.abs(led / plain - 1) <= params.tempo_lead_max + 1e-9)
+    # Never more than tempo_lead_max from the model's own ratio (the same model, fed the same
+    # path), and the sudden change does reach that bound.
+    change = np.abs(led / plain - 1)
+    assert np.all(change <= params.tempo_lead_max + 1e-9)
+    assert change[at(14.0):].max() == pytest.approx(params.tempo_lead_max)
 
 
 def test_tempo_parameters_are_checked():
