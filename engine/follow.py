@@ -961,10 +961,9 @@ class ScoreFollower:
         own trend (:meth:`_lead_tempo`)."""
         if self._tempo_frames == 0:
             return  # the model is off: no need to trace the path back
-        if self._model_rates:
-            self._oltw.rate = self._model_rates[-1]  # the model goes on from its own ratio, not the lead's
-        self._fit_tempo(positions)
-        self._oltw.rate = self._lead_tempo(self._oltw.rate)
+        # The model goes on from its own last ratio, not the lead's (a new path: the path's own).
+        model_rate = self._model_rates[-1] if self._model_rates else self._oltw.rate
+        self._oltw.rate = self._lead_tempo(self._fit_tempo(model_rate, positions))
 
     def _lead_tempo(self, rate: float) -> float:
         """``rate`` (the model's ratio now) carried ``tempo_lead_s`` ahead along the least-squares
@@ -976,33 +975,35 @@ class ScoreFollower:
             return rate
         per_s = least_squares_slope(history) / self.frame_s
         cap = p.tempo_lead_max * rate
-        lo, hi = p.tempo_range
-        return float(min(max(rate + min(max(p.tempo_lead_s * per_s, -cap), cap), lo), hi))
+        lead = float(np.clip(p.tempo_lead_s * per_s, -cap, cap))
+        return float(np.clip(rate + lead, *p.tempo_range))
 
-    def _fit_tempo(self, positions=None) -> None:
+    def _fit_tempo(self, rate: float, positions=None) -> float:
         """Arzt's tempo model, read from the path in hindsight: the path to the newest best cell,
         traced back over the last ``tempo_window_s`` of performance
         (:meth:`engine.oltw.OnlineTimeWarping.path_positions`; ``positions``: such positions,
         oldest first, fed by the tests), gives its least-squares slope
         (:func:`least_squares_slope`), held within ``tempo_max_change`` of the path's slope over
         the last ``tempo_anchor_s``; where the slopes of pieces of the path (:func:`path_slope`)
-        disagree (the path stalls or leaps over much of the window) the tempo is kept."""
+        disagree (the path stalls or leaps over much of the window) the tempo is kept.
+
+        Returns the model's ratio now (``rate``, its last one, where it keeps it)."""
         history = positions if positions is not None else \
             self._oltw.path_positions(max(self._tempo_frames, self._anchor_frames) + 1)
         if (len(history) - 1) * self.frame_s < self.params.tempo_min_s:
-            return
+            return rate
         spread = self.params.tempo_spread
         lo, hi = self.params.tempo_range
         anchor = path_slope(history, self._anchor_frames, spread)
         if anchor is not None and lo <= anchor <= hi:  # (a stall filling the anchor is not a tempo either)
             self._anchor_rate = anchor
         if path_slope(history, self._tempo_frames, spread) is None:
-            return  # not a tempo: keep the last one
+            return rate  # not a tempo: keep the last one
         rate = least_squares_slope(history[-(self._tempo_frames + 1):])
         if self._anchor_rate is not None:
             change = self.params.tempo_max_change
             rate = min(max(rate, self._anchor_rate * (1.0 - change)), self._anchor_rate * (1.0 + change))
-        self._oltw.rate = float(min(max(rate, lo), hi))
+        return float(min(max(rate, lo), hi))
 
 
 def least_squares_slope(positions) -> float:

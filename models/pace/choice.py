@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from models.pace import data as pace_data
-from models.pace.evaluate import summarize, tempo_accuracy
+from models.pace.evaluate import summarize
 
 OUT = Path(__file__).resolve().parent / "choice.json"
 # The rule (written down in session 26 before the group was built or scored): the candidate must
@@ -39,10 +39,10 @@ def replaces(candidate: dict, current: dict) -> bool:
     return classifies and tempo > current["tempo_accuracy1"] + current["tempo_accuracy2"]
 
 
-def choice_records(data_dir: Path = pace_data.CHOICE_DIR) -> list[dict]:
+def choice_records(data_set_records: list[dict], data_dir: Path = pace_data.CHOICE_DIR) -> list[dict]:
     """The choice group's records, checked to share no song with the data set's splits."""
     records = pace_data.load_index(data_dir)["records"]
-    overlap = {r["song_id"] for r in records} & {r["song_id"] for r in pace_data.load_index()["records"]}
+    overlap = {r["song_id"] for r in records} & {r["song_id"] for r in data_set_records}
     if overlap:
         raise ValueError(f"{data_dir}: {len(overlap)} choice songs are also in the data set, e.g. {sorted(overlap)[0]}")
     return records
@@ -50,12 +50,16 @@ def choice_records(data_dir: Path = pace_data.CHOICE_DIR) -> list[dict]:
 
 def paired_tempo(results_a: list[dict], results_b: list[dict]) -> dict:
     """Songs whose top candidate only one model gets right (Accuracy1 and Accuracy2)."""
-    def hits(results, k):
-        return np.array([len(r["ranked"]) > 0 and tempo_accuracy(r["ranked"][0], r["beat_bpm"])[k] for r in results])
+    from models.pace.ranking import tempo_hits
 
+    def hits(results):
+        return tempo_hits([r["ranked"][0] if len(r["ranked"]) else None for r in results],
+                          [r["beat_bpm"] for r in results])
+
+    hits_a, hits_b = hits(results_a), hits(results_b)
     out = {}
     for k, name in enumerate(("accuracy1", "accuracy2")):
-        a, b = hits(results_a, k), hits(results_b, k)
+        a, b = hits_a[:, k], hits_b[:, k]
         out[name] = {"only_first": int((a & ~b).sum()), "only_second": int((b & ~a).sum())}
     return out
 
@@ -74,9 +78,10 @@ def main(models: list[tuple[str, Path, Path]]) -> dict:
     from models.pace import ranking
     from models.pace.train import CONFIG, Songs, onnx_fn, predict
 
-    records = choice_records()
+    data_set = pace_data.load_index()["records"]
+    records = choice_records(data_set)
     songs = Songs(records, pace_data.CHOICE_DIR)
-    train_records = [r for r in pace_data.load_index()["records"] if r["split"] == "train"]
+    train_records = [r for r in data_set if r["split"] == "train"]
     doc = {"n_songs": len(records), "by_source": {s: sum(r["source"] == s for r in records)
                                                  for s in sorted({r["source"] for r in records})},
            "label_ceiling_accuracy1": ranking.label_ceiling(records, train_records), "models": {}}

@@ -86,9 +86,15 @@ def log_normal_prior(w: np.ndarray) -> tuple[float, float] | None:
     return RANK_REFERENCE_BPM * 2 ** (-a / (2 * b)), (-2 * b) ** -0.5
 
 
+def tempo_hits(choices_bpm, references_bpm) -> np.ndarray:
+    """Per song, (Accuracy1, Accuracy2) of the chosen tempo (None: no candidate, both False)."""
+    return np.array([tempo_accuracy(c, r) if c is not None else (False, False)
+                     for c, r in zip(choices_bpm, references_bpm)], dtype=bool).reshape(-1, 2)
+
+
 def accuracies(choices_bpm, references_bpm) -> tuple[float, float]:
-    hits = [tempo_accuracy(c, r) if c is not None else (False, False) for c, r in zip(choices_bpm, references_bpm)]
-    return float(np.mean([h[0] for h in hits])), float(np.mean([h[1] for h in hits]))
+    hits = tempo_hits(choices_bpm, references_bpm)
+    return float(np.mean(hits[:, 0])), float(np.mean(hits[:, 1]))
 
 
 def label_ceiling(records: list[dict], prior_records: list[dict]) -> float:
