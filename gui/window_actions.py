@@ -3,7 +3,8 @@
 Task: build every QAction of the window in one place (so the main window stays about behaviour),
 each wired to a session method or a window method. Keyboard: ``+``/``-`` zoom, ``←``/``→`` pan
 (Shift: a whole screen), ``Home`` fit all, ``Z`` zoom to selection, ``Esc`` clear selection,
-``W`` warped/unwarped, ``O`` note overlay, ``Ctrl+O`` open pair.
+``W`` warped/unwarped, ``O`` note overlay, ``Ctrl+O`` open pair, ``F1`` the keys and mouse reference
+(:mod:`gui.keys_reference`, read from these actions).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QComboBox, QLabel, QSpinBox, QStyle, QToolBar
 
+from gui.keys_reference import show_keys_reference
 from gui.pipeline import AUDIO_SUFFIXES, MIDI_SUFFIXES
 from gui.views import theme
 
@@ -93,6 +95,8 @@ def build_menus_and_toolbar(window) -> None:
             "Draw the aligned notes as outlines over the spectrogram", checkable=True)
     window.actions["warped"].setChecked(s.display.show_warped)
     window.actions["overlay"].setChecked(s.display.show_overlay)
+    _action(window, "keys", "&Keys and Mouse…", lambda: show_keys_reference(window), ["F1"],
+            "Every keyboard shortcut and mouse gesture of the window")
     _action(window, "about", "&About Earworm Studio", lambda: _about(window))
 
     bar = window.menuBar()
@@ -117,6 +121,7 @@ def build_menus_and_toolbar(window) -> None:
     window.panels_menu = view_menu.addMenu("&Panels")
     window.panels_menu.menuAction().setVisible(False)
     help_menu = bar.addMenu("&Help")
+    help_menu.addAction(window.actions["keys"])
     help_menu.addAction(window.actions["about"])
 
     toolbar = QToolBar("Main", window)
@@ -174,4 +179,5 @@ def _about(window) -> None:
 
     QMessageBox.about(window, "About Earworm Studio",
                       f"<b>Earworm Studio {__version__}</b><br>MIDI and audio side by side.<br><br>"
-                      "Wheel: zoom · drag: pan · Shift+drag: select · Z: zoom to selection · Home: fit all")
+                      "Wheel: zoom · drag: pan · Shift+drag: select · click: seek<br>"
+                      "Help → Keys and Mouse (F1) lists every shortcut.")

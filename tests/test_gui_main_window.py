@@ -468,6 +468,45 @@ def test_panels_and_views_plug_in(qtbot, window, pair):
     assert extra.visible_x_range() == pytest.approx(window.session.view_range_s)
 
 
+def test_keys_reference_lists_the_shortcuts_panels_and_gestures_the_window_has(qtbot, window, tmp_path):
+    from PySide6.QtGui import QAction
+    from PySide6.QtWidgets import QWidget
+
+    from gui.keys_reference import MOUSE_SECTION, WINDOW_SECTION, reference_rows
+    from gui.panels.panel_common import PanelKeys
+    from gui.panels.project_panels import install_project_panels
+
+    install_project_panels(window, tmp_path / "p.earworm")
+    QTest.keyClick(window, Qt.Key.Key_F1)
+    dialog = window.keys_reference_dialog
+    qtbot.waitUntil(dialog.isVisible, timeout=2000)
+    rows = reference_rows(window)
+    assert {(WINDOW_SECTION, "Space", "Play / Pause"), (WINDOW_SECTION, "Ctrl+O", "Open Pair"),
+            (WINDOW_SECTION, "Home", "Fit All"), (WINDOW_SECTION, "F1", "Keys and Mouse")} <= set(rows)
+    assert ("Panel: Match labels", "Y", "label the current candidate: match") in rows
+    assert ("Panel: Paces", "Del, Backspace", "remove the selected pace") in rows  # same effect: one row
+    assert ("Panel: Match labels", "Ctrl+Shift+Z, Ctrl+Y", "redo the label change undone") in rows
+    assert (MOUSE_SECTION, "Wheel", "zoom time about the pointer") in rows
+    assert ("Mouse, in the tempo strip", "Click a candidate line", "add that tempo as a pace of the recording") in rows
+    shown = [dialog.tree.topLevelItem(i) for i in range(dialog.tree.topLevelItemCount())]
+    assert [item.text(0) for item in shown] == list(dict.fromkeys(section for section, _, _ in rows))
+    assert sum(item.childCount() for item in shown) == len(rows)
+
+    # read from the window when it opens: what is added later shows up, nothing is a fixed list
+    action = QAction("Snap to &Onset", window)
+    action.setShortcut("Ctrl+Alt+K")
+    window.actions["snap"] = action
+    extra = QWidget()
+    PanelKeys(extra, {"X": lambda: None}, {"X": "cross it out"})
+    window.add_panel(extra, "Extra")
+    QTest.keyClick(window, Qt.Key.Key_F1)
+    rows = reference_rows(window)
+    assert (WINDOW_SECTION, "Ctrl+Alt+K", "Snap to Onset") in rows and ("Panel: Extra", "X", "cross it out") in rows
+    assert sum(dialog.tree.topLevelItem(i).childCount() for i in range(dialog.tree.topLevelItemCount())) == len(rows)
+    assert window.keys_reference_dialog is dialog  # raised again, not a second window
+    dialog.close()
+
+
 # -- the demo and the command line -----------------------------------------------------------
 
 def test_demo_pair_opens_with_every_note(qtbot, window):

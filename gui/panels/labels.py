@@ -39,6 +39,16 @@ LABEL_TEXT = {"match": "✓ match", "no_match": "✗ no match", "unsure": "? uns
 LABEL_COLOUR = {"match": QColor(200, 240, 200), "no_match": QColor(245, 205, 205), "unsure": QColor(250, 240, 190)}
 CANDIDATE_COLUMNS = ("#", "Recording", "Confidence", "Match score", "Label", "Note", "Folder")
 UNDO_KEYS, REDO_KEYS = ("Ctrl+Z",), ("Ctrl+Shift+Z", "Ctrl+Y")
+# What the panels' keys do, as Help → Keys and Mouse lists them.
+UNDO_DESCRIPTIONS = {k: "undo the last label change" for k in UNDO_KEYS} | \
+    {k: "redo the label change undone" for k in REDO_KEYS}
+MATCH_KEY_DESCRIPTIONS = {"Y": "label the current candidate: match", "N": "label it: no match",
+                          "U": "label it: unsure", "J": "go to the next unlabelled candidate",
+                          "Return": "open the MIDI and the candidate in the main views",
+                          "Enter": "open the MIDI and the candidate in the main views"} | UNDO_DESCRIPTIONS
+PACE_KEY_DESCRIPTIONS = {"T": "tap the beat (while the song plays)", "A": "add the tapped tempo as a pace",
+                         "H": "add half the selected pace", "D": "add double the selected pace",
+                         "Del": "remove the selected pace", "Backspace": "remove the selected pace"} | UNDO_DESCRIPTIONS
 
 
 class CandidateTableModel(QAbstractTableModel):
@@ -176,7 +186,7 @@ class MatchLabelPanel(_UndoMixin, QWidget):
                 "Return": self.open_current, "Enter": self.open_current}
         keys |= {k: lambda: self._guard(self.undo) for k in UNDO_KEYS}
         keys |= {k: lambda: self._guard(self.redo) for k in REDO_KEYS}
-        self.keys = PanelKeys(self, keys)
+        self.keys = PanelKeys(self, keys, MATCH_KEY_DESCRIPTIONS)
         self.keys.watch(self, self.candidate_table, self.midi_combo)
 
         self._syncing = False
@@ -351,7 +361,7 @@ class PaceLabelPanel(_UndoMixin, QWidget):
                 "Del": lambda: self._guard(model.remove), "Backspace": lambda: self._guard(model.remove)}
         keys |= {k: lambda: self._guard(self.undo) for k in UNDO_KEYS}
         keys |= {k: lambda: self._guard(self.redo) for k in REDO_KEYS}
-        self.keys = PanelKeys(self, keys)
+        self.keys = PanelKeys(self, keys, PACE_KEY_DESCRIPTIONS)
         self.keys.watch(self, self.pace_list, self.file_combo)
 
         self.file_combo.currentIndexChanged.connect(

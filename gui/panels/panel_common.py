@@ -81,11 +81,16 @@ def key_name(event) -> str:
 
 
 class PanelKeys(QObject):
-    """Routes key presses on watched widgets to handlers by key name (see the module docstring)."""
+    """Routes key presses on watched widgets to handlers by key name (see the module docstring).
 
-    def __init__(self, parent: QObject, handlers: dict[str, Callable[[], object]]):
+    ``descriptions`` (key names → what they do, e.g. ``{"Y": "label: match"}``) is what Help →
+    Keys and Mouse lists for the panel; a key may share a description with another ("Ctrl+Y")."""
+
+    def __init__(self, parent: QObject, handlers: dict[str, Callable[[], object]],
+                 descriptions: dict[str, str] | None = None):
         super().__init__(parent)
         self.handlers = handlers
+        self.descriptions = dict(descriptions or {})
 
     def watch(self, *widgets: QWidget) -> None:
         for w in widgets:

@@ -7,9 +7,10 @@ playhead and selection come from a :class:`gui.session.Session`. Mouse input goe
 (never to another view), and every view redraws from the session's events — so zooming one view
 moves them all, and a new view (the tempo strip) only has to subclass this.
 
-Mouse: wheel zooms time about the pointer (Shift+wheel or a horizontal wheel pans; Ctrl+wheel
-zooms pitch on pitched views); left drag pans; Shift+drag or right drag selects a time range;
-a click clears the selection. Keyboard shortcuts live in the main window.
+Mouse: :data:`MOUSE_REFERENCE` (wheel zooms time about the pointer, Shift+wheel or a horizontal
+wheel pans, Ctrl+wheel zooms pitch on pitched views; left drag pans; Shift+drag or right drag
+selects a time range; a click clears the selection, and seeks where the window has playback).
+Keyboard shortcuts live in the main window.
 
 Conventions
 -----------
@@ -27,6 +28,17 @@ from gui.session import LoadedPair, Session
 from gui.views import theme
 
 WHEEL_ZOOM_PER_NOTCH = 1.25
+
+# What the mouse does in every view on the time axis, as Help → Keys and Mouse lists it
+# (gesture, effect). The click's seek is gui.transport_bar's; the tempo strip adds its own click.
+MOUSE_REFERENCE = (
+    ("Wheel", "zoom time about the pointer"),
+    ("Shift+Wheel, horizontal wheel", "pan in time"),
+    ("Ctrl+Wheel", "zoom pitch (spectrogram, piano roll)"),
+    ("Drag", "pan"),
+    ("Shift+Drag, right drag", "select a time range (to loop, or Z to zoom to it)"),
+    ("Click", "move the playhead there (seek) and clear the selection"),
+)
 
 
 def format_time_s(t_s: float | None, decimals: int = 2) -> str:
@@ -161,9 +173,12 @@ class TimeView(pg.PlotWidget):
     draws_preview : bool
         Whether :meth:`set_pair` is given the preview shown while an alignment runs
         (``LoadedPair.aligned`` False); views that leave it False get None meanwhile.
+    mouse_reference : tuple of (str, str)
+        What the mouse does in this view (:data:`MOUSE_REFERENCE`, plus a view's own gestures).
     """
 
     draws_preview = False
+    mouse_reference = MOUSE_REFERENCE  # (gesture, effect) rows for Help → Keys and Mouse
 
     def __init__(self, session: Session, title: str = "", left_axis: pg.AxisItem | None = None,
                  pitch_zoom: bool = False, parent=None):

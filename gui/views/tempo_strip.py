@@ -38,7 +38,7 @@ from engine import pace, tempo
 from engine.errors import EarwormError
 from gui.session import LoadedPair, Session
 from gui.views import theme
-from gui.views.base import StableAxis, TimeView
+from gui.views.base import MOUSE_REFERENCE, StableAxis, TimeView
 from gui.views.raster_item import RasterItem, colour_table
 from gui.workers import JobRunner
 
@@ -165,6 +165,9 @@ class TempoStrip(TimeView):
     pace_clicked = Signal(float)          # bpm of a clicked candidate line
     analysis_failed = Signal(object)      # EarwormError of the recording
     song_candidates_ready = Signal(str, object)  # audio path, list[TempoCandidate] of the whole song
+
+    mouse_reference = MOUSE_REFERENCE + (("Click a candidate line", "add that tempo as a pace of the recording"),)
+    reference_name = "tempo strip"
 
     def __init__(self, session: Session, window_s: float = 16.0, classify: bool = True, parent=None):
         super().__init__(session, title="Tempo", left_axis=BpmAxis("left"), parent=parent)
