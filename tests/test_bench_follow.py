@@ -165,6 +165,29 @@ def test_note_onsets_score_the_notes_the_recording_plays_once_per_onset():
     assert note_onset_errors_s(signed[:0], scored_s[:0], midi, [1], warp_midi_s, warp_audio_s).size == 0
 
 
+def test_misses_are_placed_by_midi_time_since_the_last_onset_the_recording_plays():
+    import pretty_midi
+
+    from tests.benchmarks.bench_follow import misses_by, since_last_onset_s
+
+    midi = pretty_midi.PrettyMIDI()
+    kept, lost = pretty_midi.Instrument(0), pretty_midi.Instrument(41)
+    kept.notes += [pretty_midi.Note(80, 60, 1.0, 1.5), pretty_midi.Note(80, 64, 3.0, 3.5)]
+    lost.notes.append(pretty_midi.Note(80, 48, 2.0, 4.0))  # lost by the recording: not an onset it plays
+    midi.instruments += [kept, lost]
+    warp_midi_s, warp_audio_s = np.array([0.0, 4.0]), np.array([0.0, 8.0])  # played at half speed
+    audio_s = np.array([1.0, 2.2, 4.0, 5.0, 6.1])  # MIDI 0.5 (before any onset), 1.1, 2.0, 2.5, 3.05
+    since = since_last_onset_s(audio_s, midi, [1], warp_midi_s, warp_audio_s)
+    np.testing.assert_allclose(since, [np.inf, 0.1, 1.0, 1.5, 0.05], atol=1e-9)
+    np.testing.assert_allclose(since_last_onset_s(audio_s, midi, [], warp_midi_s, warp_audio_s)[2:4], [0.0, 0.5],
+                               atol=1e-9)
+    errors = [np.array([0.0, 0.3, -0.2, 0.05, 0.0])]
+    spans = misses_by(errors, [since], (0.0, 0.2, 1.0, np.inf))
+    assert [s["share_of_chunks"] for s in spans] == [0.4, 0.0, 0.6]
+    assert [s["points"] for s in spans] == [20.0, 0.0, 20.0]  # the 0.3 s miss 0.1 s after an onset; the 0.2 s one
+    assert spans[1]["miss_rate"] is None and spans[2]["to_s"] is None
+
+
 def test_accuracy_targets_are_judged_on_median_mean_and_share_within_100ms():
     good = {"median_ms": 18.0, "mean_ms": 45.0, "within_100ms": 0.93}
     assert accuracy_targets_met(good)

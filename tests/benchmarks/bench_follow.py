@@ -24,7 +24,9 @@ within 50 / 100 ms, and the mean with each error clipped at 0.5 s (as the alignm
 scores notes); compute time per chunk (features + online DTW): wall-clock mean, p95, p99, max,
 and the thread's CPU time (the machine may be shared). The pooled figures are also given apart
 for the recordings that kept every instrument and those that lost some, and by time since the
-recording's start (``misses_by_time``: where the chunks more than 100 ms off lie).
+recording's start (``misses_by_time``: where the chunks more than 100 ms off lie) and by MIDI time
+since the last note onset at the true position (``misses_since_onset``: whether the misses gather
+just after the notes begin — a follower late to each note — or in held notes and rests).
 
 Also scored at note onsets (``note_onsets``; :func:`note_onset_errors_s`): the same error taken at
 each distinct onset of the notes the recording plays — the way score followers are usually scored,
@@ -74,6 +76,7 @@ OUT_JSON = ROOT / "tests" / "benchmarks" / "out" / "bench_follow.json"
 PEER_VENV = ROOT / "data" / "peers" / "pmm-venv"
 PEER_SCRIPT = Path(__file__).with_name("peer_matchmaker.py")
 MISS_SPANS_S = (0.0, 3.0, 10.0, 20.0, 40.0, np.inf)  # time since the recording's start (see misses_by_time)
+ONSET_SPANS_S = (0.0, 0.04, 0.08, 0.12, 0.2, 0.4, 1.0, np.inf)  # MIDI time since the last onset (misses_since_onset)
 PREROLL_S = 2.0  # room tone before the recording in the synth_preroll diagnostic (a multiple of the chunks)
 TARGETS = {"median_ms": 20.0, "mean_ms": 50.0, "within_100ms": 0.90, "compute_ms_per_20ms": 10.0}
 
@@ -109,6 +112,19 @@ def note_onset_errors_s(signed_errors_s, audio_times_s, midi, dropped_instrument
     onsets_audio_s = synthetic.warp_times(onsets_midi_s, warp_midi_s, warp_audio_s)
     held = (onsets_audio_s >= 0.0) & (onsets_audio_s <= audio_s[-1])
     return signed[np.searchsorted(audio_s, onsets_audio_s[held])]
+
+
+def since_last_onset_s(audio_times_s, midi, dropped_instruments, warp_midi_s, warp_audio_s) -> np.ndarray:
+    """Per chunk (its audio time): MIDI seconds from the last onset of the notes the recording plays
+    (the instruments it kept) to the chunk's true MIDI position; inf before the first onset."""
+    true_midi_s = synthetic.warp_times(np.asarray(audio_times_s, dtype=float), warp_audio_s, warp_midi_s)
+    dropped = set(dropped_instruments)
+    onsets_midi_s = np.unique([note.start for k, inst in enumerate(midi.instruments) if k not in dropped
+                               for note in inst.notes])
+    if onsets_midi_s.size == 0:
+        return np.full(true_midi_s.shape, np.inf)
+    last = np.searchsorted(onsets_midi_s, true_midi_s, side="right") - 1
+    return np.where(last >= 0, true_midi_s - onsets_midi_s[np.maximum(last, 0)], np.inf)
 
 
 def dropped_instruments(meta) -> list:
@@ -161,17 +177,23 @@ def summarise(signed_errors_s: np.ndarray, compute_ms: np.ndarray, cpu_ms: np.nd
 
 
 def misses_by_time(signed_errors, audio_times, edges_s=MISS_SPANS_S, miss_s: float = 0.1) -> list[dict]:
-    """Where the chunks more than ``miss_s`` off lie, by time since the recording's start.
+    """Where the chunks more than ``miss_s`` off lie, by time since the recording's start (:func:`misses_by`)."""
+    return misses_by(signed_errors, audio_times, edges_s, miss_s)
+
+
+def misses_by(signed_errors, values_s, edges_s, miss_s: float = 0.1) -> list[dict]:
+    """Where the chunks more than ``miss_s`` off lie, by a time of each chunk (``values_s``).
 
     Per span of ``edges_s`` (pooled over pairs; lists of per-pair arrays): its share of all
     chunks, the miss rate within it, and the points of the whole it costs (100 × its misses / all
-    chunks; the spans' points add up to 100 − the percentage within ``miss_s``).
+    chunks; the spans' points add up to 100 − the percentage within ``miss_s`` when the spans
+    cover every value).
     """
     err = np.abs(np.concatenate(signed_errors))
-    t = np.concatenate(audio_times)
+    t = np.concatenate(values_s)
     spans = []
     for lo, hi in zip(edges_s[:-1], edges_s[1:]):
-        span = (t >= lo) & (t < hi)
+        span = (t >= lo) & ((t < hi) | (hi == np.inf))  # the last span takes inf (before any onset)
         missed = int(np.sum(span & (err > miss_s)))
         spans.append({"from_s": lo, "to_s": hi if np.isfinite(hi) else None,
                       "share_of_chunks": round(float(span.mean()), 4),
@@ -306,7 +328,7 @@ def pick_pairs(pairs, half: int | None = None, ids=None) -> list:
 def run_ours(pairs, variant: str, chunk_s: float, log=print, overrides=None) -> tuple[dict, dict]:
     params = VARIANTS[DIAGNOSTICS.get(variant, variant)]
     params = with_overrides(params, overrides)
-    per_pair, errors, times, computes, cpus, lost, onsets = {}, [], [], [], [], [], []
+    per_pair, errors, times, computes, cpus, lost, onsets, sinces = {}, [], [], [], [], [], [], []
     for meta in pairs:
         midi = media.load_midi(meta["midi_path"])
         warp = load_truth(meta)
@@ -326,6 +348,7 @@ def run_ours(pairs, variant: str, chunk_s: float, log=print, overrides=None) -> 
         per_pair[meta["id"]] = summary
         lost.append(bool(dropped))
         onsets.append(at_onsets)
+        sinces.append(since_last_onset_s(audio_s, midi, dropped, *warp))
         errors.append(signed)
         times.append(audio_s)
         computes.append(trace.compute_ms)
@@ -341,6 +364,7 @@ def run_ours(pairs, variant: str, chunk_s: float, log=print, overrides=None) -> 
             summary[name] = {"n_pairs": len(picked)} | {k: part[k] for k in ("median_ms", "mean_clipped_500ms_ms",
                                                                               "within_100ms")}
     summary["misses_by_time"] = misses_by_time(errors, times)
+    summary["misses_since_onset"] = misses_by(errors, sinces, ONSET_SPANS_S)
     summary["note_onsets"] = pooled_onset_summary(onsets)
     return summary, per_pair
 
