@@ -219,6 +219,50 @@ def test_pace_panel_follows_the_recording_on_screen(qtbot, tmp_path):
     window.runner.wait()
 
 
+def test_a_pace_with_no_file_chosen_labels_the_recording_on_screen(qtbot, tmp_path):
+    """An empty pace panel names the recording on screen; a pace typed (or tapped) then adds that
+    recording to the project and labels it. With nothing on screen the panel asks for a file."""
+    import dataclasses
+
+    from PySide6.QtCore import QSettings, Qt
+    from PySide6.QtWidgets import QPushButton
+
+    from engine.store import Project
+    from gui.main_window import MainWindow
+    from gui.panels.project_panels import install_project_panels
+    from tests.test_gui_session import _pair
+
+    window = MainWindow(settings=QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat), dialogs=False)
+    qtbot.addWidget(window)
+    panels = install_project_panels(window, tmp_path / "p.earworm")
+    paces = panels.paces
+    errors = []
+    paces.error_shown.connect(errors.append)
+    add = next(b for b in paces.findChildren(QPushButton) if b.text() == "Add")
+    qtbot.mouseClick(add, Qt.MouseButton.LeftButton)  # nothing on screen, no file chosen
+    assert errors and "choose a file" in errors[-1]
+    recording = tmp_path / "take 1.wav"
+    sf.write(recording, click_track(90.0, 8.0), tempo.SR)
+    window.session.set_pair(dataclasses.replace(_pair(), audio_path=str(recording), aligned=False))
+    assert paces.file_combo.currentIndex() == -1 and "take 1.wav" in paces.file_combo.placeholderText()
+    paces.bpm_spin.setValue(90.0)
+    qtbot.mouseClick(add, Qt.MouseButton.LeftButton)
+    with Project(tmp_path / "p.earworm") as project:
+        record = project.file_by_path(recording)
+        assert record is not None and project.paces(record.id) == [90.0]
+    assert paces.model.file_id == record.id and paces.file_combo.currentData() == record.id
+    assert [paces.pace_list.item(i).text() for i in range(paces.pace_list.count())] == ["90 bpm"]
+    for t in (0.0, 0.5, 1.0, 1.5):  # tapped at 120 bpm, then H: half of the new pace goes to the same file
+        paces.model.tap(t)
+    paces.model.add_tapped()
+    paces.model.add_scaled(0.5)
+    with Project(tmp_path / "p.earworm") as project:
+        assert project.paces(record.id) == [60.0, 90.0, 120.0]
+        assert len(project.files()) == 1  # added once
+    window.findChild(ts.TempoStrip).shutdown()
+    window.runner.wait()
+
+
 def _suggestion_buttons(panel):
     from PySide6.QtWidgets import QPushButton
 

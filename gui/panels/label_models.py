@@ -23,6 +23,7 @@ Conventions
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import numpy as np
 
@@ -393,6 +394,8 @@ class PaceModel:
     Events: ``paces_changed(paces_bpm)``, ``tap_changed(bpm or None)``, ``file_changed(file_id)``,
     ``suggestions_changed(file_id)`` (new candidates were stored for that file).
     ``selected`` is the pace half/double acts on: the last one added or clicked.
+    ``default_file`` (a callable returning a file id, or None) gives the file a pace goes to when
+    none is chosen: the window sets it to the recording on screen, added to the project then.
     """
 
     def __init__(self, session):
@@ -405,6 +408,7 @@ class PaceModel:
         self.tap_changed = Event("tap_changed")
         self.file_changed = Event("file_changed")
         self.suggestions_changed = Event("suggestions_changed")
+        self.default_file: Callable[[], int | None] | None = None
         self.session.labels_changed.connect(self._on_labels_changed)
 
     @property
@@ -456,7 +460,11 @@ class PaceModel:
         return bpm
 
     def add(self, bpm: float) -> float:
-        """Add a pace (committed on return) and select it."""
+        """Add a pace (committed on return) and select it; with no file chosen, to ``default_file``'s."""
+        if self.file_id is None and self.default_file is not None:
+            file_id = self.default_file()
+            if file_id is not None:
+                self.select_file(file_id)
         if self.file_id is None:
             raise StoreError(self.project.path, "choose a file before adding a pace")
         value = self.project.add_pace(self.file_id, bpm)

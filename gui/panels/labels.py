@@ -12,7 +12,8 @@ main views; **Ctrl+Z** / **Ctrl+Shift+Z** undo / redo any label action of the pr
 the tapped tempo as a pace, **H** / **D** add half / double of the selected pace, **Del** removes
 it; type a bpm and Add; suggestions from the tempo analysis (the stored whole-song candidates the
 song fits: computed by the tempo strip for the open recording, or by ``earworm tempo --project``)
-are one click away.
+are one click away. With no file chosen, a pace goes to the recording on screen (the window adds it
+to the project then; ``PaceModel.default_file``), and the empty file box names it.
 
 Conventions
 -----------
@@ -369,6 +370,7 @@ class PaceLabelPanel(_UndoMixin, QWidget):
         self.pace_list.currentItemChanged.connect(self._on_list_current)
         model.paces_changed.connect(self._on_paces)
         model.tap_changed.connect(self._on_tap)
+        model.file_changed.connect(self._show_file)
         # Suggestions: the file's stored tempo candidates not labelled yet (after every pace change).
         model.paces_changed.connect(lambda _: self._update_suggestions())
         model.suggestions_changed.connect(lambda file_id: file_id == model.file_id and self._update_suggestions())
@@ -402,6 +404,17 @@ class PaceLabelPanel(_UndoMixin, QWidget):
         shown = self.model.file_id if self.model.file_id is not None else current
         self.file_combo.setCurrentIndex(self.file_combo.findData(shown))
         self.file_combo.blockSignals(False)
+
+    def _show_file(self, file_id) -> None:
+        """The box shows the model's file, also one the model chose itself (the recording on screen,
+        added to the project by its first pace)."""
+        index = self.file_combo.findData(file_id)
+        if index < 0 and file_id is not None:
+            self.refresh_files()  # added since the box was filled
+        elif index != self.file_combo.currentIndex():
+            self.file_combo.blockSignals(True)
+            self.file_combo.setCurrentIndex(index)
+            self.file_combo.blockSignals(False)
 
     def _on_paces(self, paces) -> None:
         self.pace_list.blockSignals(True)

@@ -17,6 +17,7 @@ the objects alive and closes the project when the window is destroyed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
 
@@ -155,15 +156,12 @@ def _install_tempo_strip(window, project: Project, paces: PaceLabelPanel) -> Non
 
     def add_clicked_pace(bpm: float) -> None:
         try:
-            known = recording_id() is not None
-            file_id = recording_id(add=True)
+            file_id = recording_to_label()
             if file_id is None:
                 return
             if paces.model.file_id != file_id:
                 paces.select_file(file_id)
             paces.model.add(bpm)
-            if not known and strip.song_candidates:  # just added to the project: its candidates too
-                store_song_candidates(window.session.pair.audio_path, strip.song_candidates)
         except EarwormError as exc:
             show_error(window, exc, "Could not add the pace")
 
@@ -176,15 +174,35 @@ def _install_tempo_strip(window, project: Project, paces: PaceLabelPanel) -> Non
 
     def follow_pair(_=None) -> None:
         """The pace panel shows the recording on screen when the project has it (as the
-        Library's double-click does), so its paces and suggestions are the strip's."""
+        Library's double-click does), so its paces and suggestions are the strip's; when the
+        project lacks it, the panel's empty file box names it (its first pace adds it)."""
         try:
             file_id = recording_id()
         except EarwormError:
             file_id = None
+        pair = window.session.pair
+        paces.file_combo.setPlaceholderText(
+            "" if pair is None else f"{Path(pair.audio_path).name}  (on screen; a pace adds it to the project)")
         if file_id is not None and paces.model.file_id != file_id:
             paces.select_file(file_id)  # its paces_changed redraws the strip's labels
         else:
             show_labelled()
+
+    def recording_to_label() -> int | None:
+        """A pace typed, tapped or halved with no file chosen goes to the recording on screen."""
+        try:
+            known = recording_id() is not None
+            file_id = recording_id(add=True)
+        except EarwormError as exc:
+            show_error(window, exc, "Could not add the recording to the project")
+            return None
+        if file_id is not None and not known:
+            paces.refresh_files()
+            if strip.song_candidates:  # just added to the project: its candidates too
+                store_song_candidates(window.session.pair.audio_path, strip.song_candidates)
+        return file_id
+
+    paces.model.default_file = recording_to_label
 
     strip.pace_clicked.connect(add_clicked_pace)
     strip.song_candidates_ready.connect(store_song_candidates)
