@@ -263,6 +263,47 @@ def test_a_pace_with_no_file_chosen_labels_the_recording_on_screen(qtbot, tmp_pa
     window.runner.wait()
 
 
+def test_the_strip_candidates_of_a_recording_outside_the_project_are_offered_and_a_click_adds_it(qtbot, tmp_path):
+    """Before the recording on screen is in the project, the pace panel (no file chosen) offers the
+    strip's candidates it fits; one click adds the recording, labels the pace and stores them."""
+    import dataclasses
+
+    from PySide6.QtCore import QSettings, Qt
+
+    from engine.store import Project
+    from engine.tempo import stored_candidates
+    from gui.main_window import MainWindow
+    from gui.panels.project_panels import install_project_panels
+    from tests.test_gui_session import _pair
+
+    wav = tmp_path / "click.wav"
+    sf.write(wav, click_track(120.0, 30.0), tempo.SR)
+    window = MainWindow(settings=QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat), dialogs=False)
+    qtbot.addWidget(window)
+    panels = install_project_panels(window, tmp_path / "p.earworm")
+    window.session.set_pair(dataclasses.replace(_pair(), audio_path=str(wav), aligned=False))
+    assert _suggestion_buttons(panels.paces) == []
+    strip = window.findChild(ts.TempoStrip)
+    with qtbot.waitSignal(strip.song_candidates_ready, timeout=60000) as ready:
+        strip.set_audio(wav)  # (the aligned pair's recording, as the window gives it to the strip)
+    fits = [c.bpm for c in ready.args[1] if c.compatible]
+    buttons = {b.text(): b for b in _suggestion_buttons(panels.paces)}
+    np.testing.assert_allclose(sorted(float(text) for text in buttons), sorted(fits), atol=0.06)
+    with Project(tmp_path / "p.earworm") as project:
+        assert project.file_by_path(wav) is None  # offered, not yet added
+    beat = next(text for text in buttons if abs(float(text) / 120 - 1) < 0.04)
+    qtbot.mouseClick(buttons[beat], Qt.MouseButton.LeftButton)
+    window.runner.wait()
+    with Project(tmp_path / "p.earworm") as project:
+        record = project.file_by_path(wav)
+        assert record is not None and len(project.paces(record.id)) == 1
+        assert project.paces(record.id)[0] == pytest.approx(float(beat), abs=0.06)  # the button shows 0.1 bpm
+        assert len(stored_candidates(project, record.id)) == len(ready.args[1])
+    qtbot.waitUntil(lambda: beat not in {b.text() for b in _suggestion_buttons(panels.paces)}, timeout=5000)
+    strip.shutdown()
+    window.runner.wait()
+
+
 def _suggestion_buttons(panel):
     from PySide6.QtWidgets import QPushButton
 

@@ -395,7 +395,9 @@ class PaceModel:
     ``suggestions_changed(file_id)`` (new candidates were stored for that file).
     ``selected`` is the pace half/double acts on: the last one added or clicked.
     ``default_file`` (a callable returning a file id, or None) gives the file a pace goes to when
-    none is chosen: the window sets it to the recording on screen, added to the project then.
+    none is chosen: the window sets it to the recording on screen, added to the project then;
+    ``default_candidates`` (a callable returning tempo candidates) gives that recording's candidates
+    meanwhile, so its suggestions are offered before it is in the project.
     """
 
     def __init__(self, session):
@@ -409,6 +411,7 @@ class PaceModel:
         self.file_changed = Event("file_changed")
         self.suggestions_changed = Event("suggestions_changed")
         self.default_file: Callable[[], int | None] | None = None
+        self.default_candidates: Callable[[], list] | None = None
         self.session.labels_changed.connect(self._on_labels_changed)
 
     @property
@@ -434,14 +437,17 @@ class PaceModel:
 
     def suggestions(self) -> list[float]:
         """The file's stored tempo candidates (results ``tempo_candidates``) that it fits and that are
-        not labelled yet (within SUGGESTION_TOLERANCE), in stored order (most salient first).
-        Candidates the classifier called incompatible are left out; unclassified ones are kept."""
+        not labelled yet (within SUGGESTION_TOLERANCE), in stored order (most salient first); with
+        no file chosen, ``default_candidates``'. Candidates the classifier called incompatible are
+        left out; unclassified ones are kept."""
         from engine.tempo import stored_candidates
 
-        if self.file_id is None:
-            return []
+        if self.file_id is not None:
+            candidates = stored_candidates(self.project, self.file_id)
+        else:  # no file chosen: the recording on screen's, if the window offers them
+            candidates = self.default_candidates() if self.default_candidates is not None else []
         values = []
-        for c in stored_candidates(self.project, self.file_id):
+        for c in candidates:
             known = self.paces + values
             if c.compatible is False or not MIN_BPM <= c.bpm <= MAX_BPM:
                 continue

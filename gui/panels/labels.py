@@ -13,7 +13,8 @@ the tapped tempo as a pace, **H** / **D** add half / double of the selected pace
 it; type a bpm and Add; suggestions from the tempo analysis (the stored whole-song candidates the
 song fits: computed by the tempo strip for the open recording, or by ``earworm tempo --project``)
 are one click away. With no file chosen, a pace goes to the recording on screen (the window adds it
-to the project then; ``PaceModel.default_file``), and the empty file box names it.
+to the project then; ``PaceModel.default_file``), the empty file box names it, and the strip's
+candidates of it are the suggestions (``PaceModel.default_candidates``).
 
 Conventions
 -----------

@@ -187,6 +187,7 @@ def _install_tempo_strip(window, project: Project, paces: PaceLabelPanel) -> Non
             paces.select_file(file_id)  # its paces_changed redraws the strip's labels
         else:
             show_labelled()
+            offer_candidates_on_screen()  # the previous recording's are gone
 
     def recording_to_label() -> int | None:
         """A pace typed, tapped or halved with no file chosen goes to the recording on screen."""
@@ -202,7 +203,20 @@ def _install_tempo_strip(window, project: Project, paces: PaceLabelPanel) -> Non
                 store_song_candidates(window.session.pair.audio_path, strip.song_candidates)
         return file_id
 
+    def candidates_on_screen() -> list:
+        """The strip's whole-song candidates of the recording on screen while the project lacks it."""
+        try:
+            return [] if recording_id() is not None else list(strip.song_candidates)
+        except EarwormError:
+            return []
+
+    def offer_candidates_on_screen(*_) -> None:
+        if paces.model.file_id is None:
+            paces.model.suggestions_changed.emit(None)
+
     paces.model.default_file = recording_to_label
+    paces.model.default_candidates = candidates_on_screen
+    strip.song_candidates_ready.connect(offer_candidates_on_screen)
 
     strip.pace_clicked.connect(add_clicked_pace)
     strip.song_candidates_ready.connect(store_song_candidates)
