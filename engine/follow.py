@@ -138,6 +138,14 @@ class FollowParams:
         newest best cell, each carried forward to now at the tempo model's rate; where that mean
         lies more than ``report_smooth_max_s`` from the best cell (the path has just leapt), the
         best cell as it is. 0 turns it off.
+    coast_after_s : float
+        In a held stretch — the reported position at least this far (MIDI seconds) past the last
+        onset of the parts being followed — while the path's newest position and the position
+        carried on at the tempo model's rate lie between the same two onsets, the report is carried
+        on at that rate. There the path's moves follow how the notes decay in the two renderings (a
+        note that fades sooner in the recording reads as the rest after it), not where the player
+        is; the next onset, once the path crosses it, is evidence again, and until then the
+        position waits before it (``max_backstep_s``). 0 turns it off (see the history below).
     lag_correction : bool
         Correct the position for the features' window lag at the followed tempo. A live frame
         and a reference frame hold what sounded over windows *ending* at their time stamps,
@@ -390,6 +398,21 @@ class FollowParams:
     for about the trend's span. The official run: 89.50 %, 19.15 ms, 80.4 % (88.99 %, 20.26 ms,
     79.7 % before).
 
+    Coasting through held notes (``coast_after_s``) came in session 28. The benchmark placed the
+    misses by MIDI time since the last onset the recording plays: 5.6 % of the chunks within
+    40 ms after an onset miss 100 ms, 11.9 % at 0.4-1 s, 46.1 % from 1 s on (docs/BENCHMARKS.md).
+    Far from an onset the path has nothing but the notes' decay to go by, and the two renderings
+    decay differently. On all 63 pairs in two halves (quick runs; within 100 ms, median, within
+    50 ms): 89.50 -> 90.16 %, 19.2 -> 19.0 ms, 80.4 -> 81.1 %; on the second draw of the set
+    (seed 1) 88.83 -> 89.64 %, 20.8 -> 20.6 ms, 77.6 -> 78.5 %. Per pair (more than 0.2 points
+    either way): 25 gain and 6 lose on the first set (at most -1.1, `palestrina_Agnus_01`; most
+    +5.6, `beethoven_opus18no1_movement3_b1-50`), 33 gain and 5 lose on the second (at most
+    -0.8; `josquin_milleRegrets` +10.5). 0.25 / 0.4 / 0.6 s: 90.19 / 90.16 / 90.17 % on the first
+    set, 89.54 / 89.64 / - on the second; coasting between any two onsets (0) lost 7.8 points on
+    `monteverdi_madrigal-3-5` alone: near the notes the path's moves carry the other voices and the
+    attacks. The onsets of a part left out do not count. The official run: 90.16 %, 18.98 ms,
+    81.1 % (89.50 %, 19.15 ms, 80.4 % before).
+
     The band, the open start and relocating always were chosen on a third of the alignment
     benchmark's pairs (every third; ``tests/benchmarks/bench_follow.py``): the open start must
     reach a recording cropped ~10 % into a 100 s piece; relocating always and restarting narrowly
@@ -420,6 +443,7 @@ class FollowParams:
     report: str = "best"
     report_smooth_s: float = 0.3
     report_smooth_max_s: float = 0.06
+    coast_after_s: float = 0.4
     lag_correction: bool = True
     open_start_cost: float = 0.015
     relocate_window_s: float = 6.0
@@ -460,6 +484,8 @@ class FollowParams:
             raise ValueError("tempo_anchor_s must be <= window_s (the path is traced back at most that far)")
         if not 0.0 <= self.report_smooth_s <= self.window_s or self.report_smooth_max_s < 0:
             raise ValueError("report_smooth_s must lie in [0, window_s] and report_smooth_max_s be >= 0")
+        if self.coast_after_s < 0:
+            raise ValueError("coast_after_s must be >= 0 (0: the report never coasts)")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -663,6 +689,7 @@ class ScoreFollower:
         self.relocations = 0
         self.tempo_switches = 0
         self.playing = None if self.parts is None else np.ones(self.parts.n_parts, dtype=bool)
+        self._onsets_for = self._onsets_s = None  # the followed parts' onsets, for that set of parts
         if self._presence is not None:
             self._presence.reset()
         self._presence_every = max(1, int(round(self.params.presence_every_s / fp.frame_s)))
@@ -934,6 +961,10 @@ class ScoreFollower:
         """
         p = self.params
         current = self._frame_position_s
+        coasted = self._coasted_s(raw_s)
+        if coasted is not None:
+            self._frame_position_s, self._ahead_frames, self._behind_frames = coasted, 0, 0
+            return False
         if raw_s >= current + p.max_jump_s:
             self._ahead_frames, self._behind_frames = self._ahead_frames + 1, 0
             if self._ahead_frames * self.frame_s >= p.confirm_jump_s:
@@ -950,6 +981,34 @@ class ScoreFollower:
                 self._frame_position_s, self._behind_frames = raw_s, 0
                 return True
         return False
+
+    def _coasted_s(self, raw_s: float) -> float | None:
+        """In a held stretch (``FollowParams.coast_after_s``): the reported position carried one
+        frame on at the tempo model's rate, while the path's newest position ``raw_s`` lies between
+        the same two onsets of the parts followed and at most ``max_backstep_s`` behind; else None."""
+        p = self.params
+        current = self._frame_position_s
+        if p.coast_after_s == 0 or raw_s < current - p.max_backstep_s:
+            return None
+        onsets = self._followed_onsets_s()
+        carried = current + self._oltw.rate * self.frame_s
+        k = int(np.searchsorted(onsets, carried, side="right"))
+        if k == 0 or current - onsets[k - 1] < p.coast_after_s \
+                or int(np.searchsorted(onsets, raw_s, side="right")) != k:
+            return None
+        return carried
+
+    def _followed_onsets_s(self) -> np.ndarray:
+        """The sorted onset times of the notes of the parts being followed, as reported positions
+        (the end of the frame a note starts in), for the current set of parts."""
+        playing = self.instruments_playing
+        key = None if playing is None else tuple(bool(x) for x in playing)
+        if self._onsets_s is None or self._onsets_for != key:
+            starts = [note.start for k, inst in enumerate(self.midi.instruments) if key is None or key[k]
+                      for note in inst.notes]
+            self._onsets_s = np.unique(np.round(starts, 3)) + self.frame_s
+            self._onsets_for = key
+        return self._onsets_s
 
     def _forget_tempo(self) -> None:
         """A new path (a restart, or a hypothesis taking over): the tempo model's anchor and its

@@ -263,6 +263,50 @@ def test_the_tempo_lead_catches_up_with_a_gradual_change_and_adds_nothing_to_a_s
     assert change[at(14.0):].max() == pytest.approx(params.tempo_lead_max)
 
 
+def test_in_a_held_note_the_report_coasts_at_the_tempo_until_the_path_crosses_the_next_onset(tmp_path):
+    """Far enough past the last onset of the parts followed, the path's moves within a held note do
+    not move the report: it goes on at the tempo model's rate until the path crosses the next
+    onset. Near an onset, across one, or with coasting off, the path is followed as before; the
+    onsets of a part left out do not count."""
+    import pretty_midi
+
+    midi = pretty_midi.PrettyMIDI(initial_tempo=120)
+    piano, strings = pretty_midi.Instrument(0, name="piano"), pretty_midi.Instrument(48, name="strings")
+    piano.notes += [pretty_midi.Note(90, 60 + k, 0.5 * k, 0.5 * k + 0.4) for k in range(3)]
+    piano.notes += [pretty_midi.Note(90, p, 1.5, 4.5) for p in (60, 64, 67)]  # held 3 s
+    piano.notes.append(pretty_midi.Note(90, 72, 4.5, 5.0))
+    strings.notes.append(pretty_midi.Note(80, 55, 3.0, 4.5))  # the one onset inside the held chord
+    midi.instruments += [piano, strings]
+    path = tmp_path / "held.mid"
+    midi.write(str(path))
+    follower = ScoreFollower(str(path))
+    assert follower.parts is not None and follower.params.coast_after_s == 0.4
+    follower._oltw.rate = 0.9
+    frame_s = follower.frame_s
+    onset_s = lambda t: t + frame_s  # noqa: E731 (an onset as a reported position)
+
+    def advance(position_s, raw_s):
+        follower._frame_position_s = position_s
+        follower._advance_reported(raw_s)
+        return follower._frame_position_s
+
+    held = onset_s(1.5) + 0.5
+    assert advance(held, held + 0.2) == pytest.approx(held + 0.9 * frame_s)  # the path's move: not followed
+    assert advance(held, held - 0.1) == pytest.approx(held + 0.9 * frame_s)  # nor a small step back
+    before = onset_s(3.0) - 0.2
+    assert advance(before, onset_s(3.0) + 0.05) == pytest.approx(onset_s(3.0) + 0.05)  # across the strings' onset
+    assert advance(onset_s(1.5) + 0.1, onset_s(1.5) + 0.2) == pytest.approx(onset_s(1.5) + 0.2)  # near an onset
+    waiting = onset_s(3.0) - 0.3 * frame_s  # carried on, it would cross an onset the path has not reached
+    assert advance(waiting, waiting - 0.05) == pytest.approx(waiting)  # it waits before it
+    follower.playing = np.array([True, False])  # the strings left out: their onset is no evidence
+    late = onset_s(3.0) - 0.1
+    assert advance(late, onset_s(3.0) + 0.2) == pytest.approx(late + 0.9 * frame_s)
+    follower.params = dataclasses.replace(follower.params, coast_after_s=0.0)
+    assert advance(held, held + 0.2) == pytest.approx(held + 0.2)
+    with pytest.raises(ValueError):
+        FollowParams(coast_after_s=-1.0)
+
+
 def test_tempo_parameters_are_checked():
     with pytest.raises(ValueError):
         FollowParams(tempo_max_change=-0.1)
