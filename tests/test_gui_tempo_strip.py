@@ -138,19 +138,15 @@ def test_candidate_labels_do_not_overlap_when_candidates_are_close(qtbot, strip)
 def test_strip_candidates_become_one_click_pace_suggestions(qtbot, tmp_path):
     """The window's strip computes a recording's candidates → stored in the project → the pace
     panel offers them → one click stores a pace label."""
-    from PySide6.QtCore import QSettings, Qt
+    from PySide6.QtCore import Qt
 
     from engine.store import Project
-    from gui.main_window import MainWindow
-    from gui.panels.project_panels import install_project_panels
 
     wav = tmp_path / "click.wav"
     sf.write(wav, click_track(120.0, 30.0), tempo.SR)
     with Project(tmp_path / "p.earworm") as project:
         audio_id = project.add_file(wav).id
-    window = MainWindow(settings=QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat), dialogs=False)
-    qtbot.addWidget(window)
-    panels = install_project_panels(window, tmp_path / "p.earworm")
+    window, panels = _window_with_project_panels(qtbot, tmp_path)
     panels.paces.select_file(audio_id)
     assert panels.paces.model.suggestions() == []  # nothing computed yet
     strip = window.findChild(ts.TempoStrip)
@@ -181,11 +177,7 @@ def test_pace_panel_follows_the_recording_on_screen(qtbot, tmp_path):
     its suggestions); a recording the project lacks leaves the panel's choice alone."""
     import dataclasses
 
-    from PySide6.QtCore import QSettings
-
     from engine.store import Project
-    from gui.main_window import MainWindow
-    from gui.panels.project_panels import install_project_panels
     from tests.test_gui_session import _pair
 
     paths = [tmp_path / "first.wav", tmp_path / "second.wav"]
@@ -194,9 +186,7 @@ def test_pace_panel_follows_the_recording_on_screen(qtbot, tmp_path):
     with Project(tmp_path / "p.earworm") as project:
         first, second = (project.add_file(path).id for path in paths)
         project.add_pace(second, 130.0)
-    window = MainWindow(settings=QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat), dialogs=False)
-    qtbot.addWidget(window)
-    panels = install_project_panels(window, tmp_path / "p.earworm")
+    window, panels = _window_with_project_panels(qtbot, tmp_path)
     panels.paces.select_file(first)
     # (a preview pair, aligned=False: the views wait for the alignment; the panels follow the pair)
     window.session.set_pair(dataclasses.replace(_pair(), audio_path=str(paths[1]), aligned=False))
@@ -224,17 +214,13 @@ def test_a_pace_with_no_file_chosen_labels_the_recording_on_screen(qtbot, tmp_pa
     recording to the project and labels it. With nothing on screen the panel asks for a file."""
     import dataclasses
 
-    from PySide6.QtCore import QSettings, Qt
+    from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QPushButton
 
     from engine.store import Project
-    from gui.main_window import MainWindow
-    from gui.panels.project_panels import install_project_panels
     from tests.test_gui_session import _pair
 
-    window = MainWindow(settings=QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat), dialogs=False)
-    qtbot.addWidget(window)
-    panels = install_project_panels(window, tmp_path / "p.earworm")
+    window, panels = _window_with_project_panels(qtbot, tmp_path)
     paces = panels.paces
     errors = []
     paces.error_shown.connect(errors.append)
@@ -268,19 +254,15 @@ def test_the_strip_candidates_of_a_recording_outside_the_project_are_offered_and
     strip's candidates it fits; one click adds the recording, labels the pace and stores them."""
     import dataclasses
 
-    from PySide6.QtCore import QSettings, Qt
+    from PySide6.QtCore import Qt
 
     from engine.store import Project
     from engine.tempo import stored_candidates
-    from gui.main_window import MainWindow
-    from gui.panels.project_panels import install_project_panels
     from tests.test_gui_session import _pair
 
     wav = tmp_path / "click.wav"
     sf.write(wav, click_track(120.0, 30.0), tempo.SR)
-    window = MainWindow(settings=QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat), dialogs=False)
-    qtbot.addWidget(window)
-    panels = install_project_panels(window, tmp_path / "p.earworm")
+    window, panels = _window_with_project_panels(qtbot, tmp_path)
     window.session.set_pair(dataclasses.replace(_pair(), audio_path=str(wav), aligned=False))
     assert _suggestion_buttons(panels.paces) == []
     strip = window.findChild(ts.TempoStrip)
@@ -302,6 +284,18 @@ def test_the_strip_candidates_of_a_recording_outside_the_project_are_offered_and
     qtbot.waitUntil(lambda: beat not in {b.text() for b in _suggestion_buttons(panels.paces)}, timeout=5000)
     strip.shutdown()
     window.runner.wait()
+
+
+def _window_with_project_panels(qtbot, tmp_path):
+    """A main window (settings in tmp_path) with the project panels over ``tmp_path / "p.earworm"``."""
+    from PySide6.QtCore import QSettings
+
+    from gui.main_window import MainWindow
+    from gui.panels.project_panels import install_project_panels
+
+    window = MainWindow(settings=QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat), dialogs=False)
+    qtbot.addWidget(window)
+    return window, install_project_panels(window, tmp_path / "p.earworm")
 
 
 def _suggestion_buttons(panel):

@@ -455,6 +455,12 @@ class PaceModel:
                 values.append(c.bpm)
         return values
 
+    def default_candidates_changed(self) -> None:
+        """Call when ``default_candidates`` has new ones (or lost them): they are the suggestions
+        while no file is chosen."""
+        if self.file_id is None:
+            self.suggestions_changed.emit(None)
+
     def candidates_stored(self, file_id: int | None) -> None:
         """Call on the GUI thread after candidates were stored for ``file_id`` (by a job)."""
         if file_id is not None:

@@ -382,10 +382,8 @@ class PaceLabelPanel(_UndoMixin, QWidget):
         index = self.file_combo.findData(file_id)
         if index >= 0 and index != self.file_combo.currentIndex():
             self.file_combo.setCurrentIndex(index)
-        else:
+        else:  # (a file added since the box was filled is shown by _show_file)
             self._guard(lambda: self.model.select_file(file_id))
-            if index < 0:
-                self.refresh_files()  # added since the box was filled (e.g. by a click on the tempo strip)
 
     def tap(self) -> None:
         self.model.tap(self.clock())

@@ -187,20 +187,20 @@ def _install_tempo_strip(window, project: Project, paces: PaceLabelPanel) -> Non
             paces.select_file(file_id)  # its paces_changed redraws the strip's labels
         else:
             show_labelled()
-            offer_candidates_on_screen()  # the previous recording's are gone
+            paces.model.default_candidates_changed()  # the previous recording's are gone
 
     def recording_to_label() -> int | None:
         """A pace typed, tapped or halved with no file chosen goes to the recording on screen."""
         try:
-            known = recording_id() is not None
+            file_id = recording_id()
+            if file_id is not None:
+                return file_id
             file_id = recording_id(add=True)
         except EarwormError as exc:
             show_error(window, exc, "Could not add the recording to the project")
             return None
-        if file_id is not None and not known:
-            paces.refresh_files()
-            if strip.song_candidates:  # just added to the project: its candidates too
-                store_song_candidates(window.session.pair.audio_path, strip.song_candidates)
+        if file_id is not None and strip.song_candidates:  # just added to the project: its candidates too
+            store_song_candidates(window.session.pair.audio_path, strip.song_candidates)
         return file_id
 
     def candidates_on_screen() -> list:
@@ -210,13 +210,9 @@ def _install_tempo_strip(window, project: Project, paces: PaceLabelPanel) -> Non
         except EarwormError:
             return []
 
-    def offer_candidates_on_screen(*_) -> None:
-        if paces.model.file_id is None:
-            paces.model.suggestions_changed.emit(None)
-
     paces.model.default_file = recording_to_label
     paces.model.default_candidates = candidates_on_screen
-    strip.song_candidates_ready.connect(offer_candidates_on_screen)
+    strip.song_candidates_ready.connect(lambda *_: paces.model.default_candidates_changed())
 
     strip.pace_clicked.connect(add_clicked_pace)
     strip.song_candidates_ready.connect(store_song_candidates)

@@ -75,7 +75,7 @@ ROOT = Path(__file__).resolve().parents[2]
 OUT_JSON = ROOT / "tests" / "benchmarks" / "out" / "bench_follow.json"
 PEER_VENV = ROOT / "data" / "peers" / "pmm-venv"
 PEER_SCRIPT = Path(__file__).with_name("peer_matchmaker.py")
-MISS_SPANS_S = (0.0, 3.0, 10.0, 20.0, 40.0, np.inf)  # time since the recording's start (see misses_by_time)
+MISS_SPANS_S = (0.0, 3.0, 10.0, 20.0, 40.0, np.inf)  # time since the recording's start (misses_by_time)
 ONSET_SPANS_S = (0.0, 0.04, 0.08, 0.12, 0.2, 0.4, 1.0, np.inf)  # MIDI time since the last onset (misses_since_onset)
 PREROLL_S = 2.0  # room tone before the recording in the synth_preroll diagnostic (a multiple of the chunks)
 TARGETS = {"median_ms": 20.0, "mean_ms": 50.0, "within_100ms": 0.90, "compute_ms_per_20ms": 10.0}
@@ -104,9 +104,7 @@ def note_onset_errors_s(signed_errors_s, audio_times_s, midi, dropped_instrument
     """
     audio_s = np.asarray(audio_times_s, dtype=float)
     signed = np.asarray(signed_errors_s, dtype=float)
-    dropped = set(dropped_instruments)
-    onsets_midi_s = np.unique(np.round([note.start for k, inst in enumerate(midi.instruments) if k not in dropped
-                                        for note in inst.notes], 3))
+    onsets_midi_s = np.unique(np.round(played_onsets_midi_s(midi, dropped_instruments), 3))
     if audio_s.size == 0 or onsets_midi_s.size == 0:
         return signed[:0]
     onsets_audio_s = synthetic.warp_times(onsets_midi_s, warp_midi_s, warp_audio_s)
@@ -114,13 +112,18 @@ def note_onset_errors_s(signed_errors_s, audio_times_s, midi, dropped_instrument
     return signed[np.searchsorted(audio_s, onsets_audio_s[held])]
 
 
+def played_onsets_midi_s(midi, dropped_instruments) -> np.ndarray:
+    """The distinct onset times (MIDI s, sorted) of the notes of the instruments a recording kept."""
+    dropped = set(dropped_instruments)
+    return np.unique([note.start for k, inst in enumerate(midi.instruments) if k not in dropped
+                      for note in inst.notes])
+
+
 def since_last_onset_s(audio_times_s, midi, dropped_instruments, warp_midi_s, warp_audio_s) -> np.ndarray:
     """Per chunk (its audio time): MIDI seconds from the last onset of the notes the recording plays
     (the instruments it kept) to the chunk's true MIDI position; inf before the first onset."""
     true_midi_s = synthetic.warp_times(np.asarray(audio_times_s, dtype=float), warp_audio_s, warp_midi_s)
-    dropped = set(dropped_instruments)
-    onsets_midi_s = np.unique([note.start for k, inst in enumerate(midi.instruments) if k not in dropped
-                               for note in inst.notes])
+    onsets_midi_s = played_onsets_midi_s(midi, dropped_instruments)
     if onsets_midi_s.size == 0:
         return np.full(true_midi_s.shape, np.inf)
     last = np.searchsorted(onsets_midi_s, true_midi_s, side="right") - 1
@@ -174,11 +177,6 @@ def summarise(signed_errors_s: np.ndarray, compute_ms: np.ndarray, cpu_ms: np.nd
         "compute_ms_p99": round(float(np.percentile(compute_ms, 99)), 3),
         "compute_ms_max": round(float(np.max(compute_ms)), 3),
     }
-
-
-def misses_by_time(signed_errors, audio_times, edges_s=MISS_SPANS_S, miss_s: float = 0.1) -> list[dict]:
-    """Where the chunks more than ``miss_s`` off lie, by time since the recording's start (:func:`misses_by`)."""
-    return misses_by(signed_errors, audio_times, edges_s, miss_s)
 
 
 def misses_by(signed_errors, values_s, edges_s, miss_s: float = 0.1) -> list[dict]:
@@ -363,7 +361,7 @@ def run_ours(pairs, variant: str, chunk_s: float, log=print, overrides=None) -> 
             part = summarise(np.concatenate([errors[i] for i in picked]), np.concatenate([computes[i] for i in picked]))
             summary[name] = {"n_pairs": len(picked)} | {k: part[k] for k in ("median_ms", "mean_clipped_500ms_ms",
                                                                               "within_100ms")}
-    summary["misses_by_time"] = misses_by_time(errors, times)
+    summary["misses_by_time"] = misses_by(errors, times, MISS_SPANS_S)
     summary["misses_since_onset"] = misses_by(errors, sinces, ONSET_SPANS_S)
     summary["note_onsets"] = pooled_onset_summary(onsets)
     return summary, per_pair
