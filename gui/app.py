@@ -12,7 +12,9 @@ save the window as a PNG and exit 0. Bad input in that mode prints ``error: <fil
 to stderr and exits 1 (no dialog, no traceback); the user's recent-files list is left alone.
 ``panel`` (``--panel Identify``) brings that docked panel to the front; with ``screenshot`` it
 also docks the project panels (over a throwaway project unless ``project`` is given), which the
-screenshot otherwise leaves out.
+screenshot otherwise leaves out. Without a display to open the window on (Linux, neither
+``DISPLAY`` nor ``WAYLAND_DISPLAY``; :func:`missing_display`) it prints ``error: ...`` naming the
+way to a screenshot and exits 1, where Qt alone would abort.
 """
 from __future__ import annotations
 
@@ -122,6 +124,20 @@ def make_application(argv=None):
     return app
 
 
+def missing_display(environ=os.environ, platform: str = sys.platform) -> str | None:
+    """Why no window can open here, or None: on Linux, Qt's default platform (xcb, or wayland)
+    needs a display server, and a bare ``earworm`` over SSH or in a container has none (Qt alone
+    would abort with "could not load the Qt platform plugin")."""
+    qpa = environ.get("QT_QPA_PLATFORM", "")
+    if not platform.startswith("linux") or (qpa and qpa.split(":")[0] not in ("xcb", "wayland")):
+        return None
+    if environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY"):
+        return None
+    return ("no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set). Run it in a desktop "
+            "session (or over ssh -X), or render the window to an image: "
+            "earworm gui MIDI AUDIO --screenshot out.png")
+
+
 def _error(path, reason: str) -> int:
     print(f"error: {path}: {reason}" if path else f"error: {reason}", file=sys.stderr)
     return 1
@@ -159,6 +175,9 @@ def run_app(midi=None, audio=None, screenshot=None, project=None, panel=None) ->
         if not midi_path or not audio_path:
             return _error(given[0] if given else None, "--screenshot needs both a MIDI and an audio file")
         return _run_screenshot(midi_path, audio_path, screenshot, project=project, panel=panel)
+    no_display = missing_display()
+    if no_display:
+        return _error(None, no_display)
 
     app = make_application()
     from gui.main_window import MainWindow

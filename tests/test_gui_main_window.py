@@ -539,3 +539,21 @@ def test_cli_screenshot_renders_and_exits(pair, tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: {bad}: ")
     assert "Traceback" not in result.stderr and not (tmp_path / "x.png").exists()
+
+
+def test_bare_earworm_without_a_display_says_so_instead_of_aborting_in_qt():
+    """`make run` over ssh or in a container: Qt alone aborts ("could not load the Qt platform
+    plugin"); the window's entry point names what is missing and the way to a screenshot."""
+    from gui.app import missing_display
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    result = subprocess.run([sys.executable, "-m", "engine.cli"], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: no display to open the window on")
+    assert "--screenshot" in result.stderr and "Traceback" not in result.stderr and "qt.qpa" not in result.stderr
+    assert missing_display({"DISPLAY": ":0"}, "linux") is None
+    assert missing_display({"WAYLAND_DISPLAY": "wayland-0"}, "linux") is None
+    assert missing_display({"QT_QPA_PLATFORM": "offscreen"}, "linux") is None
+    assert missing_display({"QT_QPA_PLATFORM": "xcb"}, "linux") is not None
+    assert missing_display({}, "darwin") is None
