@@ -1004,9 +1004,7 @@ class ScoreFollower:
         playing = self.instruments_playing
         key = None if playing is None else tuple(bool(x) for x in playing)
         if self._onsets_s is None or self._onsets_for != key:
-            starts = [note.start for k, inst in enumerate(self.midi.instruments) if key is None or key[k]
-                      for note in inst.notes]
-            self._onsets_s = np.unique(np.round(starts, 3)) + self.frame_s
+            self._onsets_s = np.unique(np.round(onset_times_s(self.midi, key), 3)) + self.frame_s
             self._onsets_for = key
         return self._onsets_s
 
@@ -1064,6 +1062,13 @@ class ScoreFollower:
             change = self.params.tempo_max_change
             rate = min(max(rate, self._anchor_rate * (1.0 - change)), self._anchor_rate * (1.0 + change))
         return float(min(max(rate, lo), hi))
+
+
+def onset_times_s(midi, playing=None) -> np.ndarray:
+    """The distinct note onset times (MIDI s, sorted) of ``midi``'s instruments, or of those
+    ``playing`` marks (one bool per instrument; None: all)."""
+    return np.unique([note.start for k, inst in enumerate(midi.instruments) if playing is None or playing[k]
+                      for note in inst.notes])
 
 
 def least_squares_slope(positions) -> float:

@@ -68,7 +68,7 @@ from pathlib import Path
 import numpy as np
 
 from engine import media, synthetic
-from engine.follow import FollowParams, ScoreFollower, follow_samples, part_changes_json
+from engine.follow import FollowParams, ScoreFollower, follow_samples, onset_times_s, part_changes_json
 from tests.benchmarks.make_alignment_set import DEFAULT_OUT, describe_identity, distinct_pairs, load_truth, set_identity
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,8 +115,7 @@ def note_onset_errors_s(signed_errors_s, audio_times_s, midi, dropped_instrument
 def played_onsets_midi_s(midi, dropped_instruments) -> np.ndarray:
     """The distinct onset times (MIDI s, sorted) of the notes of the instruments a recording kept."""
     dropped = set(dropped_instruments)
-    return np.unique([note.start for k, inst in enumerate(midi.instruments) if k not in dropped
-                      for note in inst.notes])
+    return onset_times_s(midi, [k not in dropped for k in range(len(midi.instruments))])
 
 
 def since_last_onset_s(audio_times_s, midi, dropped_instruments, warp_midi_s, warp_audio_s) -> np.ndarray:
